@@ -1,0 +1,167 @@
+"""The ``cxrvqa`` command line: parse arguments, run one command, print a summary.
+
+Every command returns an exit code instead of exiting, so tests call
+``main([...])`` directly. Errors the user can fix (``CxrvqaError``) print one
+line on stderr and exit non-zero without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .errors import CxrvqaError
+from .sources import DATASET_SUBDIR, SourceLayout
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_PROGRAM, EXIT_USAGE, EXIT_DATA = 0, 1, 2, 3
+SPLITS = ("train", "valid", "test")
+
+
+def _splits(text: str) -> tuple[str, ...]:
+    chosen = tuple(part.strip() for part in text.split(",") if part.strip())
+    unknown = [part for part in chosen if part not in SPLITS]
+    if unknown or not chosen:
+        raise argparse.ArgumentTypeError(f"splits must be a comma list of {', '.join(SPLITS)}")
+    return chosen
+
+
+def _progress() -> bool:
+    return sys.stderr.isatty()
+
+
+# --- build ---------------------------------------------------------------------------------
+
+def _add_source_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--physionet-root", type=Path, default=Path("."),
+                        help="folder that contains physionet.org/files/ (default: .)")
+    parser.add_argument("--mimic-cxr-jpg-dir", type=Path, help="MIMIC-CXR-JPG 2.0.0 folder")
+    parser.add_argument("--chest-imagenome-dir", type=Path, help="Chest ImaGenome 1.0.0 folder")
+    parser.add_argument("--mimic-iv-dir", type=Path, help="MIMIC-IV 2.2 folder")
+
+
+def _layout(args: argparse.Namespace) -> SourceLayout:
+    return SourceLayout.from_root(args.physionet_root).with_dirs(
+        mimic_cxr_jpg=args.mimic_cxr_jpg_dir, chest_imagenome=args.chest_imagenome_dir,
+        mimic_iv=args.mimic_iv_dir)
+
+
+def _add_build(subparsers: Any) -> None:
+    parser = subparsers.add_parser("build", help="build train/valid/test.json from the sources")
+    _add_source_options(parser)
+    parser.add_argument("--dataset-dir", type=Path, default=DATASET_SUBDIR,
+                        help="folder with the released question files (default: mimiccxrvqa/dataset)")
+    parser.add_argument("--output-dir", type=Path, help="where to write (default: --dataset-dir)")
+    parser.add_argument("--splits", type=_splits, default=SPLITS,
+                        help="comma list of splits to build (default: train,valid,test)")
+    parser.set_defaults(run=_run_build)
+
+
+def _run_build(args: argparse.Namespace) -> int:
+    from .pipeline import build
+
+    layout = _layout(args)
+    missing = layout.missing()
+    if missing:
+        names = ", ".join(str(path) for path in missing[:3]) + (" …" if len(missing) > 3 else "")
+        print(f"cxrvqa: error: missing source file(s): {names}; get them with `cxrvqa download` "
+              f"(PhysioNet credentials needed) or point --physionet-root at a download",
+              file=sys.stderr)
+        return EXIT_DATA
+    started = time.perf_counter()
+    report = build(layout, args.dataset_dir, args.output_dir, args.splits, progress=_progress())
+    _print_summary(report, time.perf_counter() - started)
+    return EXIT_OK
+
+
+def _print_summary(report: Any, seconds: float) -> None:
+    print(f"{'split':<8}{'questions':>10}{'yes':>8}{'no':>8}{'empty':>8}{'list':>8}")
+    for split, records in report.records.items():
+        kinds = Counter(_answer_kind(record["answer"]) for record in records)
+        print(f"{split:<8}{len(records):>10}{kinds['yes']:>8}{kinds['no']:>8}"
+              f"{kinds['empty']:>8}{kinds['list']:>8}")
+    content = Counter(record["content_type"] for records in report.records.values()
+                      for record in records)
+    print("content types: " + ", ".join(f"{name} {count}" for name, count in sorted(content.items())))
+    print("stages: " + ", ".join(f"{stage.name} {stage.wall:.2f}s" for stage in report.stages.times))
+    total = sum(report.counts().values())
+    print(f"built {total} questions into {report.output_dir} in {seconds:.1f}s")
+
+
+def _answer_kind(answer: list[str]) -> str:
+    if answer == ["yes"] or answer == ["no"]:
+        return answer[0]
+    return "list" if answer else "empty"
+
+
+# --- demo ----------------------------------------------------------------------------------
+
+def _add_demo(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "demo", help="write a synthetic PhysioNet tree with question files, then build it")
+    parser.add_argument("--out", type=Path, default=Path("cxrvqa-demo"),
+                        help="folder to write (default: ./cxrvqa-demo)")
+    parser.add_argument("--patients", type=int, default=1000,
+                        help="patients, including the 500 gold ones (default: 1000)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    parser.set_defaults(run=_run_demo)
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from .pipeline import build, load_index
+    from .synth import SynthConfig, write_questions, write_sources
+
+    started = time.perf_counter()
+    config = SynthConfig(patients=args.patients, seed=args.seed)
+    layout = SourceLayout.from_root(args.out)
+    write_sources(args.out, config)
+    written = write_questions(args.out, load_index(layout), config)
+    print(f"wrote a synthetic PhysioNet tree and {sum(written.values())} questions to {args.out}")
+    report = build(layout, args.out / DATASET_SUBDIR, progress=_progress())
+    _print_summary(report, time.perf_counter() - started)
+    print(f"next: cd {args.out} && cxrvqa build")
+    return EXIT_OK
+
+
+# --- check ---------------------------------------------------------------------------------
+
+def _add_check(subparsers: Any) -> None:
+    parser = subparsers.add_parser("check", help="parse and type-check program files")
+    parser.add_argument("paths", nargs="+", type=Path, help="program files or folders")
+    parser.set_defaults(run=_run_check)
+
+
+def _run_check(args: argparse.Namespace) -> int:
+    from .check import check_paths
+
+    return check_paths(args.paths, out=sys.stdout)
+
+
+# --- main ----------------------------------------------------------------------------------
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cxrvqa", description="Build MIMIC-CXR-VQA from PhysioNet sources.")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (_add_build, _add_demo, _add_check):
+        add(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    args = _parser().parse_args(argv)
+    try:
+        return int(args.run(args))
+    except CxrvqaError as exc:
+        print(f"cxrvqa: error: {exc}", file=sys.stderr)
+        return EXIT_PROGRAM if type(exc).__name__.startswith("Program") else EXIT_DATA
+    except KeyboardInterrupt:
+        print("cxrvqa: interrupted", file=sys.stderr)
+        return 130

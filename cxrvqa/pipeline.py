@@ -1,0 +1,219 @@
+"""Run a build: sources -> cohorts -> labels -> per-image facts -> answers -> files.
+
+``load_index`` does everything up to the facts (it is also what question
+generation and the SQL bridge use); ``build`` answers the question files and
+writes the dataset. Each stage's wall time, CPU time and peak memory are kept
+for the summary and the benchmarks.
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from tqdm import tqdm
+
+from . import loaders
+from .cohorts import select_cohorts
+from .errors import CxrvqaError, DataError
+from .facts import ImageFacts
+from .labels import image_labels
+from .ontology import Ontology, load_ontology
+from .output import ans2idx_bytes, dataset_bytes, write_files_atomically
+from .questions import read_split
+from .sources import SourceLayout
+
+__all__ = ["BuildReport", "ImageMeta", "SceneIndex", "Stages", "build", "load_index"]
+
+SPLITS = ("train", "valid", "test")
+OUTPUT_KEYS = ("split", "idx", "subject_id", "study_id", "image_id", "image_path", "question",
+               "semantic_type", "content_type", "template", "template_program",
+               "template_arguments", "answer")
+
+
+@dataclass(frozen=True)
+class ImageMeta:
+    """Identifiers and view of one image, from the metadata."""
+
+    subject_id: int
+    study_id: int
+    viewpos: str | None
+
+
+@dataclass(frozen=True)
+class StageTime:
+    name: str
+    wall: float
+    cpu: float
+    peak_rss_mb: float
+
+
+@dataclass
+class Stages:
+    """Times each stage and drives the progress bar."""
+
+    progress: bool = False
+    times: list[StageTime] = field(default_factory=list)
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        if self.progress:
+            tqdm.write(f"cxrvqa: {name}…")
+        wall, cpu = time.perf_counter(), time.process_time()
+        yield
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        self.times.append(StageTime(name, time.perf_counter() - wall,
+                                    time.process_time() - cpu, peak))
+
+
+@dataclass(frozen=True)
+class SceneIndex:
+    """Everything answers need: facts of the labelled silver and gold images, and their metadata."""
+
+    silver: Mapping[str, ImageFacts]
+    gold: Mapping[str, ImageFacts]
+    meta: Mapping[str, ImageMeta]
+    ontology: Ontology
+
+
+def _silver_rows(layout: SourceLayout, stages: Stages) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """Silver label and box rows, from the tabular files or else the scene graphs."""
+    if layout.has_scene_tabular():
+        return (loaders.read_silver_labels(layout.silver_labels),
+                loaders.read_silver_boxes(layout.silver_boxes), str(layout.silver_labels))
+    from .scenegraph import find_scene_graphs, read_scene_graphs
+
+    source = find_scene_graphs(layout.chest_imagenome)
+    if source is None:
+        raise DataError(f"{layout.silver_labels}: file not found, and no scene graphs "
+                        f"(silver_dataset/scene_graph.zip or scene_graph/) to read instead")
+    scan = read_scene_graphs(source, progress=stages.progress)
+    labels = scan.attributes.assign(image_id=loaders.strip_dcm(scan.attributes["image_id"]))
+    boxes = loaders.silver_boxes_from_frame(scan.boxes, Path(str(source)))
+    return labels, boxes, str(source)
+
+
+def _first_boxes(boxes: pd.DataFrame, images: frozenset[str]) -> dict[str, dict[str, tuple[int, int]]]:
+    """image -> {box name: (x1, x2)}; the first row of a name counts, coordinates truncated."""
+    boxes = boxes[boxes["image_id"].isin(images)].drop_duplicates(["image_id", "bbox_name"])
+    boxes = boxes.dropna(subset=["x1", "x2"])
+    result: dict[str, dict[str, tuple[int, int]]] = {}
+    for image, name, x1, x2 in zip(boxes["image_id"], boxes["bbox_name"], boxes["x1"], boxes["x2"]):
+        result.setdefault(image, {})[name] = (int(x1), int(x2))
+    return result
+
+
+def _metadata_by_image(metadata: pd.DataFrame, images: frozenset[str]) -> dict[str, ImageMeta]:
+    rows = metadata[metadata["dicom_id"].isin(images)].drop_duplicates("dicom_id")
+    return {image: ImageMeta(int(subject), int(study), None if pd.isna(view) else str(view))
+            for image, subject, study, view in zip(rows["dicom_id"], rows["subject_id"],
+                                                   rows["study_id"], rows["ViewPosition"])}
+
+
+def _genders(patients: pd.DataFrame) -> dict[int, str]:
+    rows = patients.drop_duplicates("subject_id").dropna(subset=["gender"])
+    return dict(zip(rows["subject_id"].astype(int), rows["gender"].astype(str)))
+
+
+def _facts(images: frozenset[str], positives: Mapping[str, frozenset], meta: Mapping[str, ImageMeta],
+           genders: Mapping[int, str], boxes: Mapping[str, dict[str, tuple[int, int]]]
+           ) -> dict[str, ImageFacts]:
+    return {image: ImageFacts(positives.get(image, ()), meta[image].viewpos,
+                              genders.get(meta[image].subject_id), boxes.get(image))
+            for image in sorted(images)}
+
+
+def load_index(layout: SourceLayout, *, stages: Stages | None = None) -> SceneIndex:
+    """Read the sources and compute the facts of every labelled cohort image (pipeline.md §2–§4)."""
+    stages = stages or Stages()
+    with stages.stage("load sources"):
+        metadata = loaders.read_metadata(layout.metadata)
+        silver_rows, silver_boxes, silver_source = _silver_rows(layout, stages)
+        gold_rows = loaders.read_gold_labels(layout.gold_labels)
+        gold_boxes = loaders.read_gold_boxes(layout.gold_boxes)
+        patients = loaders.read_patients(layout.patients)
+        ontology = load_ontology(layout.objects_file, layout.attributes_file, layout.ontology_file)
+    with stages.stage("select cohorts"):
+        cohorts = select_cohorts(metadata, silver_boxes, gold_rows,
+                                 gold_path=str(layout.gold_labels), boxes_path=silver_source)
+    with stages.stage("compute labels"):
+        silver = image_labels(silver_rows, cohorts.silver, ontology, silver_source)
+        gold = image_labels(gold_rows, cohorts.gold, ontology, str(layout.gold_labels))
+    with stages.stage("index facts"):
+        meta = _metadata_by_image(metadata, silver.labelled | gold.labelled)
+        genders = _genders(patients)
+        silver_facts = _facts(silver.labelled, silver.positives, meta, genders,
+                              _first_boxes(silver_boxes, silver.labelled))
+        gold_facts = _facts(gold.labelled, gold.positives, meta, genders,
+                            _first_boxes(gold_boxes, gold.labelled))
+    return SceneIndex(silver=silver_facts, gold=gold_facts, meta=meta, ontology=ontology)
+
+
+@dataclass
+class BuildReport:
+    """What a build did: records per split, answers by template, stage times."""
+
+    records: dict[str, list[dict[str, Any]]]
+    stages: Stages
+    output_dir: Path
+
+    def counts(self) -> dict[str, int]:
+        return {split: len(records) for split, records in self.records.items()}
+
+
+def _image_path(meta: ImageMeta, image_id: str) -> str:
+    subject = str(meta.subject_id)
+    return f"p{subject[:2]}/p{subject}/s{meta.study_id}/{image_id}.jpg"
+
+
+def answer_split(questions: Sequence[tuple[Path, int, dict[str, Any]]], facts: Mapping[str, ImageFacts],
+                 meta: Mapping[str, ImageMeta], answer: Callable[[dict[str, Any], ImageFacts], list[str]],
+                 cohort: str, progress: bool = False) -> list[dict[str, Any]]:
+    """Output records for one split's questions, in input order."""
+    records = []
+    for path, number, question in tqdm(questions, disable=not progress, unit="q", leave=False):
+        image = question["image_id"]
+        where = f"{path}: record {number} (idx {question['idx']!r})"
+        if image not in facts:
+            raise DataError(f"{where}: image {image!r} has no labels in the {cohort} cohort")
+        try:
+            result = answer(question, facts[image])
+        except CxrvqaError as exc:
+            raise DataError(f"{where}: {exc}") from None
+        values = {**question, "subject_id": str(meta[image].subject_id),
+                  "study_id": str(meta[image].study_id),
+                  "image_path": _image_path(meta[image], image), "answer": result}
+        records.append({key: values[key] for key in OUTPUT_KEYS})
+    return records
+
+
+def build(layout: SourceLayout, dataset_dir: Path, output_dir: Path | None = None,
+          splits: Sequence[str] = SPLITS, *, progress: bool = False) -> BuildReport:
+    """Build the requested splits and write them with ans2idx.json, all or nothing."""
+    from .programs import answer, load_programs
+
+    output_dir = output_dir or dataset_dir
+    stages = Stages(progress=progress)
+    with stages.stage("read questions"):
+        questions = {split: read_split(dataset_dir, split) for split in splits}
+        programs = load_programs()
+    index = load_index(layout, stages=stages)
+    records = {}
+    with stages.stage("answer questions"):
+        for split in splits:
+            facts, cohort = (index.gold, "gold") if split == "test" else (index.silver, "silver")
+            records[split] = answer_split(
+                questions[split], facts, index.meta,
+                lambda record, image_facts: answer(programs, record, image_facts),
+                cohort, progress)
+    with stages.stage("write files"):
+        files = {f"{split}.json": dataset_bytes(records[split]) for split in splits}
+        files["ans2idx.json"] = ans2idx_bytes(index.ontology.answer_vocabulary())
+        write_files_atomically(output_dir, files)
+    return BuildReport(records=records, stages=stages, output_dir=output_dir)
