@@ -143,13 +143,63 @@ def _run_check(args: argparse.Namespace) -> int:
     return check_paths(args.paths, out=sys.stdout)
 
 
+# --- verify / export ----------------------------------------------------------------------
+
+def _add_verify(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "verify", help="compare built files with a SHA256SUMS list, or with another build")
+    parser.add_argument("--dataset-dir", type=Path, default=DATASET_SUBDIR,
+                        help="folder with the built files (default: mimiccxrvqa/dataset)")
+    parser.add_argument("--checksums", type=Path,
+                        help="SHA256SUMS-format list (default: DATASET_DIR/SHA256SUMS.txt)")
+    parser.add_argument("--against", type=Path, help="another dataset folder to compare with")
+    parser.add_argument("--write-checksums", action="store_true",
+                        help="write DATASET_DIR/SHA256SUMS.txt for the built files and stop")
+    parser.set_defaults(run=_run_verify)
+
+
+def _run_verify(args: argparse.Namespace) -> int:
+    from .verify import compare_datasets, verify_checksums, write_checksums
+
+    if args.write_checksums:
+        print(f"wrote {write_checksums(args.dataset_dir)}")
+        return EXIT_OK
+    reports = []
+    if args.against is None or args.checksums is not None:
+        reports.append(verify_checksums(args.dataset_dir, args.checksums))
+    if args.against is not None:
+        reports.append(compare_datasets(args.dataset_dir, args.against))
+    for report in reports:
+        print(report.render())
+    ok = all(report.ok for report in reports)
+    print("verify: everything matches" if ok else "verify: differences found")
+    return EXIT_OK if ok else EXIT_PROGRAM
+
+
+def _add_export(subparsers: Any) -> None:
+    parser = subparsers.add_parser("export", help="write the built splits as Parquet or a HF dataset")
+    parser.add_argument("--format", choices=("parquet", "hf"), required=True)
+    parser.add_argument("--out", type=Path, required=True, help="new folder to write")
+    parser.add_argument("--dataset-dir", type=Path, default=DATASET_SUBDIR,
+                        help="folder with the built files (default: mimiccxrvqa/dataset)")
+    parser.set_defaults(run=_run_export)
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from .export import export_dataset
+
+    report = export_dataset(args.dataset_dir, args.out, args.format)
+    print(report.render())
+    return EXIT_OK if report.ok else EXIT_DATA
+
+
 # --- main ----------------------------------------------------------------------------------
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cxrvqa", description="Build MIMIC-CXR-VQA from PhysioNet sources.")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_build, _add_demo, _add_check):
+    for add in (_add_build, _add_demo, _add_check, _add_verify, _add_export):
         add(subparsers)
     return parser
 
