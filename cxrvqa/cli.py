@@ -143,6 +143,60 @@ def _run_check(args: argparse.Namespace) -> int:
     return check_paths(args.paths, out=sys.stdout)
 
 
+# --- download -----------------------------------------------------------------------------
+
+def _add_download_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--root", type=Path, default=Path("."),
+                        help="download root; files land in ROOT/physionet.org/files/ (default: .)")
+    parser.add_argument("--base-url", default="https://physionet.org/files",
+                        help="where <project>/<version>/<path> is served (default: PhysioNet)")
+    parser.add_argument("--username", help="PhysioNet username (default: $PHYSIONET_USERNAME, "
+                        "~/.netrc, or a prompt); the password comes from $PHYSIONET_PASSWORD, "
+                        "~/.netrc or a hidden prompt, never from the command line")
+    parser.add_argument("--workers", type=int, default=4, help="parallel transfers (default: 4)")
+
+
+def _add_download(subparsers: Any) -> None:
+    parser = subparsers.add_parser("download", help="fetch the PhysioNet files a build reads")
+    _add_download_options(parser)
+    parser.set_defaults(run=_run_download)
+
+
+def _run_download(args: argparse.Namespace) -> int:
+    from .download import download_sources, resolve_credentials
+
+    report = download_sources(args.root, base_url=args.base_url,
+                              credentials=resolve_credentials(args.username),
+                              workers=args.workers, progress=_progress())
+    print(report.summary())
+    return EXIT_OK
+
+
+def _add_download_images(subparsers: Any) -> None:
+    parser = subparsers.add_parser("download-images",
+                                   help="fetch the JPGs the built dataset files reference")
+    _add_download_options(parser)
+    parser.add_argument("--splits", type=_splits, default=SPLITS,
+                        help="comma list of splits (default: train,valid,test)")
+    parser.add_argument("--dataset-dir", type=Path, default=DATASET_SUBDIR,
+                        help="folder with the built files (default: mimiccxrvqa/dataset)")
+    parser.add_argument("--dry-run", action="store_true", help="list the files, fetch nothing")
+    parser.set_defaults(run=_run_download_images)
+
+
+def _run_download_images(args: argparse.Namespace) -> int:
+    from .download import download_images, image_paths_from_dataset, resolve_credentials
+
+    paths = image_paths_from_dataset(args.dataset_dir, args.splits)
+    report = download_images(args.root, paths, base_url=args.base_url,
+                             credentials=resolve_credentials(args.username),
+                             workers=args.workers, dry_run=args.dry_run, progress=_progress())
+    if args.dry_run:
+        print("\n".join(report.paths("planned")))
+    print(report.summary())
+    return EXIT_OK
+
+
 # --- verify / export ----------------------------------------------------------------------
 
 def _add_verify(subparsers: Any) -> None:
@@ -199,7 +253,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cxrvqa", description="Build MIMIC-CXR-VQA from PhysioNet sources.")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_build, _add_demo, _add_check, _add_verify, _add_export):
+    for add in (_add_build, _add_demo, _add_check, _add_download, _add_download_images,
+                _add_verify, _add_export):
         add(subparsers)
     return parser
 
