@@ -40,11 +40,19 @@ def study_order(metadata: pd.DataFrame) -> pd.Series:
     """StudyOrder per row: dense rank of the study within its subject.
 
     Studies rank by their earliest image's datetime (all views count), then study_id.
+    The published builder breaks datetime ties by appending the study_id digits to
+    the millisecond datetime text and parsing it back at nanosecond precision, so
+    only the first six digits of the study_id count: studies at the same instant
+    whose ids share those digits share a rank. That is kept.
     """
     studies = (metadata.assign(_when=study_datetime_key(metadata))
                .groupby(["subject_id", "study_id"], sort=False)["_when"].min().reset_index())
-    studies = studies.sort_values(["subject_id", "_when", "study_id"])
-    studies["order"] = studies.groupby("subject_id").cumcount() + 1
+    digits = studies["study_id"].astype(str).str.slice(0, 6).str.ljust(6, "0")
+    studies["_tie"] = digits.astype("int64")
+    studies = studies.sort_values(["subject_id", "_when", "_tie"])
+    keys = studies[["subject_id", "_when", "_tie"]]
+    starts_rank = keys.ne(keys.shift()).any(axis=1)
+    studies["order"] = starts_rank.astype("int64").groupby(studies["subject_id"]).cumsum()
     order = studies.drop_duplicates("study_id").set_index("study_id")["order"]
     return metadata["study_id"].map(order)
 
