@@ -1,0 +1,169 @@
+"""Load template programs, keep them by name, and answer question records with them.
+
+This is the few-lines path a pipeline uses::
+
+    programs = load_programs()                      # the 48 bundled programs, checked
+    answer(programs, record, facts)                 # -> ["yes"] / ["no"] / sorted list
+
+A record gives ``template_program`` and ``template_arguments``
+(``{"object": {"0": ...}, "attribute": {...}, ...}``). Each program is compiled
+once and keeps its compiled form, so answering never re-parses.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+from collections.abc import Mapping
+from typing import cast
+from pathlib import Path
+
+from cxrvqa import nodes as n
+from cxrvqa.answers import render
+from cxrvqa.check import check
+from cxrvqa.errors import Diagnostic, EvaluationError, ProgramError, program_error
+from cxrvqa.facts import ImageFacts
+from cxrvqa.interpreter import Evaluator, compile_program
+from cxrvqa.kinds import Vocabulary
+from cxrvqa.parser import parse
+from cxrvqa.resources import programs_dir
+
+__all__ = ["answer", "answer_record", "bundled_programs", "evaluate", "load_program",
+           "load_programs"]
+
+# (kind, argument keys, positions in the program's params) for each kind a program declares.
+_Plan = tuple[tuple[str, tuple[str, ...], tuple[int, ...]], ...]
+_NUMBER = re.compile(r"_(\d+)$")
+
+
+def load_program(path: str | os.PathLike[str], vocabulary: Vocabulary | None = None) -> n.Program:
+    """Parse and check one program file.
+
+    Raises:
+        ProgramError: with every diagnostic of the file.
+    """
+    path = Path(path)
+    program = parse(path.read_text(encoding="utf-8"), path)
+    diagnostics = check(program, vocabulary)
+    if diagnostics:
+        raise program_error(diagnostics)
+    return program
+
+
+def load_programs(directory: str | os.PathLike[str] | None = None,
+                  vocabulary: Vocabulary | None = None) -> dict[str, n.Program]:
+    """Load every ``*.cxr`` program of a folder (default: the bundled 48), keyed by program name.
+
+    Files whose name starts with ``_`` (the prelude) are not programs.
+
+    Raises:
+        ProgramError: with the diagnostics of every file that fails.
+    """
+    folder = Path(directory) if directory is not None else programs_dir()
+    files = sorted((p for p in folder.glob("*.cxr") if not p.name.startswith("_")),
+                   key=lambda p: (len(p.stem), p.stem))
+    programs: dict[str, n.Program] = {}
+    diagnostics: list[Diagnostic] = []
+    for path in files:
+        try:
+            program = load_program(path, vocabulary)
+        except ProgramError as err:
+            diagnostics.extend(err.diagnostics)
+        else:
+            programs[program.name] = program
+    if diagnostics:
+        raise program_error(diagnostics)
+    return programs
+
+
+@functools.cache
+def bundled_programs() -> dict[str, n.Program]:
+    """The 48 bundled programs, loaded once per process."""
+    return load_programs()
+
+
+def evaluate(program: n.Program, facts: ImageFacts, /, **bindings: str) -> list[str]:
+    """Answer ``program`` on one image with parameters bound by name (see ``Program.evaluate``)."""
+    evaluator, _ = _compiled(program)
+    names = {p.name for p in program.params}
+    for name in bindings.keys() - names:
+        raise EvaluationError(f"{program.name}: no param named '{name}'")
+    args = []
+    for param in program.params:
+        value = bindings.get(param.name)
+        if not param.ignored and not isinstance(value, str):
+            raise EvaluationError(f"{program.name}: param '{param.name}' needs a name, "
+                                  f"got {value!r}")
+        args.append(value)
+    return render(evaluator.run(facts, args))  # type: ignore[arg-type]  # checked: bool or set
+
+
+def answer(programs: Mapping[str, n.Program], record: Mapping[str, object],
+           facts: ImageFacts) -> list[str]:
+    """Answer one question record on its image's facts.
+
+    Args:
+        programs: from ``load_programs``.
+        record: with ``template_program`` and ``template_arguments``; argument kinds
+            the program does not declare are ignored.
+        facts: the facts of the record's image.
+
+    Raises:
+        EvaluationError: unknown program, wrong arguments, or facts that cannot answer.
+
+    Example:
+        >>> facts = ImageFacts([("left lung", "pneumonia", "disease")], "AP", "F", {})
+        >>> answer(bundled_programs(), {"template_program": "program_22",
+        ...        "template_arguments": {"attribute": {"0": "pneumonia"}}}, facts)
+        ['yes']
+    """
+    name = record.get("template_program")
+    program = programs.get(name) if isinstance(name, str) else None
+    if program is None:
+        raise EvaluationError(f"unknown template program {name!r}")
+    evaluator, plan = _compiled(program)
+    args: list[str | None] = [None] * len(program.params)
+    arguments = record.get("template_arguments") or {}
+    try:
+        for kind, keys, positions in plan:
+            given = arguments.get(kind) or {}  # type: ignore[attr-defined]
+            if len(given) != len(keys):
+                raise EvaluationError(f"{program.name}: expected {len(keys)} {kind} "
+                                      f"argument(s), got {len(given)}")
+            for key, position in zip(keys, positions):
+                value = given.get(key)
+                if not isinstance(value, str):
+                    raise EvaluationError(f"{program.name}: {kind} argument '{key}' "
+                                          f"needs a name, got {value!r}")
+                args[position] = value
+    except (AttributeError, TypeError):
+        raise EvaluationError(f"{program.name}: template_arguments must map kinds to "
+                              f"{{\"0\": name, ...}}, got {arguments!r}") from None
+    return render(evaluator.run(facts, args))  # type: ignore[arg-type]  # checked: bool or set
+
+
+def answer_record(record: Mapping[str, object], facts: ImageFacts) -> list[str]:
+    """``answer`` with the bundled programs."""
+    return answer(bundled_programs(), record, facts)
+
+
+def _compiled(program: n.Program) -> tuple[Evaluator, _Plan]:
+    cached = program._memo.get("compiled")
+    if cached is None:
+        cached = program._memo["compiled"] = (compile_program(program), _plan(program))
+    return cast(tuple[Evaluator, _Plan], cached)
+
+
+def _plan(program: n.Program) -> _Plan:
+    # 'object' is argument "0"; 'object_2' is argument "1" (the checker enforces the names).
+    plan = []
+    for kind in dict.fromkeys(p.kind for p in program.params):
+        entries = sorted((_key(p.name), i) for i, p in enumerate(program.params) if p.kind == kind)
+        plan.append((kind, tuple(k for k, _ in entries), tuple(i for _, i in entries)))
+    return tuple(plan)
+
+
+def _key(name: str) -> str:
+    number = _NUMBER.search(name)
+    return str(int(number.group(1)) - 1) if number else "0"

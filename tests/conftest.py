@@ -1,0 +1,32 @@
+"""Shared test settings: hypothesis profiles and the ``--update-goldens`` option.
+
+Profiles (environment variable ``HYPOTHESIS_PROFILE``, default ``ci``):
+``ci`` is derandomized with about 100 examples, ``dev`` is hypothesis' default
+with no deadline, ``nightly`` runs thousands of examples. ``CXRVQA_GENTEST_DEPTH``
+overrides the depth of generated programs (tests/strategies.py).
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+settings.register_profile("ci", derandomize=True, max_examples=100, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("dev", deadline=None)
+settings.register_profile("nightly", max_examples=5000, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--update-goldens", action="store_true", default=False,
+                     help="rewrite tests/golden/errors/*.err from the current output")
+
+
+@pytest.fixture
+def update_goldens(request: pytest.FixtureRequest) -> bool:
+    """True when golden snapshots should be rewritten instead of compared."""
+    return bool(request.config.getoption("--update-goldens"))

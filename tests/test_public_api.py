@@ -1,0 +1,89 @@
+"""The public API: a small, sorted ``__all__`` that an outside pipeline can use in a few lines."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import cxrvqa
+
+ROOT = Path(__file__).resolve().parent.parent
+PUBLIC = [
+    "CxrvqaError", "DataError", "Diagnostic", "EvaluationError", "ImageFacts", "Program",
+    "ProgramError", "ProgramHeaderError", "ProgramNameError", "ProgramSyntaxError",
+    "ProgramTypeError", "Span", "Vocabulary", "__version__", "answer", "check", "load_program",
+    "load_programs", "parse",
+]
+DSL_MODULES = ["answers", "check", "errors", "interpreter", "kinds", "nodes", "parser", "printer",
+               "programs", "resources", "source"]
+
+
+def test_all_is_curated_and_sorted() -> None:
+    assert cxrvqa.__all__ == PUBLIC == sorted(PUBLIC)
+    for name in cxrvqa.__all__:
+        assert getattr(cxrvqa, name) is not None
+
+
+def test_version_matches_pyproject() -> None:
+    # A regex rather than tomllib, which Python 3.10 lacks.
+    pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    version = re.search(r'^version = "([^"]+)"', pyproject, re.MULTILINE)
+    assert version is not None
+    assert cxrvqa.__version__ == version.group(1) == "0.1.0"
+
+
+def test_error_classes_form_one_tree() -> None:
+    for name in ("ProgramSyntaxError", "ProgramNameError", "ProgramTypeError",
+                 "ProgramHeaderError"):
+        assert issubclass(getattr(cxrvqa, name), cxrvqa.ProgramError)
+    for name in ("ProgramError", "EvaluationError", "DataError"):
+        assert issubclass(getattr(cxrvqa, name), cxrvqa.CxrvqaError)
+
+
+def test_pipeline_in_a_few_lines() -> None:
+    programs = cxrvqa.load_programs()
+    assert list(programs) == [f"program_{i}" for i in range(1, 49)]
+    facts = cxrvqa.ImageFacts([("left lung", "pneumonia", "disease")], "PA", "M", {})
+    record = {"template_program": "program_32", "template_arguments": {
+        "attribute": {"0": "pneumonia"}, "object": {"0": "left lung", "1": "right lung"}}}
+    assert cxrvqa.answer(programs, record, facts) == ["left lung"]
+    assert programs["program_43"].evaluate(facts) == ["pa"]
+
+
+def test_parse_check_evaluate() -> None:
+    program = cxrvqa.parse('program p\ntemplate "Is there ${attribute}?"\n'
+                           'param attribute: attribute\nreturns bool\n\n'
+                           'exists(findings[attribute = $attribute])\n')
+    assert cxrvqa.check(program) == []
+    facts = cxrvqa.ImageFacts([("svc", "picc", "tubesandlines")])
+    assert program.evaluate(facts, attribute="picc") == ["yes"]
+    with pytest.raises(cxrvqa.EvaluationError, match="p: param 'attribute' needs a name"):
+        program.evaluate(facts)
+    with pytest.raises(cxrvqa.EvaluationError, match="p: no param named 'object'"):
+        program.evaluate(facts, attribute="picc", object="svc")
+
+
+def test_an_unchecked_program_cannot_be_evaluated() -> None:
+    program = cxrvqa.parse('program p\ntemplate "t"\nreturns bool\n\nobjects(findings)\n')
+    with pytest.raises(cxrvqa.ProgramTypeError):
+        program.evaluate(cxrvqa.ImageFacts([]))
+
+
+@pytest.mark.parametrize("module", DSL_MODULES)
+def test_docstring_examples(module: str) -> None:
+    result = doctest.testmod(importlib.import_module(f"cxrvqa.{module}"))
+    assert result.failed == 0
+
+
+def test_example_script_answers_its_new_template() -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, str(ROOT / "examples" / "answer_new_template.py")],
+                          capture_output=True, text=True, env=env, check=True)
+    assert done.stdout == "left lung: ['yes']\nright lung: ['no']\n"
