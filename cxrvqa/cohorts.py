@@ -64,14 +64,17 @@ def _first_frontal_per_study(metadata: pd.DataFrame) -> pd.DataFrame:
 
 
 def _box_outliers(candidates: set[str], boxes: pd.DataFrame) -> set[str]:
-    """Images among ``candidates`` with a box width beyond mean ± 3 sd of its box name."""
+    """Images among ``candidates`` with a box width beyond mean ± 3 sd of its box name.
+
+    Mean and sample sd of a name come from all of its rows, candidates or not.
+    """
+    boxes = boxes.assign(_candidate=boxes["image_id"].isin(list(candidates)))
     outliers: set[str] = set()
     for _name, group in boxes.groupby("bbox_name", sort=False):
         widths = group["width"]
         mean, sd = widths.mean(), widths.std()
-        low, high = mean - 3 * sd, mean + 3 * sd
-        mine = group[group["image_id"].isin(candidates)]
-        outliers.update(mine.loc[(mine["width"] < low) | (mine["width"] > high), "image_id"])
+        outside = group["_candidate"] & ((widths < mean - 3 * sd) | (widths > mean + 3 * sd))
+        outliers.update(group.loc[outside, "image_id"].tolist())
     return outliers
 
 

@@ -9,10 +9,11 @@ indices are built once here so that every program runs on frozensets.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from array import array
+from collections.abc import Iterable, Iterator, Mapping
 from types import MappingProxyType
 
-__all__ = ["Finding", "ImageFacts"]
+__all__ = ["MISSING", "BoxTable", "Boxes", "Finding", "ImageFacts"]
 
 Finding = tuple[str, str, str]
 """A positive finding: (object, attribute, category)."""
@@ -24,7 +25,58 @@ def _invert(findings: frozenset[Finding], position: int) -> Mapping[str, frozens
     groups: dict[str, set[Finding]] = {}
     for finding in findings:
         groups.setdefault(finding[position], set()).add(finding)
-    return MappingProxyType({key: frozenset(group) for key, group in groups.items()})
+    return {key: frozenset(group) for key, group in groups.items()}
+
+
+class BoxTable:
+    """Box names shared by many images, so each image stores only its coordinates.
+
+    A full-size build holds ~240 K images with 36 boxes each; one dict per image
+    would cost about a gigabyte, an int array per image about a tenth of that.
+    """
+
+    def __init__(self, names: Iterable[str]) -> None:
+        self.names: tuple[str, ...] = tuple(dict.fromkeys(names))
+        self.slot = {name: index for index, name in enumerate(self.names)}
+
+    def boxes(self, coordinates: Mapping[str, tuple[int, int]]) -> Boxes:
+        """The compact boxes of one image."""
+        values = array("q", [MISSING]) * (2 * len(self.names))
+        for name, (x1, x2) in coordinates.items():
+            values[2 * self.slot[name]] = x1
+            values[2 * self.slot[name] + 1] = x2
+        return Boxes(self, values)
+
+    def from_values(self, values: Iterable[int]) -> Boxes:
+        """Boxes from x1, x2 pairs in slot order, MISSING where a box is absent."""
+        return Boxes(self, array("q", values))
+
+
+MISSING = -(2**62)
+"""Marks an absent box in a BoxTable row."""
+
+
+class Boxes(Mapping[str, tuple[int, int]]):
+    """Read-only box name -> (x1, x2) of one image, backed by a shared BoxTable."""
+
+    __slots__ = ("_table", "_values")
+
+    def __init__(self, table: BoxTable, values: array) -> None:
+        self._table = table
+        self._values = values
+
+    def __getitem__(self, name: str) -> tuple[int, int]:
+        slot = self._table.slot.get(name)
+        if slot is None or self._values[2 * slot] == MISSING:
+            raise KeyError(name)
+        return self._values[2 * slot], self._values[2 * slot + 1]
+
+    def __iter__(self) -> Iterator[str]:
+        return (name for index, name in enumerate(self._table.names)
+                if self._values[2 * index] != MISSING)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
 
 
 class ImageFacts:
@@ -36,14 +88,16 @@ class ImageFacts:
         gender: the patient's gender (``M``/``F``), or None when unknown.
         boxes: box name -> (x1, x2), integer 224-scale coordinates.
 
+    The inverted indices (``by_object``, ``by_attribute``, ``by_category``) are
+    built on first use: a build holds every cohort image but asks about fewer.
+
     Example:
         >>> facts = ImageFacts([("left lung", "pneumonia", "disease")], "AP", "F", {})
         >>> sorted(facts.by_object)
         ['left lung']
     """
 
-    __slots__ = ("findings", "viewpos", "gender", "boxes", "by_object", "by_attribute",
-                 "by_category")
+    __slots__ = ("findings", "viewpos", "gender", "boxes", "_indices")
 
     def __init__(
         self,
@@ -55,10 +109,29 @@ class ImageFacts:
         self.findings: frozenset[Finding] = frozenset(findings)
         self.viewpos = viewpos
         self.gender = gender
-        self.boxes: Mapping[str, tuple[int, int]] = MappingProxyType(dict(boxes or {}))
-        self.by_object = _invert(self.findings, 0)
-        self.by_attribute = _invert(self.findings, 1)
-        self.by_category = _invert(self.findings, 2)
+        self.boxes: Mapping[str, tuple[int, int]] = (
+            boxes if isinstance(boxes, Boxes) else MappingProxyType(dict(boxes or {})))
+        self._indices: tuple[Mapping[str, frozenset[Finding]], ...] | None = None
+
+    def _index(self) -> tuple[Mapping[str, frozenset[Finding]], ...]:
+        if self._indices is None:
+            self._indices = tuple(_invert(self.findings, position) for position in range(3))
+        return self._indices
+
+    @property
+    def by_object(self) -> Mapping[str, frozenset[Finding]]:
+        """object -> findings located there."""
+        return self._index()[0]
+
+    @property
+    def by_attribute(self) -> Mapping[str, frozenset[Finding]]:
+        """attribute -> findings naming it."""
+        return self._index()[1]
+
+    @property
+    def by_category(self) -> Mapping[str, frozenset[Finding]]:
+        """category -> findings of that category."""
+        return self._index()[2]
 
     def at_object(self, obj: str) -> frozenset[Finding]:
         """Findings located at ``obj`` (empty when none)."""

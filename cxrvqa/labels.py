@@ -84,7 +84,7 @@ def image_labels(rows: pd.DataFrame, cohort: frozenset[str], ontology: Ontology,
         source: the file the rows come from, for error messages.
     """
     rows = rows[(rows["categoryID"] != "nlp") & (rows["bbox"] != "unknown")]
-    rows = rows[rows["image_id"].isin(cohort)]
+    rows = rows[rows["image_id"].isin(list(cohort))]
     rows = rows[["image_id", "row_id", "bbox", "categoryID", "label_name", "relation"]].copy()
     rows["sent_loc"] = _sentence_locations(rows["row_id"], source)
     rows["_seq"] = range(len(rows))
@@ -95,8 +95,8 @@ def image_labels(rows: pd.DataFrame, cohort: frozenset[str], ontology: Ontology,
     rows = rows[~rows["bbox"].isin(REMOVED_OBJECTS) & ~rows["label_name"].isin(REMOVED_ATTRIBUTES)]
     positive = rows[rows["relation"] == 1]
     positives: dict[str, set[Finding]] = {}
-    for image, bbox, label, category in zip(positive["image_id"], positive["bbox"],
-                                            positive["label_name"], positive["categoryID"]):
+    columns = ("image_id", "bbox", "label_name", "categoryID")
+    for image, bbox, label, category in zip(*(positive[c].tolist() for c in columns)):
         positives.setdefault(image, set()).add((bbox, label, category))
     return ImageLabels(labelled=frozenset(rows["image_id"]),
                        positives={image: frozenset(found) for image, found in positives.items()})

@@ -38,7 +38,7 @@ def _display(path: Path) -> str:
 
 
 def read_table(path: Path, columns: Sequence[str], *, sep: str = ",",
-               dtype: dict[str, object] | None = None) -> pd.DataFrame:
+               dtype: dict[str, object] | None = None, nrows: int | None = None) -> pd.DataFrame:
     """Read ``columns`` of a delimited file, naming the file and the column on failure."""
     if not path.exists():
         raise DataError(f"{_display(path)}: file not found")
@@ -51,7 +51,7 @@ def read_table(path: Path, columns: Sequence[str], *, sep: str = ",",
         raise DataError(f"{_display(path)}: missing column(s) {', '.join(map(repr, missing))}; "
                         f"expected {', '.join(columns)}")
     try:
-        return pd.read_csv(path, sep=sep, usecols=list(columns), dtype=dtype)
+        return pd.read_csv(path, sep=sep, usecols=list(columns), dtype=dtype, nrows=nrows)
     except (ValueError, pd.errors.ParserError, UnicodeDecodeError, OSError) as exc:
         raise DataError(f"{_display(path)}: {_one_line(exc)}") from None
 
@@ -114,24 +114,39 @@ def read_gold_labels(path: Path) -> pd.DataFrame:
 
 def read_silver_boxes(path: Path) -> pd.DataFrame:
     """Silver boxes: image_id, bbox_name, x1, x2, width (224 scale), in file order."""
-    frame = read_table(path, ["object_id", "bbox_name", "x1", "x2", "width"], sep="\t",
-                       dtype={"object_id": str, "bbox_name": str})
-    return silver_boxes_from_frame(frame, path)
+    columns = ["object_id", "bbox_name", "x1", "x2", "width"]
+    read_table(path, columns, sep="\t", nrows=0)
+    # Read in chunks: the full file has ~9 M rows, and object_id strings are only needed
+    # long enough to split off the image id.
+    try:
+        chunks = pd.read_csv(path, sep="\t", usecols=columns, chunksize=_BOX_CHUNK,
+                             dtype={"object_id": str, "bbox_name": str})
+        boxes = pd.concat([silver_boxes_from_frame(chunk, path, first_line=2 + start)
+                           for start, chunk in zip(range(0, 2**62, _BOX_CHUNK), chunks)],
+                          ignore_index=True)
+    except (ValueError, pd.errors.ParserError, UnicodeDecodeError, OSError) as exc:
+        raise DataError(f"{_display(path)}: {_one_line(exc)}") from None
+    return boxes.assign(bbox_name=boxes["bbox_name"].astype("category"))
 
 
-def silver_boxes_from_frame(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
+_BOX_CHUNK = 1_000_000
+
+
+def silver_boxes_from_frame(frame: pd.DataFrame, path: Path, first_line: int = 2) -> pd.DataFrame:
     """Check and complete a silver box frame read from a TSV or from scene graphs."""
-    suffix = frame["object_id"].str.rsplit("_", n=1).str[-1]
-    mismatch = suffix != frame["bbox_name"]
-    if mismatch.any():
-        line = int(mismatch.to_numpy().nonzero()[0][0]) + 2
-        raise DataError(f"{_display(path)}: line {line}: object_id "
-                        f"{frame['object_id'].iloc[line - 2]!r} does not end with its bbox_name")
-    frame = frame.copy()
-    frame["image_id"] = frame["object_id"].str.split("_", n=1).str[0]
+    # Plain Python string splits beat pandas' per-element string accessors here by ~5x.
+    object_ids = frame["object_id"].tolist()
+    names = frame["bbox_name"].tolist()
+    for line, (object_id, name) in enumerate(zip(object_ids, names), start=first_line):
+        if not isinstance(object_id, str) or object_id.rsplit("_", 1)[-1] != name:
+            raise DataError(f"{_display(path)}: line {line}: object_id {object_id!r} does not end "
+                            f"with its bbox_name {name!r}")
+    boxes = pd.DataFrame({
+        "image_id": pd.Series([object_id.split("_", 1)[0] for object_id in object_ids], dtype="str"),
+        "bbox_name": pd.Series(names, dtype="str")})
     for column in ("x1", "x2", "width"):
-        frame[column] = pd.to_numeric(frame[column], errors="coerce")
-    return frame[["image_id", "bbox_name", "x1", "x2", "width"]]
+        boxes[column] = pd.to_numeric(frame[column], errors="coerce").to_numpy()
+    return boxes
 
 
 def read_gold_boxes(path: Path) -> pd.DataFrame:

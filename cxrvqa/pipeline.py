@@ -16,13 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
 from . import loaders
 from .cohorts import select_cohorts
 from .errors import CxrvqaError, DataError
-from .facts import ImageFacts
+from .facts import MISSING, Boxes, BoxTable, ImageFacts
 from .labels import image_labels
 from .ontology import Ontology, load_ontology
 from .output import ans2idx_bytes, dataset_bytes, write_files_atomically
@@ -99,21 +100,24 @@ def _silver_rows(layout: SourceLayout, stages: Stages) -> tuple[pd.DataFrame, pd
     return labels, boxes, str(source)
 
 
-def _first_boxes(boxes: pd.DataFrame, images: frozenset[str]) -> dict[str, dict[str, tuple[int, int]]]:
-    """image -> {box name: (x1, x2)}; the first row of a name counts, coordinates truncated."""
-    boxes = boxes[boxes["image_id"].isin(images)].drop_duplicates(["image_id", "bbox_name"])
+def _first_boxes(boxes: pd.DataFrame, images: frozenset[str]) -> dict[str, Boxes]:
+    """image -> its boxes {name: (x1, x2)}; the first row of a name counts, coordinates truncated."""
+    boxes = boxes[boxes["image_id"].isin(list(images))].drop_duplicates(["image_id", "bbox_name"])
     boxes = boxes.dropna(subset=["x1", "x2"])
-    result: dict[str, dict[str, tuple[int, int]]] = {}
-    for image, name, x1, x2 in zip(boxes["image_id"], boxes["bbox_name"], boxes["x1"], boxes["x2"]):
-        result.setdefault(image, {})[name] = (int(x1), int(x2))
-    return result
+    table = BoxTable(sorted(set(boxes["bbox_name"].tolist())))
+    image_codes, image_ids = pd.factorize(boxes["image_id"])
+    slots = 2 * boxes["bbox_name"].astype(str).map(table.slot).to_numpy(dtype=np.int64)
+    matrix = np.full((len(image_ids), 2 * len(table.names)), MISSING, dtype=np.int64)
+    matrix[image_codes, slots] = np.trunc(boxes["x1"].to_numpy(dtype=np.float64))
+    matrix[image_codes, slots + 1] = np.trunc(boxes["x2"].to_numpy(dtype=np.float64))
+    return {image: table.from_values(row) for image, row in zip(image_ids.tolist(), matrix)}
 
 
 def _metadata_by_image(metadata: pd.DataFrame, images: frozenset[str]) -> dict[str, ImageMeta]:
-    rows = metadata[metadata["dicom_id"].isin(images)].drop_duplicates("dicom_id")
+    rows = metadata[metadata["dicom_id"].isin(list(images))].drop_duplicates("dicom_id")
     return {image: ImageMeta(int(subject), int(study), None if pd.isna(view) else str(view))
-            for image, subject, study, view in zip(rows["dicom_id"], rows["subject_id"],
-                                                   rows["study_id"], rows["ViewPosition"])}
+            for image, subject, study, view in zip(*(rows[column].tolist() for column in (
+                "dicom_id", "subject_id", "study_id", "ViewPosition")))}
 
 
 def _genders(patients: pd.DataFrame) -> dict[int, str]:
@@ -122,8 +126,7 @@ def _genders(patients: pd.DataFrame) -> dict[int, str]:
 
 
 def _facts(images: frozenset[str], positives: Mapping[str, frozenset], meta: Mapping[str, ImageMeta],
-           genders: Mapping[int, str], boxes: Mapping[str, dict[str, tuple[int, int]]]
-           ) -> dict[str, ImageFacts]:
+           genders: Mapping[int, str], boxes: Mapping[str, Boxes]) -> dict[str, ImageFacts]:
     return {image: ImageFacts(positives.get(image, ()), meta[image].viewpos,
                               genders.get(meta[image].subject_id), boxes.get(image))
             for image in sorted(images)}
