@@ -143,6 +143,33 @@ def _run_check(args: argparse.Namespace) -> int:
     return check_paths(args.paths, out=sys.stdout)
 
 
+# --- scene-tabular ------------------------------------------------------------------------
+
+def _add_scene_tabular(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "scene-tabular", help="write the silver scene_tabular TSVs from the scene graphs")
+    parser.add_argument("--chest-imagenome-dir", type=Path,
+                        default=SourceLayout.from_root(".").chest_imagenome,
+                        help="Chest ImaGenome 1.0.0 folder (default: ./physionet.org/files/"
+                             "chest-imagenome/1.0.0)")
+    parser.add_argument("--skip-bad", action="store_true",
+                        help="skip unreadable scene graphs, counting them, instead of stopping")
+    parser.set_defaults(run=_run_scene_tabular)
+
+
+def _run_scene_tabular(args: argparse.Namespace) -> int:
+    from .scenegraph import write_scene_tabular
+
+    scan = write_scene_tabular(args.chest_imagenome_dir, skip_bad=args.skip_bad,
+                               progress=_progress())
+    print(f"read {scan.files} scene graphs ({len(scan.skipped)} skipped): "
+          f"{len(scan.attributes)} label rows, {len(scan.boxes)} box rows written to "
+          f"{SourceLayout.from_root('.').with_dirs(chest_imagenome=args.chest_imagenome_dir).scene_tabular}")
+    for member, reason in scan.skipped[:10]:
+        print(f"  skipped {member}: {reason}")
+    return EXIT_OK
+
+
 # --- download -----------------------------------------------------------------------------
 
 def _add_download_options(parser: argparse.ArgumentParser) -> None:
@@ -253,7 +280,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cxrvqa", description="Build MIMIC-CXR-VQA from PhysioNet sources.")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_build, _add_demo, _add_check, _add_download, _add_download_images,
+    for add in (_add_build, _add_demo, _add_check, _add_scene_tabular, _add_download,
+                _add_download_images,
                 _add_verify, _add_export):
         add(subparsers)
     return parser

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from .sources import SourceLayout
 __all__ = ["BuildReport", "ImageMeta", "SceneIndex", "Stages", "build", "load_index"]
 
 SPLITS = ("train", "valid", "test")
+# The key order of an output record (pipeline.md §6); answer_split writes them in this order.
 OUTPUT_KEYS = ("split", "idx", "subject_id", "study_id", "image_id", "image_path", "question",
                "semantic_type", "content_type", "template", "template_program",
                "template_arguments", "answer")
@@ -96,8 +98,8 @@ def _silver_rows(layout: SourceLayout, stages: Stages) -> tuple[pd.DataFrame, pd
                         f"(silver_dataset/scene_graph.zip or scene_graph/) to read instead")
     scan = read_scene_graphs(source, progress=stages.progress)
     labels = scan.attributes.assign(image_id=loaders.strip_dcm(scan.attributes["image_id"]))
-    boxes = loaders.silver_boxes_from_frame(scan.boxes, Path(str(source)))
-    return labels, boxes, str(source)
+    boxes = loaders.silver_boxes_from_frame(scan.boxes, source.path)
+    return labels, boxes.assign(bbox_name=boxes["bbox_name"].astype("category")), str(source.path)
 
 
 def _first_boxes(boxes: pd.DataFrame, images: frozenset[str]) -> dict[str, Boxes]:
@@ -175,24 +177,37 @@ def _image_path(meta: ImageMeta, image_id: str) -> str:
     return f"p{subject[:2]}/p{subject}/s{meta.study_id}/{image_id}.jpg"
 
 
+def _where(path: Path, number: int, question: dict[str, Any]) -> str:
+    return f"{path}: record {number} (idx {question['idx']!r})"
+
+
 def answer_split(questions: Sequence[tuple[Path, int, dict[str, Any]]], facts: Mapping[str, ImageFacts],
                  meta: Mapping[str, ImageMeta], answer: Callable[[dict[str, Any], ImageFacts], list[str]],
                  cohort: str, progress: bool = False) -> list[dict[str, Any]]:
     """Output records for one split's questions, in input order."""
+    identity: dict[str, tuple[str, str, str]] = {}  # image -> subject_id, study_id, image_path
     records = []
     for path, number, question in tqdm(questions, disable=not progress, unit="q", leave=False):
         image = question["image_id"]
-        where = f"{path}: record {number} (idx {question['idx']!r})"
-        if image not in facts:
-            raise DataError(f"{where}: image {image!r} has no labels in the {cohort} cohort")
+        image_facts = facts.get(image)
+        if image_facts is None:
+            raise DataError(f"{_where(path, number, question)}: image {image!r} has no labels "
+                            f"in the {cohort} cohort")
         try:
-            result = answer(question, facts[image])
+            result = answer(question, image_facts)
         except CxrvqaError as exc:
-            raise DataError(f"{where}: {exc}") from None
-        values = {**question, "subject_id": str(meta[image].subject_id),
-                  "study_id": str(meta[image].study_id),
-                  "image_path": _image_path(meta[image], image), "answer": result}
-        records.append({key: values[key] for key in OUTPUT_KEYS})
+            raise DataError(f"{_where(path, number, question)}: {exc}") from None
+        if image not in identity:
+            identity[image] = (str(meta[image].subject_id), str(meta[image].study_id),
+                               _image_path(meta[image], image))
+        subject_id, study_id, image_path = identity[image]
+        records.append({
+            "split": question["split"], "idx": question["idx"], "subject_id": subject_id,
+            "study_id": study_id, "image_id": image, "image_path": image_path,
+            "question": question["question"], "semantic_type": question["semantic_type"],
+            "content_type": question["content_type"], "template": question["template"],
+            "template_program": question["template_program"],
+            "template_arguments": question["template_arguments"], "answer": result})
     return records
 
 
@@ -213,7 +228,7 @@ def build(layout: SourceLayout, dataset_dir: Path, output_dir: Path | None = Non
             facts, cohort = (index.gold, "gold") if split == "test" else (index.silver, "silver")
             records[split] = answer_split(
                 questions[split], facts, index.meta,
-                lambda record, image_facts: answer(programs, record, image_facts),
+                partial(answer, programs),
                 cohort, progress)
     with stages.stage("write files"):
         files = {f"{split}.json": dataset_bytes(records[split]) for split in splits}

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from .scenegraph import find_scene_graphs
+
 __all__ = ["SourceLayout", "DATASET_SUBDIR"]
 
 CXR_SUBDIR = Path("physionet.org/files/mimic-cxr-jpg/2.0.0")
@@ -108,11 +110,7 @@ class SourceLayout:
         """
         required = [self.metadata, self.gold_labels, self.gold_boxes, self.objects_file,
                     self.attributes_file, self.ontology_file, self.patients]
-        if not self.has_scene_tabular() and not _has_scene_graphs(self.chest_imagenome):
+        if not self.has_scene_tabular() and find_scene_graphs(self.chest_imagenome) is None:
             required += [self.silver_labels, self.silver_boxes]
         return [path for path in required if not path.exists()]
 
-
-def _has_scene_graphs(chest_imagenome: Path) -> bool:
-    silver = chest_imagenome / "silver_dataset"
-    return (silver / "scene_graph.zip").exists() or (silver / "scene_graph").is_dir()

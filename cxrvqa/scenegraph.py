@@ -1,0 +1,759 @@
+"""Read Chest ImaGenome scene graphs into the two ``scene_tabular`` tables (and write them as TSV).
+
+The published builder needs ``silver_dataset/scene_tabular/attribute_relations_tabular.txt`` and
+``bbox_objects_tabular.txt``, which only a credentialed post-processing script produces. This
+module derives the same rows from the scene graphs themselves (source-formats.md §3.1-§3.3,
+§3.7), reading ``silver_dataset/scene_graph.zip`` member by member or an extracted ``scene_graph/``
+folder, in parallel worker processes.
+
+Rows:
+    * one label row per ``attributes[]`` entry x phrase ``k`` x ``"category|yes/no|label"`` string
+      of ``attributes[k]``: row_id = ``phrase_IDs[k]``, sent_loc = its last ``|`` token,
+      bbox = the entry's ``bbox_name``, relation = 1 for ``yes`` else 0, context = ``yes``/``no``;
+    * one box row per ``objects[]`` entry, its 16 keys as columns (``synsets`` as a list repr).
+Both are ordered by scene-graph file name, then entry, phrase and label order.
+
+Columns are ``ATTRIBUTE_COLUMNS`` and ``BOX_COLUMNS`` (file order) with the dtypes of
+``ATTRIBUTE_DTYPES`` and ``BOX_DTYPES``; box coordinates are int64 when every value is an
+integer, else float64. The frames equal what a reader of the written TSVs gets with::
+
+    pd.read_csv(path, sep="\\t", dtype=BOX_DTYPES, keep_default_na=False)
+
+(``keep_default_na=False`` keeps strings such as ``NA`` as text; numeric cells are never empty.
+Workers format their own rows, so a coordinate column mixing integers and fractions may hold both
+``25`` and ``25.5``; it reads back as the same float64 column.)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import reprlib
+import struct
+import sys
+import zipfile
+import zlib
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from multiprocessing import Pool
+from operator import itemgetter
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, BinaryIO, Literal, NamedTuple, Protocol, TextIO
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from cxrvqa.errors import DataError
+
+__all__ = [
+    "ATTRIBUTES_FILE",
+    "ATTRIBUTE_COLUMNS",
+    "ATTRIBUTE_DTYPES",
+    "BOXES_FILE",
+    "BOX_COLUMNS",
+    "BOX_DTYPES",
+    "GRAPH_SUFFIX",
+    "ScanResult",
+    "SceneGraphSource",
+    "find_scene_graphs",
+    "read_scene_graphs",
+    "write_scene_tabular",
+]
+
+ATTRIBUTE_COLUMNS: tuple[str, ...] = (
+    "study_id", "image_id", "row_id", "sent_loc", "bbox", "categoryID", "label_name", "relation",
+    "context")
+"""Columns of attribute_relations_tabular.txt, in file order."""
+
+ATTRIBUTE_DTYPES: dict[str, str] = {
+    "study_id": "int64", "image_id": "str", "row_id": "str", "sent_loc": "int64", "bbox": "str",
+    "categoryID": "str", "label_name": "str", "relation": "int64", "context": "str"}
+"""dtype of every attribute column (``pd.read_csv(dtype=...)``)."""
+
+BOX_COLUMNS: tuple[str, ...] = (
+    "object_id", "x1", "y1", "x2", "y2", "width", "height", "bbox_name", "synsets", "name",
+    "original_x1", "original_y1", "original_x2", "original_y2", "original_width",
+    "original_height")
+"""Columns of bbox_objects_tabular.txt, in file order."""
+
+BOX_DTYPES: dict[str, str] = {
+    "object_id": "str", "bbox_name": "str", "synsets": "str", "name": "str"}
+"""dtype of the text box columns; the numeric ones are inferred: int64, or float64 if any
+value is fractional (a dtype of None would mean float64 to ``read_csv``)."""
+
+ATTRIBUTES_FILE = "attribute_relations_tabular.txt"
+BOXES_FILE = "bbox_objects_tabular.txt"
+GRAPH_SUFFIX = "_SceneGraph.json"
+
+# Files per task: big enough that IPC and DataFrame overhead vanish, small enough that every
+# worker gets several tasks even on small inputs.
+_CHUNK_FILES = 256
+_TASKS_PER_WORKER = 4
+
+_JSON_TYPES = {dict: "an object", list: "an array", str: "a string", int: "an integer",
+               float: "a number", bool: "a boolean", type(None): "null"}
+_NUMBER = (int, float)
+_NUMBER_TYPES = frozenset(_NUMBER)
+_STRING_TYPE = frozenset({str})
+_RELATION = {"yes": 1, "no": 0}
+_BOX_KINDS: Mapping[str, tuple[type, ...]] = MappingProxyType({
+    name: (list,) if name == "synsets" else (str,) if name in BOX_DTYPES else _NUMBER
+    for name in BOX_COLUMNS})
+_BOX_VALUES = itemgetter(*BOX_COLUMNS)
+_BOX_NUMBERS = itemgetter(*(i for i, kinds in enumerate(_BOX_KINDS.values()) if kinds is _NUMBER))
+_BOX_TEXTS = itemgetter(*(i for i, kinds in enumerate(_BOX_KINDS.values()) if kinds == (str,)))
+_SYNSETS_AT = list(BOX_COLUMNS).index("synsets")
+
+_ZIP_READ_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError,
+                    RuntimeError)
+# Error messages quote the offending value, shortened only when it is really long.
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = 120
+_LOCAL_HEADER = struct.Struct("<4s2xHH4xIIIHH")
+_LOCAL_SIGNATURE = b"PK\x03\x04"
+_CENTRAL_SIGNATURE = b"PK\x01\x02"
+
+
+@dataclass(frozen=True)
+class SceneGraphSource:
+    """Where the scene graphs are: a zip archive, or a folder of ``*_SceneGraph.json`` files."""
+
+    path: Path
+    kind: Literal["zip", "dir"]
+
+    def __str__(self) -> str:
+        """The path, for messages."""
+        return str(self.path)
+
+
+@dataclass(frozen=True, eq=False)
+class ScanResult:
+    """The two tables read from scene graphs.
+
+    Attributes:
+        attributes: label rows, columns ``ATTRIBUTE_COLUMNS``, dtypes ``ATTRIBUTE_DTYPES``.
+        boxes: box rows, columns ``BOX_COLUMNS``, dtypes ``BOX_DTYPES`` (coordinates numeric).
+        files: scene graphs read.
+        skipped: ``(member, what is wrong)`` for each graph or archive part left out
+            (only with ``skip_bad=True``).
+    """
+
+    attributes: pd.DataFrame
+    boxes: pd.DataFrame
+    files: int
+    skipped: list[tuple[str, str]]
+
+
+def find_scene_graphs(chest_imagenome_dir: Path | str) -> SceneGraphSource | None:
+    """Locate the scene graphs under a ``chest-imagenome/1.0.0`` folder, or None when absent.
+
+    Looks for ``silver_dataset/scene_graph.zip``, then a ``silver_dataset/scene_graph/`` folder
+    holding ``*_SceneGraph.json`` files, then the doubled ``scene_graph/scene_graph/`` that
+    unzipping into ``scene_graph/`` produces.
+    """
+    silver = Path(chest_imagenome_dir) / "silver_dataset"
+    archive = silver / "scene_graph.zip"
+    if archive.is_file():
+        return SceneGraphSource(archive, "zip")
+    for folder in (silver / "scene_graph", silver / "scene_graph" / "scene_graph"):
+        if folder.is_dir() and _has_graphs(folder):
+            return SceneGraphSource(folder, "dir")
+    return None
+
+
+def read_scene_graphs(
+    source: SceneGraphSource,
+    *,
+    skip_bad: bool = False,
+    progress: bool = False,
+    workers: int | None = None,
+) -> ScanResult:
+    """Derive the label and box tables from every scene graph of ``source``.
+
+    Args:
+        source: from ``find_scene_graphs``.
+        skip_bad: leave out unreadable or malformed graphs (and, for a zip whose central
+            directory is lost, read the members before the damage) instead of raising.
+        progress: show a tqdm bar on stderr.
+        workers: processes parsing JSON; default ``os.cpu_count()``.
+
+    Raises:
+        DataError: one line naming the archive member or file and what is wrong.
+    """
+    return _read(source, skip_bad, progress, workers)
+
+
+def write_scene_tabular(
+    chest_imagenome_dir: Path | str,
+    *,
+    skip_bad: bool = False,
+    progress: bool = False,
+    workers: int | None = None,
+) -> ScanResult:
+    """Write ``silver_dataset/scene_tabular/{attribute_relations,bbox_objects}_tabular.txt``.
+
+    Both files are written completely to temporary files first and then renamed over the
+    targets, so a failure never leaves a partial table behind. Arguments as for
+    ``read_scene_graphs``; returns what was read.
+    """
+    silver = Path(chest_imagenome_dir) / "silver_dataset"
+    source = find_scene_graphs(chest_imagenome_dir)
+    if source is None:
+        raise DataError(f"{silver}: scene_graph.zip or scene_graph/: expected Chest ImaGenome "
+                        f"scene graphs (*{GRAPH_SUFFIX}), found neither")
+    folder = silver / "scene_tabular"
+    folder.mkdir(parents=True, exist_ok=True)
+    with _TabularWriter({folder / ATTRIBUTES_FILE: ATTRIBUTE_COLUMNS,
+                         folder / BOXES_FILE: BOX_COLUMNS}) as writer:
+        return _read(source, skip_bad, progress, workers, writer)
+
+
+def _read(source: SceneGraphSource, skip_bad: bool, progress: bool, workers: int | None,
+          writer: _TabularWriter | None = None) -> ScanResult:
+    catalog, skipped = _catalog(source, skip_bad)
+    workers = _worker_count(workers)
+    attributes: list[pd.DataFrame] = []
+    boxes: list[pd.DataFrame] = []
+    files = 0
+    # The pool starts before the bar so that no tqdm thread is running when workers fork.
+    with _scanning(catalog, skip_bad, workers, writer is not None) as pieces, tqdm(
+            total=len(catalog.names), disable=not progress, unit="graph", desc="scene graphs",
+            file=sys.stderr) as bar:
+        for piece in pieces:
+            attributes.append(piece.attributes)
+            boxes.append(piece.boxes)
+            files += piece.files
+            skipped.extend(piece.skipped)
+            if writer is not None:
+                writer.write(piece.texts)
+            bar.update(piece.files + len(piece.skipped))
+    # Each table is joined and its pieces dropped before the next, to lower the peak memory.
+    labels = _concat(ATTRIBUTE_COLUMNS, ATTRIBUTE_DTYPES, attributes)
+    attributes.clear()
+    return ScanResult(labels, _concat(BOX_COLUMNS, BOX_DTYPES, boxes), files, skipped)
+
+
+# --- locating members -------------------------------------------------------------------------
+
+
+class _Salvaged(NamedTuple):
+    """A zip member found by walking local headers: where its data is and how to check it."""
+
+    offset: int
+    size: int
+    method: int
+    crc: int
+
+
+@dataclass(frozen=True)
+class _Catalog:
+    """The graphs to read, in output order, and how to reach them."""
+
+    source: SceneGraphSource
+    names: tuple[str, ...]
+    salvaged: Mapping[str, _Salvaged] | None = None
+
+    def where(self, name: str) -> str:
+        if self.source.kind == "zip":
+            return f"{self.source.path}: {name}"
+        return str(self.source.path / name)
+
+
+class _Damage(Exception):
+    """The local-header walk of a damaged zip cannot go further: (member, reason)."""
+
+
+def _is_graph_name(name: str) -> bool:
+    base = name.rsplit("/", 1)[-1]
+    # Archives made on macOS carry AppleDouble twins (__MACOSX/, ._name) that are not JSON.
+    return (base.endswith(GRAPH_SUFFIX) and not base.startswith(".")
+            and not name.startswith("__MACOSX/"))
+
+
+def _has_graphs(folder: Path) -> bool:
+    with os.scandir(folder) as entries:
+        return any(_is_graph_name(entry.name) for entry in entries)
+
+
+def _graph_order(names: Sequence[str]) -> tuple[str, ...]:
+    # By file name first so that a zip and its extracted folder give the same row order.
+    return tuple(sorted(set(filter(_is_graph_name, names)),
+                        key=lambda name: (name.rsplit("/", 1)[-1], name)))
+
+
+def _catalog(source: SceneGraphSource, skip_bad: bool) -> tuple[_Catalog, list[tuple[str, str]]]:
+    skipped: list[tuple[str, str]] = []
+    if source.kind == "dir":
+        catalog = _Catalog(source, _graph_order(_list_folder(source.path)))
+    else:
+        try:
+            with zipfile.ZipFile(source.path) as archive:
+                catalog = _Catalog(source, _graph_order(archive.namelist()))
+        except zipfile.BadZipFile as exc:
+            if not skip_bad:
+                raise DataError(
+                    f"{source.path}: central directory: not readable ({_one_line(exc)}), the zip "
+                    f"is truncated or corrupt; download it again, or skip bad input "
+                    f"(--skip-bad) to read the members before the damage") from None
+            salvaged, skipped = _salvage(source.path)
+            catalog = _Catalog(source, _graph_order(list(salvaged)), salvaged)
+        except OSError as exc:
+            raise DataError(f"{source.path}: cannot open ({_one_line(exc)})") from None
+    if not catalog.names and not skipped:
+        raise DataError(f"{source.path}: expected *{GRAPH_SUFFIX} files, found none")
+    return catalog, skipped
+
+
+def _list_folder(folder: Path) -> list[str]:
+    try:
+        with os.scandir(folder) as entries:
+            return [entry.name for entry in entries if entry.is_file()]
+    except OSError as exc:
+        raise DataError(f"{folder}: cannot list the folder ({_one_line(exc)})") from None
+
+
+def _salvage(path: Path) -> tuple[dict[str, _Salvaged], list[tuple[str, str]]]:
+    """Find the intact members of a zip whose central directory is lost, from the front."""
+    found: dict[str, _Salvaged] = {}
+    file_size = path.stat().st_size
+    offset = 0
+    with path.open("rb") as handle:
+        try:
+            while (member := _local_member(handle, offset, file_size)) is not None:
+                name, entry = member
+                found[name] = entry
+                offset = entry.offset + entry.size
+        except _Damage as damage:
+            return found, [damage.args]
+    return found, []
+
+
+def _local_member(handle: BinaryIO, offset: int, file_size: int) -> tuple[str, _Salvaged] | None:
+    """The member whose local header starts at ``offset``; None at the central directory."""
+    handle.seek(offset)
+    header = handle.read(_LOCAL_HEADER.size)
+    if header[:4] == _CENTRAL_SIGNATURE:
+        return None
+    if len(header) < _LOCAL_HEADER.size or header[:4] != _LOCAL_SIGNATURE:
+        raise _Damage(f"<byte {offset}>", f"no zip member header at byte {offset} of {file_size}: "
+                      f"the archive is truncated or corrupt from here on")
+    _, flags, method, crc, size, _, name_length, extra_length = _LOCAL_HEADER.unpack(header)
+    # A header cut by truncation may end inside a UTF-8 sequence; the name is only reported.
+    name = handle.read(name_length).decode("utf-8" if flags & 0x800 else "cp437", "replace")
+    extra = handle.read(extra_length)
+    if flags & 0x8:
+        raise _Damage(name, "its sizes are in a data descriptor, so neither it nor later "
+                            "members can be found without the central directory")
+    if size == 0xFFFFFFFF:
+        size = _zip64_size(name, extra)
+    start = offset + _LOCAL_HEADER.size + name_length + extra_length
+    if start + size > file_size:
+        raise _Damage(name, f"truncated: its data ends at byte {start + size}, "
+                            f"the file has {file_size} bytes")
+    return name, _Salvaged(start, size, method, crc)
+
+
+def _zip64_size(name: str, extra: bytes) -> int:
+    position = 0
+    while position + 4 <= len(extra):
+        tag, length = struct.unpack_from("<HH", extra, position)
+        # A local zip64 field holds the uncompressed size, then the compressed one.
+        if tag == 0x0001 and length >= 16:
+            return int(struct.unpack_from("<Q", extra, position + 12)[0])
+        position += 4 + length
+    raise _Damage(name, "local header announces zip64 sizes but has no zip64 field")
+
+
+# --- reading members ----------------------------------------------------------------------------
+
+
+class _BadGraph(Exception):
+    """One scene graph cannot be used; the message says where inside it and what is wrong."""
+
+
+class _Reader(Protocol):
+    """Reads one member's bytes, raising _BadGraph when it cannot."""
+
+    def read(self, name: str) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
+class _FolderReader:
+    def __init__(self, folder: Path) -> None:
+        self._folder = folder
+
+    def close(self) -> None:
+        """Nothing is held open between files."""
+
+    def read(self, name: str) -> bytes:
+        try:
+            return (self._folder / name).read_bytes()
+        except OSError as exc:
+            raise _BadGraph(f"cannot read the file ({_one_line(exc)})") from None
+
+
+class _ZipReader:
+    def __init__(self, path: Path) -> None:
+        self._archive = zipfile.ZipFile(path)
+
+    def read(self, name: str) -> bytes:
+        try:
+            return self._archive.read(name)
+        except _ZIP_READ_ERRORS as exc:
+            raise _BadGraph(f"unreadable zip member ({_one_line(exc)})") from None
+
+    def close(self) -> None:
+        self._archive.close()
+
+
+class _SalvageReader:
+    """Reads members at the offsets found by ``_salvage``, checking their CRC like zipfile."""
+
+    def __init__(self, path: Path, salvaged: Mapping[str, _Salvaged]) -> None:
+        self._handle = path.open("rb")
+        self._salvaged = salvaged
+
+    def read(self, name: str) -> bytes:
+        entry = self._salvaged[name]
+        self._handle.seek(entry.offset)
+        raw = self._handle.read(entry.size)
+        try:
+            data = _decompress(raw, entry.method)
+        except (zlib.error, NotImplementedError) as exc:
+            raise _BadGraph(f"unreadable zip member ({_one_line(exc)})") from None
+        if zlib.crc32(data) != entry.crc:
+            raise _BadGraph(f"unreadable zip member (Bad CRC-32 for file {name!r})")
+        return data
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+def _decompress(raw: bytes, method: int) -> bytes:
+    if method == zipfile.ZIP_STORED:
+        return raw
+    if method == zipfile.ZIP_DEFLATED:
+        return zlib.decompress(raw, -zlib.MAX_WBITS)
+    raise NotImplementedError(f"compression method {method} is not supported without "
+                              f"the central directory")
+
+
+def _open_reader(catalog: _Catalog) -> _Reader:
+    if catalog.source.kind == "dir":
+        return _FolderReader(catalog.source.path)
+    if catalog.salvaged is not None:
+        return _SalvageReader(catalog.source.path, catalog.salvaged)
+    return _ZipReader(catalog.source.path)
+
+
+# --- scanning in chunks -------------------------------------------------------------------------
+
+
+class _Piece(NamedTuple):
+    """What one task produced: table pieces for its graphs, in order, and their TSV rows
+    (rendered in the worker, when writing, so that formatting runs in parallel too)."""
+
+    attributes: pd.DataFrame
+    boxes: pd.DataFrame
+    files: int
+    skipped: list[tuple[str, str]]
+    texts: tuple[str, ...] = ()
+
+
+class _Scanner:
+    """Turns chunks of member names into table pieces, holding one open reader."""
+
+    def __init__(self, catalog: _Catalog, skip_bad: bool, render: bool) -> None:
+        self._catalog = catalog
+        self._skip_bad = skip_bad
+        self._render = render
+        self._reader = _open_reader(catalog)
+
+    def __enter__(self) -> _Scanner:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._reader.close()
+
+    def scan(self, names: Sequence[str]) -> _Piece:
+        labels: list[tuple[Any, ...]] = []
+        boxes: list[tuple[Any, ...]] = []
+        skipped: list[tuple[str, str]] = []
+        # One object per distinct string: rows share it, and pickling sends it once per task.
+        strings: dict[str, str] = {}
+        for name in names:
+            try:
+                graph = _decode(self._reader.read(name))
+                graph_labels = _label_rows(graph, strings)
+                boxes.extend(_box_rows(graph, strings))
+            except _BadGraph as bad:
+                if not self._skip_bad:
+                    raise DataError(f"{self._catalog.where(name)}: {bad}") from None
+                skipped.append((name, str(bad)))
+                continue
+            labels.extend(graph_labels)
+        tables = (_frame(ATTRIBUTE_COLUMNS, ATTRIBUTE_DTYPES, labels),
+                  _frame(BOX_COLUMNS, BOX_DTYPES, boxes))
+        texts = tuple(map(_tsv_rows, tables)) if self._render else ()
+        return _Piece(*tables, len(names) - len(skipped), skipped, texts)
+
+
+_worker_scanner: _Scanner | None = None
+
+
+def _start_worker(catalog: _Catalog, skip_bad: bool, render: bool) -> None:
+    # Each worker opens the archive once and keeps it for all its tasks.
+    global _worker_scanner
+    _worker_scanner = _Scanner(catalog, skip_bad, render)
+
+
+def _scan_in_worker(names: Sequence[str]) -> _Piece:
+    assert _worker_scanner is not None, "pool initializer did not run"
+    return _worker_scanner.scan(names)
+
+
+@contextmanager
+def _scanning(catalog: _Catalog, skip_bad: bool, workers: int, render: bool
+              ) -> Iterator[Iterator[_Piece]]:
+    """Table pieces in file order, from this process or a pool of ``workers``."""
+    chunks = _chunks(catalog.names, workers)
+    if workers == 1 or len(chunks) <= 1:
+        with _Scanner(catalog, skip_bad, render) as scanner:
+            yield map(scanner.scan, chunks)
+    else:
+        with Pool(min(workers, len(chunks)), _start_worker, (catalog, skip_bad, render)) as pool:
+            yield pool.imap(_scan_in_worker, chunks)
+
+
+def _chunks(names: Sequence[str], workers: int) -> list[Sequence[str]]:
+    size = max(1, min(_CHUNK_FILES, math.ceil(len(names) / (_TASKS_PER_WORKER * workers))))
+    return [names[start:start + size] for start in range(0, len(names), size)]
+
+
+def _worker_count(workers: int | None) -> int:
+    if workers is None:
+        return os.cpu_count() or 1
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
+    return workers
+
+
+# --- one graph -> rows --------------------------------------------------------------------------
+
+
+def _decode(data: bytes) -> dict[str, Any]:
+    try:
+        graph = json.loads(data)
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+        raise _BadGraph(f"not valid JSON ({_one_line(exc)})") from None
+    return _expect(graph, (dict,), "graph")
+
+
+def _label_rows(graph: dict[str, Any], strings: dict[str, str]) -> list[tuple[Any, ...]]:
+    study_id = _study_id(graph)
+    image_id = _field(graph, "image_id", (str,), "graph")
+    rows: list[tuple[Any, ...]] = []
+    for i, region in enumerate(_field(graph, "attributes", (list,), "graph")):
+        rows.extend(_region_rows(region, f"attributes[{i}]", study_id, image_id, strings))
+    return rows
+
+
+def _region_rows(region: Any, where: str, study_id: int, image_id: str,
+                 strings: dict[str, str]) -> Iterator[tuple[Any, ...]]:
+    region = _expect(region, (dict,), where)
+    share = strings.setdefault
+    bbox = _field(region, "bbox_name", (str,), where)
+    bbox = share(bbox, bbox)
+    for k, row_id, labels in _phrases(region, where):
+        sent_loc = _sentence_index(row_id, where, k)
+        for j, text in enumerate(labels):
+            parts = text.split("|", 2) if type(text) is str else ()
+            whole = len(parts) == 3 and parts[0] and parts[2]
+            relation = _RELATION.get(parts[1]) if whole else None
+            if relation is None:
+                raise _BadGraph(f"{where}.attributes[{k}][{j}]: expected 'category|yes/no|label', "
+                                f"got {_describe(text)}")
+            category, context, label = parts
+            yield (study_id, image_id, row_id, sent_loc, bbox, share(category, category),
+                   share(label, label), relation, share(context, context))
+
+
+def _phrases(region: dict[str, Any], where: str) -> Iterator[tuple[int, str, list[Any]]]:
+    """(k, phrase_IDs[k], attributes[k]) of one region, after checking the lists are parallel."""
+    labels = _field(region, "attributes", (list,), where)
+    phrase_ids = _field(region, "phrase_IDs", (list,), where)
+    # Only these two lists feed rows; the other parallel lists (phrases, cues) are not checked.
+    if len(labels) != len(phrase_ids):
+        raise _BadGraph(f"{where}: expected 'attributes' and 'phrase_IDs' of equal length, "
+                        f"got {len(labels)} and {len(phrase_ids)}")
+    for k, (strings, row_id) in enumerate(zip(labels, phrase_ids)):
+        if type(row_id) is not str or type(strings) is not list:
+            _expect(row_id, (str,), f"{where}.phrase_IDs[{k}]")
+            _expect(strings, (list,), f"{where}.attributes[{k}]")
+        yield k, row_id, strings
+
+
+def _box_rows(graph: dict[str, Any], strings: dict[str, str]) -> list[tuple[Any, ...]]:
+    objects = _field(graph, "objects", (list,), "graph")
+    return [_box_row(obj, i, strings) for i, obj in enumerate(objects)]
+
+
+def _box_row(obj: Any, i: int, strings: dict[str, str]) -> tuple[Any, ...]:
+    try:
+        row = _BOX_VALUES(obj)
+    except (KeyError, TypeError):
+        row = ()
+    if not _box_is_valid(row):
+        _check_box(obj, f"objects[{i}]")
+    (object_id, x1, y1, x2, y2, width, height, bbox_name, synsets, name,
+     *originals) = row
+    share = strings.setdefault
+    synsets = repr(synsets)
+    # Box names, UMLS names and synsets repeat across images: keep one copy of each.
+    return (object_id, x1, y1, x2, y2, width, height, share(bbox_name, bbox_name),
+            share(synsets, synsets), share(name, name), *originals)
+
+
+def _box_is_valid(row: tuple[Any, ...]) -> bool:
+    """The fast check; ``_check_box`` repeats it field by field to say what is wrong."""
+    if len(row) != len(BOX_COLUMNS):
+        return False
+    numbers = _BOX_NUMBERS(row)
+    return (set(map(type, numbers)) <= _NUMBER_TYPES and all(map(math.isfinite, numbers))
+            and set(map(type, _BOX_TEXTS(row))) == _STRING_TYPE
+            and type(row[_SYNSETS_AT]) is list)
+
+
+def _check_box(obj: Any, where: str) -> None:
+    obj = _expect(obj, (dict,), where)
+    for name, kinds in _BOX_KINDS.items():
+        value = _field(obj, name, kinds, where)
+        # NaN or inf would be written as text that reads back as a string column.
+        if kinds is _NUMBER and not math.isfinite(value):
+            raise _BadGraph(f"{where}.{name}: expected a finite number, got {value}")
+
+
+def _study_id(graph: dict[str, Any]) -> int:
+    value = _field(graph, "study_id", (int, str), "graph")
+    if type(value) is str and not (value.isascii() and value.isdigit()):
+        raise _BadGraph(f"graph.study_id: expected an integer, got {_describe(value)}")
+    return int(value)
+
+
+def _sentence_index(row_id: str, where: str, k: int) -> int:
+    token = row_id.rsplit("|", 1)[-1]
+    if not (token.isascii() and token.isdigit()):
+        raise _BadGraph(f"{where}.phrase_IDs[{k}]: expected '<study_id>|<sentence index>', "
+                        f"got {_describe(row_id)}")
+    return int(token)
+
+
+def _field(mapping: dict[str, Any], key: str, kinds: tuple[type, ...], where: str) -> Any:
+    try:
+        value = mapping[key]
+    except KeyError:
+        raise _BadGraph(f"{where}: missing key {key!r}") from None
+    # type() rather than isinstance(): JSON booleans must not pass as integers.
+    return value if type(value) in kinds else _expect(value, kinds, f"{where}.{key}")
+
+
+def _expect(value: Any, kinds: tuple[type, ...], where: str) -> Any:
+    if type(value) not in kinds:
+        wanted = " or ".join(_JSON_TYPES[kind] for kind in kinds)
+        raise _BadGraph(f"{where}: expected {wanted}, got {_describe(value)}")
+    return value
+
+
+def _describe(value: Any) -> str:
+    kind = _JSON_TYPES.get(type(value), type(value).__name__)
+    if isinstance(value, (dict, list)):
+        return kind
+    return f"{kind} {_REPR.repr(value)}" if value is not None else kind
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
+
+
+# --- tables -------------------------------------------------------------------------------------
+
+
+def _frame(columns: Sequence[str], dtypes: Mapping[str, str], rows: list[tuple[Any, ...]]
+           ) -> pd.DataFrame:
+    values = zip(*rows) if rows else ([] for _ in columns)
+    return pd.DataFrame({name: _column(column, dtypes.get(name))
+                         for name, column in zip(columns, values)})
+
+
+def _column(values: Sequence[Any], dtype: str | None) -> Any:
+    if dtype == "str" or not values:
+        return pd.Series(values, dtype=dtype)
+    # numpy infers int64 or float64 (dtype None) several times faster than pandas.
+    return np.array(values, dtype=dtype)
+
+
+def _concat(columns: Sequence[str], dtypes: Mapping[str, str], pieces: list[pd.DataFrame]
+            ) -> pd.DataFrame:
+    # Empty pieces would turn integer columns into object ones, so they are left out.
+    pieces = [piece for piece in pieces if len(piece)]
+    if not pieces:
+        return _frame(columns, dtypes, [])
+    return pd.concat(pieces, ignore_index=True)
+
+
+def _tsv_rows(frame: pd.DataFrame) -> str:
+    return frame.to_csv(sep="\t", index=False, header=False, lineterminator="\n")
+
+
+class _TabularWriter:
+    """Streams TSV tables into temporary files next to their targets, then renames them all.
+
+    Nothing is renamed unless every table was written completely, so a failure (bad input,
+    a full disk, an interrupt) leaves the previous files, or none, and no temporary file.
+    """
+
+    def __init__(self, tables: Mapping[Path, Sequence[str]]) -> None:
+        self._tables = tables
+        self._handles: list[tuple[TextIO, Path, Path]] = []
+
+    def __enter__(self) -> _TabularWriter:
+        try:
+            for path, columns in self._tables.items():
+                temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+                handle = temporary.open("w", encoding="utf-8", newline="")
+                self._handles.append((handle, temporary, path))
+                handle.write("\t".join(columns) + "\n")
+        except BaseException:
+            self._discard()
+            raise
+        return self
+
+    def write(self, texts: Sequence[str]) -> None:
+        """Append rows to each table, in table order."""
+        for (handle, _, _), text in zip(self._handles, texts):
+            handle.write(text)
+
+    def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
+        if exc_type is not None:
+            self._discard()
+            return
+        try:
+            for handle, _, _ in self._handles:
+                handle.flush()
+                os.fsync(handle.fileno())
+                handle.close()
+        except BaseException:
+            self._discard()
+            raise
+        for _, temporary, path in self._handles:
+            os.replace(temporary, path)
+
+    def _discard(self) -> None:
+        for handle, temporary, _ in self._handles:
+            handle.close()
+            temporary.unlink(missing_ok=True)
