@@ -8,6 +8,7 @@ line on stderr and exit non-zero without a traceback.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from collections import Counter
@@ -141,6 +142,106 @@ def _run_check(args: argparse.Namespace) -> int:
     from .check import check_paths
 
     return check_paths(args.paths, out=sys.stdout)
+
+
+# --- generate / stats ---------------------------------------------------------------------
+
+def _add_generate(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "generate", help="sample new balanced questions from the template programs")
+    _add_source_options(parser)
+    parser.add_argument("--split", choices=SPLITS, required=True)
+    parser.add_argument("--per-template", type=int, required=True,
+                        help="questions per template program")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    parser.add_argument("--templates", type=_names, help="comma list, e.g. program_1,program_22")
+    parser.add_argument("--out", type=Path, help="output file (default: generated_<split>.json)")
+    parser.add_argument("--no-answers", action="store_true", help="leave the answers out")
+    parser.add_argument("--no-paraphrases", action="store_true", help="use base wordings only")
+    parser.add_argument("--workers", type=int, default=1, help="processes (same output for any)")
+    parser.set_defaults(run=_run_generate)
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def _run_generate(args: argparse.Namespace) -> int:
+    from .generate import GenerateOptions, run_generate
+
+    out = args.out or Path(f"generated_{args.split}.json")
+    options = GenerateOptions(args.per_template, args.seed, templates=args.templates,
+                              answers=not args.no_answers, paraphrases=not args.no_paraphrases,
+                              workers=args.workers)
+    generated = run_generate(_layout(args), args.split, options, out)
+    print(generated.render_balance())
+    print(f"generated {len(generated.records)} {args.split} questions into {out}")
+    return EXIT_OK
+
+
+def _add_stats(subparsers: Any) -> None:
+    parser = subparsers.add_parser("stats", help="audit built or generated question files")
+    parser.add_argument("files", nargs="+", type=Path)
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument("--plot", type=Path, metavar="DIR", help="write PNG bar charts here")
+    parser.add_argument("--sources", action="store_true",
+                        help="also compare gold and silver labels on the test images")
+    _add_source_options(parser)
+    parser.set_defaults(run=_run_stats)
+
+
+def _run_stats(args: argparse.Namespace) -> int:
+    from .stats import compute_stats, render_stats, stats_json, write_plots
+
+    stats = compute_stats(args.files, _layout(args) if args.sources else None)
+    print(stats_json(stats) if args.json else render_stats(stats))
+    if args.plot is not None:
+        print(write_plots(stats, args.plot))
+    return EXIT_OK
+
+
+# --- evaluate / explain --------------------------------------------------------------------
+
+def _add_evaluate(subparsers: Any) -> None:
+    parser = subparsers.add_parser("evaluate", help="score VQA predictions against a built split")
+    parser.add_argument("--predictions", type=Path, required=True)
+    parser.add_argument("--gold", type=Path, required=True, help="a built train/valid/test.json")
+    parser.add_argument("--ans2idx", type=Path, help="answer vocabulary (default: beside --gold)")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.set_defaults(run=_run_evaluate)
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate
+
+    report = evaluate(args.predictions, args.gold, args.ans2idx)
+    print(json.dumps(report.to_json(), indent=2) if args.json else report.render())
+    return EXIT_OK
+
+
+def _add_explain(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "explain", help="show how an answer is computed and which label rows support it")
+    _add_source_options(parser)
+    parser.add_argument("--record", metavar="SPLIT:IDX", help="a record of a built split file")
+    parser.add_argument("--dataset-dir", type=Path, default=DATASET_SUBDIR)
+    parser.add_argument("--image-id", help="an image of the cohorts")
+    parser.add_argument("--program", help="template program, e.g. program_2")
+    parser.add_argument("--args", nargs="*", default=[], metavar="NAME=VALUE",
+                        help='bindings, e.g. object="left lung" attribute=pneumonia')
+    parser.add_argument("--labels", choices=("silver", "gold"), help="which labels to read")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.set_defaults(run=_run_explain)
+
+
+def _run_explain(args: argparse.Namespace) -> int:
+    from .explain import explain_from_sources, parse_bindings
+
+    result = explain_from_sources(_layout(args), image_id=args.image_id, program=args.program,
+                                  bindings=parse_bindings(args.args), record=args.record,
+                                  dataset_dir=args.dataset_dir, labels=args.labels)
+    print(json.dumps(result.to_json(), indent=2) if args.json else result.render())
+    return EXIT_OK
 
 
 # --- scene-tabular ------------------------------------------------------------------------
@@ -280,8 +381,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cxrvqa", description="Build MIMIC-CXR-VQA from PhysioNet sources.")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_build, _add_demo, _add_check, _add_scene_tabular, _add_download,
-                _add_download_images,
+    for add in (_add_build, _add_demo, _add_check, _add_generate, _add_stats, _add_evaluate,
+                _add_explain, _add_scene_tabular, _add_download, _add_download_images,
                 _add_verify, _add_export):
         add(subparsers)
     return parser

@@ -16,6 +16,7 @@ equals nothing (it compared like NaN), but asking for it as an answer fails.
 
 from __future__ import annotations
 
+import functools
 import operator
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -27,9 +28,10 @@ from cxrvqa.errors import EvaluationError, program_error
 from cxrvqa.facts import Finding, ImageFacts
 from cxrvqa.kinds import Kind
 
-__all__ = ["Evaluator", "Value", "compile_program"]
+__all__ = ["Evaluator", "Tracer", "Value", "compile_program"]
 
 Value = Union[bool, int, float, str, None, frozenset[str], frozenset[Finding]]
+Tracer = Callable[[n.Expr, Value], Value]
 
 _EMPTY: frozenset[Finding] = frozenset()
 _INDEX = {"object": "facts.by_object", "attribute": "facts.by_attribute",
@@ -55,8 +57,14 @@ class Evaluator:
     run: Callable[[ImageFacts, Sequence[str | None]], Value]
 
 
-def compile_program(program: n.Program) -> Evaluator:
+def compile_program(program: n.Program, tracer: Tracer | None = None) -> Evaluator:
     """Check ``program`` (vocabulary aside) and compile it.
+
+    Args:
+        program: the program to compile.
+        tracer: when given, every evaluated node's value is passed through
+            ``tracer(node, value)`` (which must return the value), so that a trace
+            reuses exactly the semantics of the untraced code.
 
     Raises:
         ProgramError: the program does not check.
@@ -64,7 +72,7 @@ def compile_program(program: n.Program) -> Evaluator:
     analysis = analyze(program, None)
     if analysis.diagnostics:
         raise program_error(analysis.diagnostics)
-    generator = _Generator(analysis, {p.name: f"p_{p.name}" for p in program.params})
+    generator = _Generator(analysis, {p.name: f"p_{p.name}" for p in program.params}, tracer)
     lines = []
     for let in program.lets:
         lines.append(f"v_{let.name} = {generator.visit(let.value)}")
@@ -132,7 +140,9 @@ _HELPERS: dict[str, object] = {
 class _Generator:
     """One ``visit_<Node>`` per expression node, returning that node as a Python expression."""
 
-    def __init__(self, analysis: Analysis, params: dict[str, str]) -> None:
+    def __init__(self, analysis: Analysis, params: dict[str, str],
+                 tracer: Tracer | None = None) -> None:
+        self.tracer = tracer
         self.kinds = analysis.kinds
         self.constants = analysis.environment.constants
         self.params = params
@@ -141,7 +151,9 @@ class _Generator:
 
     def visit(self, node: n.Expr) -> str:
         code: str = getattr(self, "visit_" + type(node).__name__)(node)
-        return code
+        if self.tracer is None:
+            return code
+        return f"{self.literal(functools.partial(self.tracer, node))}({code})"
 
     def literal(self, value: object) -> str:
         """A name in the generated code's namespace bound to ``value``."""

@@ -1,0 +1,34 @@
+"""Explain one answer on hand-made facts and label rows: each step's value and the rows behind it.
+
+    python examples/explain_answer.py
+
+On a built tree, ``explain_from_sources(SourceLayout.from_root("cxrvqa-demo"), record="test:0",
+dataset_dir=Path("cxrvqa-demo/mimiccxrvqa/dataset"))`` does the same for a built record.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from cxrvqa import ImageFacts, load_programs
+from cxrvqa.explain import explain
+
+facts = ImageFacts([("left lung", "pneumonia", "disease"),
+                    ("left lung", "lung opacity", "anatomicalfinding"),
+                    ("left lower lung zone", "lung opacity", "anatomicalfinding")],
+                   viewpos="AP", gender="F", boxes={})
+# Label rows of the image's report, in file order (row_id = "<study_id>|<sentence index>").
+rows = [
+    {"row_id": "5001|2", "bbox": "left lung", "categoryID": "disease", "label_name": "pneumonia",
+     "relation": 1},
+    {"row_id": "5001|1", "bbox": "left lower lung zone", "categoryID": "anatomicalfinding",
+     "label_name": "lung opacity", "relation": 1},
+]
+# The ontology's parent maps: a finding at the lower zone is also one of the lung.
+ontology = SimpleNamespace(attribute_parents={}, object_parents={"left lower lung zone": ("left lung",)})
+
+program = load_programs()["program_13"]
+explanation = explain(program, facts, {"category": "anatomicalfinding", "object_1": "left lung",
+                                       "object_2": "right lung"},
+                      rows=rows, ontology=ontology, labels="silver", image_id="example-image")
+print(explanation.render())

@@ -1,0 +1,146 @@
+"""cxrvqa.evaluate: metrics on hand-computed cases, an independent F1 re-computation, and bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cxrvqa.errors import DataError
+from cxrvqa.evaluate import default_vocabulary, evaluate, score
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+VOCAB = ["left lung", "no", "pneumonia", "right lung", "yes"]
+
+
+def gold_record(idx: int, answer: list[str], program: str = "program_22",
+                content: str = "attribute", semantic: str = "verify") -> dict[str, object]:
+    return {"split": "test", "idx": idx, "content_type": content, "semantic_type": semantic,
+            "template_program": program, "answer": answer}
+
+
+GOLD = [gold_record(0, ["yes"]), gold_record(1, ["no"]),
+        gold_record(2, ["left lung", "right lung"], "program_31", "anatomy", "query"),
+        gold_record(3, [], "program_31", "anatomy", "query")]
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> dict[str, Path]:
+    (tmp_path / "test.json").write_text(json.dumps(GOLD))
+    (tmp_path / "ans2idx.json").write_text(json.dumps({a: i for i, a in enumerate(VOCAB)}))
+    return {"gold": tmp_path / "test.json", "dir": tmp_path}
+
+
+def write(path: Path, data: object) -> Path:
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_hand_computed_metrics(files: dict[str, Path]) -> None:
+    predictions = write(files["dir"] / "p.json", [
+        {"split": "test", "idx": 0, "answer": ["Yes "]},          # right after normalising
+        {"split": "test", "idx": 1, "answer": ["yes"]},           # wrong
+        {"split": "test", "idx": 2, "answer": ["left lung"]},     # partial
+        {"split": "test", "idx": 3, "answer": []}])               # right (empty)
+    report = evaluate(predictions, files["gold"])
+    assert (report.total, report.correct) == (4, 2)
+    # yes: tp1 fp1 -> 2/3; no: fn1 -> 0; left lung: tp1 -> 1; right lung: fn1 -> 0; pneumonia: 0
+    assert report.micro_f1 == pytest.approx(2 * 2 / (2 * 2 + 1 + 2))
+    assert report.macro_f1 == pytest.approx((2 / 3 + 0 + 1 + 0 + 0) / 5)
+    assert report.weighted_f1 == pytest.approx((2 / 3 * 1 + 0 * 1 + 1 * 1 + 0 * 1) / 4)
+    by_content = {g.name: (g.total, g.correct) for g in report.groups["content_type"]}
+    assert by_content == {"anatomy": (2, 1), "attribute": (2, 1)}
+    assert [g.name for g in report.groups["template_program"]] == ["program_22", "program_31"]
+    assert sum(report.problems.values()) == 0
+
+
+def test_both_prediction_shapes_score_the_same(files: dict[str, Path]) -> None:
+    as_list = write(files["dir"] / "a.json", [{"split": r["split"], "idx": r["idx"],
+                                               "answer": r["answer"]} for r in GOLD])
+    as_dict = write(files["dir"] / "b.json", {f"test:{r['idx']}": r["answer"] for r in GOLD})
+    first, second = evaluate(as_list, files["gold"]), evaluate(as_dict, files["gold"])
+    assert first.to_json() == second.to_json()
+    assert first.accuracy == 1.0 and first.micro_f1 == 1.0 and first.weighted_f1 == 1.0
+    assert first.macro_f1 == pytest.approx(4 / 5)  # pneumonia: neither gold nor predicted -> 0
+
+
+def test_problems_are_counted_not_raised(files: dict[str, Path]) -> None:
+    predictions = write(files["dir"] / "p.json", [
+        {"split": "test", "idx": 0, "answer": ["yes", "maybe"]},  # unknown answer
+        {"split": "test", "idx": 0, "answer": ["yes"]},           # duplicate
+        {"split": "test", "idx": 1, "answer": "no"},              # a string is one answer
+        {"split": "test", "idx": 9, "answer": ["no"]},            # extra
+        {"split": "test", "answer": ["no"]},                       # malformed: no idx
+        {"split": "test", "idx": 2, "answer": [1, 2]},             # malformed: not strings
+        "garbage"])                                                # malformed
+    report = evaluate(predictions, files["gold"])
+    assert report.problems == {"unreadable": 0, "malformed": 3, "duplicate": 1, "missing": 2,
+                               "extra": 1, "unknown_answer": 1}
+    assert report.examples["unknown_answer"] == ["test:0: 'maybe'"]
+    assert report.examples["missing"] == ["test:2", "test:3"]
+    assert report.correct == 1  # idx 1 only: idx 0 holds an unknown answer
+    text = report.render()
+    assert "malformed 3" in text and "extra: test:9" in text
+
+
+def test_unreadable_predictions_are_reported(files: dict[str, Path]) -> None:
+    bad = files["dir"] / "bad.json"
+    bad.write_text("{not json")
+    report = evaluate(bad, files["gold"])
+    assert report.problems["unreadable"] == 1 and report.problems["missing"] == 4
+    assert report.correct == 0
+    scalar = evaluate(write(files["dir"] / "s.json", 3), files["gold"])
+    assert scalar.problems["malformed"] == 1
+
+
+def test_bad_gold_file_raises_one_line(files: dict[str, Path]) -> None:
+    gold = write(files["dir"] / "g.json", [{"split": "test", "idx": "x", "answer": ["yes"]}])
+    with pytest.raises(DataError, match=r"g\.json: record 0: expected split, idx") as info:
+        evaluate(gold, gold)
+    assert "\n" not in str(info.value)
+
+
+def test_default_vocabulary_is_the_110_answers(tmp_path: Path) -> None:
+    assert len(default_vocabulary()) == 110
+    gold = write(tmp_path / "test.json", GOLD)  # no ans2idx.json beside it
+    report = evaluate(write(tmp_path / "p.json", {}), gold)
+    assert report.vocabulary_size == 110 and report.problems["missing"] == 4
+    assert json.loads(json.dumps(report.to_json()))["weighted_f1_note"]
+
+
+answer_sets = st.lists(st.sampled_from(VOCAB), unique=True, max_size=3)
+
+
+@settings(deadline=None, max_examples=60)
+@given(st.lists(st.tuples(answer_sets, answer_sets), min_size=1, max_size=12))
+def test_f1s_match_a_matrix_computation(pairs: list[tuple[list[str], list[str]]]) -> None:
+    gold = [gold_record(i, truth) for i, (truth, _) in enumerate(pairs)]
+    predictions = {("test", i): guess for i, (_, guess) in enumerate(pairs)}
+    report = score(predictions, gold, VOCAB)
+    truth = np.array([[a in t for a in VOCAB] for t, _ in pairs])
+    guess = np.array([[a in g for a in VOCAB] for _, g in pairs])
+    tp, fp, fn = (truth & guess).sum(0), (~truth & guess).sum(0), (truth & ~guess).sum(0)
+    denominators = 2 * tp + fp + fn
+    per_label = np.where(denominators > 0, 2 * tp / np.maximum(denominators, 1), 0.0)
+    support = tp + fn
+    assert report.macro_f1 == pytest.approx(per_label.mean())
+    micro_denominator = 2 * tp.sum() + fp.sum() + fn.sum()
+    assert report.micro_f1 == pytest.approx(2 * tp.sum() / micro_denominator if micro_denominator else 0)
+    weighted = (per_label * support).sum() / support.sum() if support.sum() else 0.0
+    assert report.weighted_f1 == pytest.approx(weighted)
+    assert report.correct == sum(set(t) == set(g) for t, g in pairs)
+
+
+def test_example_script_runs(tmp_path: Path) -> None:
+    train = [dict(r, split="train") for r in GOLD] + [dict(GOLD[0], split="train", idx=4)]
+    write(tmp_path / "train.json", train)
+    write(tmp_path / "test.json", GOLD)
+    result = subprocess.run([sys.executable, str(EXAMPLES / "evaluate_predictions.py"),
+                             str(tmp_path)], capture_output=True, text=True, check=True)
+    assert "exact-set accuracy" in result.stdout and "weighted F1" in result.stdout

@@ -1,0 +1,136 @@
+"""cxrvqa.explain: traced values, not-evaluated steps, supporting label rows, and explaining built records."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from cxrvqa.errors import DataError, EvaluationError
+from cxrvqa.explain import explain, explain_from_sources, explain_record, parse_bindings
+from cxrvqa.facts import ImageFacts
+from cxrvqa.loaders import read_gold_labels
+from cxrvqa.pipeline import build, load_index
+from cxrvqa.programs import bundled_programs
+from cxrvqa.sources import DATASET_SUBDIR, SourceLayout
+from cxrvqa.synth import SynthConfig, write_questions, write_sources
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+PROGRAMS = bundled_programs()
+LESION = "mass/nodule (not otherwise specified)"
+ONTOLOGY = SimpleNamespace(attribute_parents={LESION: ("lung lesion",)},
+                           object_parents={"left lower lung zone": ("left lung",)})
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
+    root = tmp_path_factory.mktemp("demo")
+    config = SynthConfig(patients=501, seed=7, questions_per_template=2)
+    write_sources(root, config)
+    layout = SourceLayout.from_root(root)
+    index = load_index(layout)
+    write_questions(root, index, config)
+    build(layout, root / DATASET_SUBDIR)
+    return SimpleNamespace(layout=layout, index=index, dataset=root / DATASET_SUBDIR,
+                           gold_rows=read_gold_labels(layout.gold_labels))
+
+
+def row(row_id: str, obj: str, attribute: str, relation: int,
+        category: str = "anatomicalfinding") -> dict[str, object]:
+    return {"row_id": row_id, "bbox": obj, "categoryID": category, "label_name": attribute,
+            "relation": relation}
+
+
+def test_steps_show_each_value_and_skip_short_circuited_ones() -> None:
+    facts = ImageFacts([("right lung", "pneumonia", "disease")], "AP", "F", {})
+    result = explain(PROGRAMS["program_12"], facts, {"object_1": "left lung",
+                                                     "object_2": "right lung"})
+    assert result.answer == ["no"]
+    steps = {step.expression: step.value for step in result.steps}
+    assert steps["exists(abnormal[object = $object_1])"] == "false"
+    assert steps["$object_1"] == "'left lung'"
+    # 'and' stopped at its left side, as the compiled code does
+    assert steps["exists(abnormal[object = $object_2])"] == "(not evaluated)"
+    assert steps["let abnormal = findings[category in ABNORMAL]"] == \
+        "{right lung / pneumonia (disease)}"
+    assert result.support == {"no": ()}
+
+
+def test_support_rows_follow_the_latest_sentence_and_propagation() -> None:
+    facts = ImageFacts([("left lung", "pneumonia", "disease"),
+                        ("left lung", "lung lesion", "anatomicalfinding"),
+                        ("left lower lung zone", "lung lesion", "anatomicalfinding")])
+    rows = [row("9|3", "left lung", "pneumonia", 0, "disease"),
+            row("9|5", "left lung", "pneumonia", 1, "disease"),      # later sentence wins
+            row("9|2", "left lung", "lung lesion", 1),
+            row("9|4", "left lung", "lung lesion", 0),               # overrides 9|2
+            row("9|1", "left lower lung zone", LESION, 1),
+            row("9|1", "left lower lung zone", "pneumonia", 1, "nlp")]  # nlp rows never count
+    result = explain(PROGRAMS["program_7"], facts, {"category": "anatomicalfinding",
+                                                    "object": "left lung"},
+                     rows=rows, ontology=ONTOLOGY, labels="gold")  # type: ignore[arg-type]
+    assert result.answer == ["lung lesion"]
+    (support,) = result.support["lung lesion"]
+    assert support.finding == ("left lung", "lung lesion", "anatomicalfinding")
+    assert [(r.row_id, r.attribute, r.via, r.labels) for r in support.rows] == [
+        ("9|1", LESION, f"attribute '{LESION}' and object 'left lower lung zone'", "gold")]
+    disease = explain(PROGRAMS["program_2"], facts, {"attribute": "pneumonia", "object": "left lung"},
+                      rows=rows, ontology=ONTOLOGY)  # type: ignore[arg-type]
+    assert [(r.row_id, r.via) for s in disease.support["yes"] for r in s.rows] == [("9|5", None)]
+    text = disease.render()
+    assert "row 9|5: left lung / pneumonia (disease) relation=1, direct" in text
+
+
+def test_without_rows_findings_are_listed_alone() -> None:
+    facts = ImageFacts([("trachea", "endotracheal tube", "tubesandlines")], "PA", None, {})
+    result = explain(PROGRAMS["program_31"], facts, {"attribute": "endotracheal tube"})
+    assert result.answer == ["trachea"]
+    assert "(no label rows given)" in result.render()
+    assert json.loads(json.dumps(result.to_json()))["support"]["trachea"][0]["rows"] == []
+
+
+def test_bad_bindings() -> None:
+    facts = ImageFacts([])
+    with pytest.raises(EvaluationError, match="needs a name"):
+        explain(PROGRAMS["program_22"], facts, {})
+    assert parse_bindings(["object=left lung", "attribute_1='pneumonia'"]) == {
+        "object": "left lung", "attribute_1": "pneumonia"}
+    with pytest.raises(EvaluationError, match="NAME=VALUE"):
+        parse_bindings(["left lung"])
+
+
+def test_every_built_record_is_explained_with_its_answer_and_rows(demo: SimpleNamespace) -> None:
+    rows = {image: frame.to_dict("records") for image, frame in demo.gold_rows.groupby("image_id")}
+    for record in json.loads((demo.dataset / "test.json").read_text()):
+        result = explain_record(demo.index, record, rows=rows[record["image_id"]], labels="gold")
+        assert result.answer == record["answer"] == result.expected
+        assert all(support.rows for supports in result.support.values() for support in supports)
+
+
+def test_record_and_image_modes_from_sources(demo: SimpleNamespace) -> None:
+    record = json.loads((demo.dataset / "test.json").read_text())[3]
+    result = explain_from_sources(demo.layout, record=f"test:{record['idx']}",
+                                  dataset_dir=demo.dataset)
+    assert (result.answer, result.labels, result.image_id) == (
+        record["answer"], "gold", record["image_id"])
+    result = explain_from_sources(demo.layout, image_id=record["image_id"],
+                                  program="program_45", bindings={})
+    assert result.labels == "gold" and result.answer in (["f"], ["m"])
+
+
+def test_bad_record_and_image(demo: SimpleNamespace) -> None:
+    with pytest.raises(DataError, match="no record with idx 99999"):
+        explain_from_sources(demo.layout, record="test:99999", dataset_dir=demo.dataset)
+    with pytest.raises(DataError, match="not a labelled image"):
+        explain_from_sources(demo.layout, image_id="nope", program="program_45")
+
+
+def test_example_script_runs() -> None:
+    result = subprocess.run([sys.executable, str(EXAMPLES / "explain_answer.py")],
+                            capture_output=True, text=True, check=True)
+    assert "answer: ['lung opacity']" in result.stdout
+    assert "via object 'left lower lung zone'" in result.stdout

@@ -1,0 +1,197 @@
+"""Question generation: ontology-respecting arguments, global balance, reproducibility, output."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cxrvqa.check import check_paths
+from cxrvqa.errors import DataError
+from cxrvqa.generate import (
+    CATEGORY_WORDS,
+    GenerateOptions,
+    Generated,
+    generate,
+    load_templates,
+    question_bytes,
+    run_generate,
+)
+from cxrvqa.pipeline import SceneIndex, load_index
+from cxrvqa.programs import answer, bundled_programs
+from cxrvqa.sources import SourceLayout
+from cxrvqa.synth import SynthConfig, write_sources
+from cxrvqa.vocab import category_of
+
+QUESTION_KEYS = ["split", "idx", "image_id", "question", "content_type", "semantic_type",
+                 "template", "template_program", "template_arguments"]
+BINARY_LISTS = {"program_42", "program_43", "program_45", "program_46"}  # only two answers exist
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("tree")
+    write_sources(folder, SynthConfig(patients=800, seed=5))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def index(root: Path) -> SceneIndex:
+    return load_index(SourceLayout.from_root(root))
+
+
+@pytest.fixture(scope="module")
+def test_split(index: SceneIndex) -> Generated:
+    return generate(index, "test", GenerateOptions(per_template=20, seed=1))
+
+
+def _render(record: dict[str, Any]) -> str:
+    arguments = record["template_arguments"]
+    words = {"category": CATEGORY_WORDS, "gender": {"M": "male", "F": "female"}}
+
+    def value(match: re.Match[str]) -> str:
+        kind, _, number = match.group(1).partition("_")
+        raw = arguments[kind][str(int(number or 1) - 1)]
+        return words.get(kind, {}).get(raw, raw)
+    return re.sub(r"\$\{(\w+)\}", value, record["template"])
+
+
+def test_records_have_the_released_format_and_answers(test_split: Generated,
+                                                     index: SceneIndex) -> None:
+    records = test_split.records
+    assert [r["idx"] for r in records] == list(range(48 * 20))
+    types = {t.program: (t.content_type, t.semantic_type) for t in load_templates()}
+    programs = bundled_programs()
+    for record in records:
+        assert list(record) == [*QUESTION_KEYS, "answer"]
+        assert record["split"] == "test" and record["image_id"] in index.gold
+        program = record["template_program"]
+        assert (record["content_type"], record["semantic_type"]) == types[program]
+        assert record["template"] in [t.text for t in programs[program].templates]
+        assert record["question"] == _render(record)
+        assert record["answer"] == answer(programs, record, index.gold[record["image_id"]])
+    assert any("tubes/lines" in r["question"] for r in records)
+
+
+def test_arguments_respect_the_ontology_and_are_distinct(test_split: Generated,
+                                                         index: SceneIndex) -> None:
+    possible = index.ontology.possible
+    for record in test_split.records:
+        arguments = {k: list(v.values()) for k, v in record["template_arguments"].items()}
+        for values in arguments.values():
+            assert len(set(values)) == len(values)
+        assert all(o in possible[a] for o in arguments["object"] for a in arguments["attribute"])
+        if arguments["category"] and arguments["attribute"]:
+            assert {category_of(a) for a in arguments["attribute"]} == set(arguments["category"])
+        if arguments["category"] and arguments["object"] and not arguments["attribute"]:
+            for category in arguments["category"]:
+                for obj in arguments["object"]:
+                    assert any(obj in objs for a, objs in possible.items()
+                               if a in index.ontology.category
+                               and index.ontology.category[a] == category)
+
+
+def test_no_duplicate_question_on_an_image(test_split: Generated) -> None:
+    keys = Counter((r["image_id"], r["question"]) for r in test_split.records)
+    assert max(keys.values()) == 1
+
+
+def test_answers_are_balanced_per_template(test_split: Generated) -> None:
+    by_program: dict[str, Counter[str]] = {}
+    for record in test_split.records:
+        text = ", ".join(record["answer"]) if record["answer"] else "[]"
+        by_program.setdefault(record["template_program"], Counter())[text] += 1
+    rows = {row.program: row for row in test_split.balance}
+    for program, counts in by_program.items():
+        assert rows[program].answers == tuple(sorted(counts.items()))  # the report is true
+        total = sum(counts.values())
+        assert total == 20
+        if set(counts) <= {"yes", "no"}:
+            assert abs(counts["yes"] / total - 0.5) <= 0.05, program
+        elif program in BINARY_LISTS:
+            assert sorted(counts.values()) == [10, 10] and not rows[program].balanced
+        else:
+            assert max(counts.values()) / total <= 0.2, program
+            assert rows[program].balanced
+    assert "program_22" in test_split.render_balance()
+
+
+def test_choose_questions_have_one_true_option(test_split: Generated) -> None:
+    for program in ("program_10", "program_28", "program_32", "program_33"):
+        answers = [r["answer"] for r in test_split.records if r["template_program"] == program]
+        assert sum(len(a) == 1 for a in answers) >= 0.8 * len(answers), program
+
+
+def test_paraphrases_are_used_only_when_asked(index: SceneIndex) -> None:
+    programs = bundled_programs()
+    wordings = [t.text for t in programs["program_22"].templates]
+    assert len(wordings) > 1
+    assert wordings[0] == next(t.text for t in load_templates() if t.program == "program_22")
+    options = GenerateOptions(per_template=30, templates=("program_22",))
+    used = {r["template"] for r in generate(index, "test", options).records}
+    assert used == set(wordings)
+    base = GenerateOptions(per_template=30, templates=("program_22",), paraphrases=False)
+    assert {r["template"] for r in generate(index, "test", base).records} == {wordings[0]}
+
+
+def test_base_wordings_match_templates_tsv() -> None:
+    programs = bundled_programs()
+    assert {t.program: t.text for t in load_templates()} == {
+        name: program.templates[0].text for name, program in programs.items()}
+
+
+def test_same_seed_same_bytes_for_any_worker_count(index: SceneIndex) -> None:
+    chosen = ("program_2", "program_10", "program_14", "program_41", "program_47")
+    outputs = [question_bytes(generate(index, "train", GenerateOptions(
+        per_template=15, seed=9, templates=chosen, workers=workers)).records)
+        for workers in (1, 2, 1)]
+    assert outputs[0] == outputs[1] == outputs[2]
+    other = generate(index, "train", GenerateOptions(per_template=15, seed=10, templates=chosen))
+    assert question_bytes(other.records) != outputs[0]
+
+
+def test_run_generate_writes_the_file_without_answers(root: Path, tmp_path: Path) -> None:
+    out = tmp_path / "gen" / "valid.json"
+    options = GenerateOptions(per_template=3, templates=("program_1", "program_44"), answers=False)
+    generated = run_generate(SourceLayout.from_root(root), "valid", options, out)
+    assert out.read_bytes() == question_bytes(generated.records)
+    records = json.loads(out.read_text())
+    assert len(records) == 6 and all(list(r) == QUESTION_KEYS for r in records)
+    assert out.read_text().startswith("[\n  {")
+    assert [p.name for p in out.parent.iterdir()] == ["valid.json"]  # no temporary left behind
+
+
+def test_bad_split_or_template_is_a_data_error(index: SceneIndex) -> None:
+    with pytest.raises(DataError, match="--split"):
+        generate(index, "dev", GenerateOptions(per_template=1))
+    with pytest.raises(DataError, match="program_99"):
+        generate(index, "test", GenerateOptions(per_template=1, templates=("program_99",)))
+
+
+def test_questions_need_the_facts_they_ask_about(index: SceneIndex) -> None:
+    options = GenerateOptions(per_template=25, templates=("program_44", "program_47"))
+    for record in generate(index, "train", options).records:
+        facts = index.silver[record["image_id"]]
+        if record["template_program"] == "program_44":
+            assert facts.gender is not None
+        else:
+            assert {"left lung", "right lung", "cardiac silhouette"} <= set(facts.boxes)
+
+
+def test_check_points_at_a_paraphrase_slot_without_param(tmp_path: Path) -> None:
+    program = tmp_path / "program_2.cxr"
+    text = (Path(__file__).parent.parent / "programs" / "program_2.cxr").read_text()
+    base = 'template "Is there ${attribute} in the ${object}?"\n'
+    program.write_text(text.replace(base, base + 'template "Is ${finding} in the ${object}?"\n'))
+    out = io.StringIO()
+    assert check_paths([program], out=out) == 1
+    line = text.splitlines().index(base.strip()) + 2
+    assert f"program_2.cxr:{line}:14: error: template slot '${{finding}}' has no param" \
+        in out.getvalue()
+    assert f"program_2.cxr:{line}:1: error: template does not mention param 'attribute'" \
+        in out.getvalue()

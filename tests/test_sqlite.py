@@ -1,0 +1,152 @@
+"""cxrvqa.sqlite: template recognition from question text, func_vqa in SQL, the several-images rule."""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from cxrvqa.facts import ImageFacts
+from cxrvqa.pipeline import SceneIndex, build, load_index
+from cxrvqa.programs import answer, bundled_programs
+from cxrvqa.sources import DATASET_SUBDIR, SourceLayout
+from cxrvqa.sqlite import QuestionMatcher, register
+from cxrvqa.synth import SynthConfig, write_questions, write_sources
+from cxrvqa.synth_questions import CATEGORY_WORDS
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
+    root = tmp_path_factory.mktemp("demo")
+    config = SynthConfig(patients=501, seed=5, questions_per_template=2)
+    write_sources(root, config)
+    layout = SourceLayout.from_root(root)
+    index = load_index(layout)
+    write_questions(root, index, config)
+    build(layout, root / DATASET_SUBDIR)
+    return SimpleNamespace(root=root, index=index,
+                           dataset=root / DATASET_SUBDIR)
+
+
+@pytest.fixture(scope="module")
+def matcher() -> QuestionMatcher:
+    return QuestionMatcher(bundled_programs())
+
+
+def studies_connection(index: SceneIndex) -> sqlite3.Connection:
+    conn = sqlite3.connect(":memory:")
+    conn.execute("create table studies (subject_id integer, study_id integer)")
+    conn.executemany("insert into studies values (?, ?)",
+                     sorted({(m.subject_id, m.study_id) for m in index.meta.values()}))
+    return conn
+
+
+def test_every_built_question_is_recognised(demo: SimpleNamespace, matcher: QuestionMatcher) -> None:
+    records = [r for split in ("train", "valid", "test")
+               for r in json.loads((demo.dataset / f"{split}.json").read_text())]
+    assert {r["template_program"] for r in records} == set(bundled_programs())
+    for record in records:
+        expected = {kind: args for kind, args in record["template_arguments"].items() if args}
+        assert matcher.match(record["question"]) == (record["template_program"], expected)
+
+
+@pytest.mark.parametrize("text", ["Are there any tubes/lines in the left lung?",
+                                  "ARE THERE ANY TUBES/LINES IN THE LEFT LUNG",
+                                  "  are there any   tubes/lines in the left lung ?  ",
+                                  "Are there any tubesandlines in the left lung."])
+def test_case_spaces_and_trailing_mark_are_ignored(matcher: QuestionMatcher, text: str) -> None:
+    assert matcher.match(text) == ("program_1", {"category": {"0": "tubesandlines"},
+                                                 "object": {"0": "left lung"}})
+
+
+def test_numbered_slots_and_rendered_words(matcher: QuestionMatcher) -> None:
+    assert matcher.match("Is this patient female?") == ("program_44", {"gender": {"0": "F"}})
+    assert matcher.match("is this an ap view") == ("program_41", {"viewpos": {"0": "AP"}})
+    program, arguments = matcher.match(
+        "List all diseases in either the right lung or the left upper lung zone.")  # type: ignore[misc]
+    assert program == "program_13"
+    assert arguments == {"category": {"0": "disease"},
+                         "object": {"0": "right lung", "1": "left upper lung zone"}}
+
+
+def test_every_template_line_is_recognised_with_each_category_word(matcher: QuestionMatcher) -> None:
+    values = {"object": "left lower lung zone", "attribute": "pleural effusion", "viewpos": "PA",
+              "gender": "male"}
+    for program in bundled_programs().values():
+        for template in program.templates:
+            for word in CATEGORY_WORDS.values():
+                text = re.sub(r"\$\{(\w+)\}", lambda m: word if m.group(1).startswith("category")
+                              else values[m.group(1).partition("_")[0]], template.text)
+                found = matcher.match(text.upper())
+                assert found is not None and found[0] == program.name, text
+
+
+def test_unknown_question_is_none(matcher: QuestionMatcher) -> None:
+    assert matcher.match("Is there pleural effusion in the left elbow?") is None
+    assert matcher.match("what is the meaning of life?") is None
+
+
+def test_neural_sql_queries(demo: SimpleNamespace) -> None:
+    index = demo.index
+    conn = studies_connection(index)
+    register(conn, index)
+    found = {row[0] for row in conn.execute(
+        "select t.study_id from studies t where func_vqa('is there pleural effusion?', t.study_id) = 1")}
+    expected = {index.meta[image].study_id for pool in (index.silver, index.gold)
+                for image, facts in pool.items() if facts.with_attribute("pleural effusion")}
+    assert found == expected and found
+    assert found == {row[0] for row in conn.execute(
+        "select study_id from studies where func_vqa('IS THERE PLEURAL EFFUSION', study_id) = 1")}
+    image, facts = next((i, f) for pool in (index.silver, index.gold) for i, f in pool.items()
+                        if f.in_category("tubesandlines"))
+    study = index.meta[image].study_id
+    listed = conn.execute("select func_vqa('List all tubes/lines.', ?)", (str(study),)).fetchone()[0]
+    record = {"template_program": "program_25",
+              "template_arguments": {"category": {"0": "tubesandlines"}}}
+    assert json.loads(listed) == answer(bundled_programs(), record, facts) != []
+    assert conn.execute("select func_vqa('Is there pleural effusion?', 1)").fetchone() == (None,)
+
+
+def test_unknown_question_error_names_the_question(demo: SimpleNamespace) -> None:
+    conn = studies_connection(demo.index)
+    vqa = register(conn, demo.index)
+    query = "select func_vqa('is there a unicorn?', study_id) from studies"
+    with pytest.raises(sqlite3.OperationalError, match="user-defined function raised exception"):
+        conn.execute(query).fetchall()
+    with pytest.raises(sqlite3.OperationalError,
+                       match=r"^func_vqa: unknown question 'is there a unicorn\?'$"), vqa.named_errors():
+        conn.execute(query).fetchall()
+
+
+def test_several_images_of_one_study() -> None:
+    meta = {image: SimpleNamespace(subject_id=1, study_id=7, viewpos="AP")
+            for image in ("b-silver", "a-silver", "c-gold")}
+    meta["d-silver"] = SimpleNamespace(subject_id=2, study_id=8, viewpos="AP")
+    effusion = ImageFacts([("left lung", "pleural effusion", "anatomicalfinding")], "AP", "F", {})
+    index = SimpleNamespace(
+        silver={"a-silver": ImageFacts([]), "b-silver": effusion, "d-silver": effusion},
+        gold={"c-gold": effusion}, meta=meta)
+    conn = sqlite3.connect(":memory:")
+    register(conn, index)  # type: ignore[arg-type]
+    ask = "select func_vqa('is there pleural effusion', ?)"
+    assert conn.execute(ask, (7,)).fetchone() == (1,)   # the gold image answers
+    del index.gold["c-gold"]
+    conn2 = sqlite3.connect(":memory:")
+    register(conn2, index)  # type: ignore[arg-type]
+    assert conn2.execute(ask, (7,)).fetchone() == (0,)  # then the smallest image id: a-silver
+    assert conn2.execute(ask, ("s8",)).fetchone() == (1,)
+
+
+def test_example_script_runs(demo: SimpleNamespace) -> None:
+    result = subprocess.run([sys.executable, str(EXAMPLES / "sqlite_func_vqa.py"), str(demo.root)],
+                            capture_output=True, text=True, check=True)
+    assert "studies with pleural effusion:" in result.stdout
+    assert "error: func_vqa: unknown question 'what is the meaning of life?'" in result.stdout

@@ -1,0 +1,146 @@
+"""``cxrvqa stats``: numbers on a hand-made file, bad input, JSON, plots, gold/silver agreement."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from cxrvqa.errors import DataError
+from cxrvqa.generate import GenerateOptions, generate, question_bytes
+from cxrvqa.pipeline import load_index
+from cxrvqa.programs import answer, bundled_programs
+from cxrvqa.sources import SourceLayout
+from cxrvqa.stats import (
+    PLOT_EXTRA_MESSAGE,
+    compute_stats,
+    gold_silver_facts,
+    render_stats,
+    stats_json,
+    write_plots,
+)
+from cxrvqa.synth import SynthConfig, write_sources
+
+
+def _record(split: str, image: str, question: str, program: str, answer: list[str] | None,
+            subject: str | None = None, content: str = "presence",
+            semantic: str = "verify") -> dict[str, Any]:
+    record: dict[str, Any] = {"split": split, "idx": 0, "image_id": image, "question": question,
+                              "content_type": content, "semantic_type": semantic,
+                              "template_program": program}
+    if subject is not None:
+        record["subject_id"] = subject
+    if answer is not None:
+        record["answer"] = answer
+    return record
+
+
+HAND_MADE = [
+    _record("train", "img1", "Is there x?", "program_22", ["yes"], "1", "attribute"),
+    _record("train", "img1", "Is there x?", "program_22", ["yes"], "1", "attribute"),  # duplicate
+    _record("train", "img2", "Is there y?", "program_22", ["no"], "2", "attribute"),
+    _record("train", "img2", "List all z.", "program_25", [], "2", semantic="query"),
+    _record("valid", "img3", "List all z.", "program_25", ["a", "b"], "2", semantic="query"),
+    _record("valid", "img2", "Is there y?", "program_22", ["no"], "2", "attribute"),
+    _record("test", "img9", "Is there y?", "program_22", ["yes"], "9", "attribute"),
+]
+
+
+def _write(path: Path, records: list[dict[str, Any]]) -> Path:
+    path.write_text(json.dumps(records, indent=2), encoding="utf-8")
+    return path
+
+
+def test_numbers_of_a_hand_made_file(tmp_path: Path) -> None:
+    stats = compute_stats([_write(tmp_path / "a.json", HAND_MADE[:4]),
+                           _write(tmp_path / "b.json", HAND_MADE[4:])])
+    assert stats.questions == 7
+    assert stats.by_split == {"test": 1, "train": 4, "valid": 2}
+    assert stats.by_template == {"program_22": {"test": 1, "train": 3, "valid": 1},
+                                 "program_25": {"train": 1, "valid": 1}}
+    assert stats.by_content_type == {"attribute": 5, "presence": 2}
+    assert stats.by_semantic_type == {"query": 2, "verify": 5}
+    assert stats.answers == {"program_22": {"yes": 3, "no": 2}, "program_25": {"[]": 1, "a, b": 1}}
+    assert (stats.answered, stats.empty) == (7, 1)
+    assert stats.duplicates == {"test": 0, "train": 1, "valid": 0}
+    overlaps = {o.splits: (o.images, o.patients, o.flagged) for o in stats.overlaps}
+    assert overlaps == {"test/train": (0, 0, False), "test/valid": (0, 0, False),
+                        "train/valid": (1, 1, True)}
+    table = render_stats(stats)
+    assert "shared train/valid: 1 images, 1 patients  <- OVERLAP" in table
+    assert "empty answers: 1 of 7 (14.3%)" in table
+    assert "duplicate questions on one image: test 0, train 1, valid 0" in table
+    data = json.loads(stats_json(stats))
+    assert data["empty_rate"] == pytest.approx(1 / 7) and data["agreement"] is None
+    assert data["overlaps"][2] == {"splits": "train/valid", "images": 1, "patients": 1,
+                                   "flagged": True}
+
+
+def test_question_files_without_answers_or_subjects(tmp_path: Path) -> None:
+    records = [{k: v for k, v in r.items() if k not in ("answer", "subject_id")}
+               for r in HAND_MADE]
+    stats = compute_stats([_write(tmp_path / "q.json", records)])
+    assert stats.answers == {} and stats.empty_rate is None
+    assert [o.patients for o in stats.overlaps] == [None, None, None]
+    assert "empty answers: no answers in the files" in render_stats(stats)
+
+
+def test_bad_files_are_data_errors(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.json"
+    broken.write_text("{", encoding="utf-8")
+    with pytest.raises(DataError, match="broken.json: cannot read"):
+        compute_stats([broken])
+    with pytest.raises(DataError, match=r"x.json: record 1: expected an object with keys split"):
+        compute_stats([_write(tmp_path / "x.json", [HAND_MADE[0], {"split": "train"}])])
+
+
+def test_plots_are_png_files(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    stats = compute_stats([_write(tmp_path / "a.json", HAND_MADE)])
+    assert write_plots(stats, tmp_path / "plots") == f"wrote 4 charts to {tmp_path / 'plots'}"
+    charts = sorted((tmp_path / "plots").iterdir())
+    assert [p.name for p in charts] == ["content_types.png", "questions_per_template.png",
+                                        "semantic_types.png", "top_answer_share.png"]
+    assert all(p.read_bytes().startswith(b"\x89PNG") for p in charts)
+
+
+def test_plots_without_matplotlib_name_the_extra(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # makes the import fail
+    stats = compute_stats([_write(tmp_path / "a.json", HAND_MADE)])
+    assert write_plots(stats, tmp_path / "plots") == PLOT_EXTRA_MESSAGE
+    assert not (tmp_path / "plots").exists()
+
+
+def test_gold_vs_silver_agreement_with_sources(tmp_path: Path) -> None:
+    write_sources(tmp_path, SynthConfig(patients=501, seed=2))
+    layout = SourceLayout.from_root(tmp_path)
+    index = load_index(layout)
+    records = generate(index, "test", GenerateOptions(
+        per_template=6, templates=("program_22", "program_27", "program_47"))).records
+    path = tmp_path / "test.json"
+    path.write_bytes(question_bytes(records))
+    stats = compute_stats([path], layout)
+    assert stats.agreement is not None
+    silver = gold_silver_facts(layout, index)
+    # Silver findings come from the image's silver rows (and their parents), not from the gold file.
+    rows = pd.read_csv(layout.silver_labels, sep="\t", dtype=str, keep_default_na=False)
+    for image, facts in silver.items():
+        named = set(rows.loc[rows["image_id"] == image, "label_name"])
+        named |= {parent for child in named for parent in index.ontology.attribute_parents.get(
+            child, ())}  # labels also count for their parents (§4)
+        assert {attribute for _, attribute, _ in facts.findings} <= named
+    assert any(silver[i].findings != index.gold[i].findings for i in silver)
+    programs = bundled_programs()
+    for program, tally in stats.agreement.items():
+        mine = [r for r in records if r["template_program"] == program]
+        assert tally.questions == len(mine) == 6
+        expected = sum(answer(programs, r, silver[r["image_id"]]) == r["answer"]
+                       for r in mine if r["image_id"] in silver)
+        assert tally.agree == expected
+    assert "gold=silver" in render_stats(stats)
+    assert {o.splits for o in stats.overlaps} == set()  # one split: nothing to share
