@@ -36,7 +36,7 @@ from .answers import render
 from .errors import DataError, EvaluationError
 from .facts import Finding, ImageFacts
 from .interpreter import Value, compile_program
-from .programs import _plan, bundled_programs, evaluate
+from .programs import argument_plan, bundled_programs, evaluate
 
 if TYPE_CHECKING:
     from .ontology import Ontology
@@ -314,7 +314,7 @@ def record_bindings(program: n.Program, record: Mapping[str, Any]) -> dict[str, 
     """A question record's ``template_arguments`` as bindings by parameter name."""
     arguments = record.get("template_arguments") or {}
     bindings: dict[str, str | None] = {}
-    for kind, keys, positions in _plan(program):
+    for kind, keys, positions in argument_plan(program):
         given = arguments.get(kind) or {}
         for key, position in zip(keys, positions):
             bindings[program.params[position].name] = given.get(key)
@@ -375,10 +375,10 @@ def explain_from_sources(layout: SourceLayout, *, image_id: str | None = None,
 def label_rows(layout: SourceLayout, labels: str, image_id: str) -> list[dict[str, Any]]:
     """One image's silver or gold label rows, in file order."""
     from . import loaders
-    from .pipeline import Stages, _silver_rows
+    from .pipeline import load_silver_rows
 
     frame = (loaders.read_gold_labels(layout.gold_labels) if labels == "gold"
-             else _silver_rows(layout, Stages())[0])
+             else load_silver_rows(layout)[0])
     return frame[frame["image_id"] == image_id].to_dict("records")
 
 

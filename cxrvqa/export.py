@@ -24,16 +24,16 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import CxrvqaError, DataError
 from .pipeline import OUTPUT_KEYS, SPLITS
+from .vocab import ARGUMENT_KINDS
 from .verify import paused_gc, read_json, read_records, text_table
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["ARGUMENT_KINDS", "FORMATS", "MULTIHOT_COLUMN", "ExportError", "ExportReport",
+__all__ = ["FORMATS", "MULTIHOT_COLUMN", "ExportError", "ExportReport",
            "export_dataset"]
 
 FORMATS = ("parquet", "hf")
-ARGUMENT_KINDS = ("object", "attribute", "category", "viewpos", "gender")
 MULTIHOT_COLUMN = "answer_multihot"
 _KEY_SET = set(OUTPUT_KEYS)
 _KIND_SET = set(ARGUMENT_KINDS)

@@ -40,23 +40,18 @@ from .facts import ImageFacts
 from .output import write_files_atomically
 from .programs import answer, bundled_programs
 from .splits import SilverIndex, assign_splits
-from .vocab import VQA_ATTRIBUTES, VQA_CATEGORIES, VQA_OBJECTS, category_of
+from .vocab import (ARGUMENT_KINDS, CATEGORY_WORDS, GENDER_WORDS, VQA_ATTRIBUTES, VQA_CATEGORIES,
+                    VQA_OBJECTS, category_of)
 
 if TYPE_CHECKING:
     from .ontology import Ontology
     from .sources import SourceLayout
 
-__all__ = ["CATEGORY_WORDS", "MAX_LIST_SHARE", "SPLITS", "BalanceRow", "GenerateOptions",
+__all__ = ["MAX_LIST_SHARE", "SPLITS", "BalanceRow", "GenerateOptions",
            "Generated", "Pairs", "Template", "generate", "generate_split", "load_templates",
            "question_bytes", "run_generate", "split_pools"]
 
 SPLITS = ("train", "valid", "test")
-CATEGORY_WORDS = {
-    "anatomicalfinding": "anatomical findings", "technicalassessment": "technical assessments",
-    "disease": "diseases", "tubesandlines": "tubes/lines", "device": "devices",
-}
-GENDER_WORDS = {"M": "male", "F": "female"}
-ARGUMENT_KINDS = ("object", "attribute", "category", "viewpos", "gender")
 MAX_LIST_SHARE = 0.2
 YES_TOLERANCE = 0.05
 OVERSAMPLING = 4

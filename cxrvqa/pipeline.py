@@ -31,7 +31,8 @@ from .output import ans2idx_bytes, dataset_bytes, write_files_atomically
 from .questions import read_split
 from .sources import SourceLayout
 
-__all__ = ["BuildReport", "ImageMeta", "SceneIndex", "Stages", "build", "load_index"]
+__all__ = ["BuildReport", "ImageMeta", "SceneIndex", "Stages", "build", "first_boxes", "load_index",
+           "load_silver_rows"]
 
 SPLITS = ("train", "valid", "test")
 # The key order of an output record (pipeline.md §6); answer_split writes them in this order.
@@ -85,8 +86,9 @@ class SceneIndex:
     ontology: Ontology
 
 
-def _silver_rows(layout: SourceLayout, stages: Stages) -> tuple[pd.DataFrame, pd.DataFrame, str]:
-    """Silver label and box rows, from the tabular files or else the scene graphs."""
+def load_silver_rows(layout: SourceLayout, *, progress: bool = False
+                     ) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """Silver label rows, box rows and their source, from the tabular files or else the scene graphs."""
     if layout.has_scene_tabular():
         return (loaders.read_silver_labels(layout.silver_labels),
                 loaders.read_silver_boxes(layout.silver_boxes), str(layout.silver_labels))
@@ -96,13 +98,13 @@ def _silver_rows(layout: SourceLayout, stages: Stages) -> tuple[pd.DataFrame, pd
     if source is None:
         raise DataError(f"{layout.silver_labels}: file not found, and no scene graphs "
                         f"(silver_dataset/scene_graph.zip or scene_graph/) to read instead")
-    scan = read_scene_graphs(source, progress=stages.progress)
+    scan = read_scene_graphs(source, progress=progress)
     labels = scan.attributes.assign(image_id=loaders.strip_dcm(scan.attributes["image_id"]))
     boxes = loaders.silver_boxes_from_frame(scan.boxes, source.path)
     return labels, boxes.assign(bbox_name=boxes["bbox_name"].astype("category")), str(source.path)
 
 
-def _first_boxes(boxes: pd.DataFrame, images: frozenset[str]) -> dict[str, Boxes]:
+def first_boxes(boxes: pd.DataFrame, images: frozenset[str]) -> dict[str, Boxes]:
     """image -> its boxes {name: (x1, x2)}; the first row of a name counts, coordinates truncated."""
     boxes = boxes[boxes["image_id"].isin(list(images))].drop_duplicates(["image_id", "bbox_name"])
     boxes = boxes.dropna(subset=["x1", "x2"])
@@ -139,7 +141,7 @@ def load_index(layout: SourceLayout, *, stages: Stages | None = None) -> SceneIn
     stages = stages or Stages()
     with stages.stage("load sources"):
         metadata = loaders.read_metadata(layout.metadata)
-        silver_rows, silver_boxes, silver_source = _silver_rows(layout, stages)
+        silver_rows, silver_boxes, silver_source = load_silver_rows(layout, progress=stages.progress)
         gold_rows = loaders.read_gold_labels(layout.gold_labels)
         gold_boxes = loaders.read_gold_boxes(layout.gold_boxes)
         patients = loaders.read_patients(layout.patients)
@@ -154,9 +156,9 @@ def load_index(layout: SourceLayout, *, stages: Stages | None = None) -> SceneIn
         meta = _metadata_by_image(metadata, silver.labelled | gold.labelled)
         genders = _genders(patients)
         silver_facts = _facts(silver.labelled, silver.positives, meta, genders,
-                              _first_boxes(silver_boxes, silver.labelled))
+                              first_boxes(silver_boxes, silver.labelled))
         gold_facts = _facts(gold.labelled, gold.positives, meta, genders,
-                            _first_boxes(gold_boxes, gold.labelled))
+                            first_boxes(gold_boxes, gold.labelled))
     return SceneIndex(silver=silver_facts, gold=gold_facts, meta=meta, ontology=ontology)
 
 

@@ -29,7 +29,7 @@ from cxrvqa.kinds import Vocabulary
 from cxrvqa.parser import parse
 from cxrvqa.resources import programs_dir
 
-__all__ = ["answer", "answer_record", "bundled_programs", "evaluate", "load_program",
+__all__ = ["answer", "answer_record", "argument_plan", "bundled_programs", "evaluate", "load_program",
            "load_programs"]
 
 # (kind, argument keys, positions in the program's params) for each kind a program declares.
@@ -151,11 +151,12 @@ def answer_record(record: Mapping[str, object], facts: ImageFacts) -> list[str]:
 def _compiled(program: n.Program) -> tuple[Evaluator, _Plan]:
     cached = program._memo.get("compiled")
     if cached is None:
-        cached = program._memo["compiled"] = (compile_program(program), _plan(program))
+        cached = program._memo["compiled"] = (compile_program(program), argument_plan(program))
     return cast(tuple[Evaluator, _Plan], cached)
 
 
-def _plan(program: n.Program) -> _Plan:
+def argument_plan(program: n.Program) -> _Plan:
+    """(kind, argument keys, parameter positions) for each kind the program declares."""
     # 'object' is argument "0"; 'object_2' is argument "1" (the checker enforces the names).
     plan = []
     for kind in dict.fromkeys(p.kind for p in program.params):

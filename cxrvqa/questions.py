@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .errors import DataError
+from .vocab import ARGUMENT_KINDS
 
 __all__ = ["QuestionRecord", "SPLIT_FILES", "read_question_file", "read_split"]
 
@@ -21,7 +22,6 @@ SPLIT_FILES: dict[str, tuple[str, ...]] = {
     "valid": ("_valid.json",),
     "test": ("_test.json",),
 }
-_KINDS = ("object", "attribute", "category", "viewpos", "gender")
 
 
 class QuestionRecord(BaseModel):
@@ -56,7 +56,7 @@ def _check_record(record: Any, path: Path, number: int) -> dict[str, Any]:
         parsed = QuestionRecord.model_validate(record)
     except ValidationError as exc:
         raise DataError(f"{label}: {_describe(exc)}") from None
-    missing = [kind for kind in _KINDS if kind not in parsed.template_arguments]
+    missing = [kind for kind in ARGUMENT_KINDS if kind not in parsed.template_arguments]
     if missing:
         raise DataError(f"{label}: template_arguments lacks {', '.join(map(repr, missing))}")
     return record

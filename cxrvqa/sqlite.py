@@ -45,7 +45,7 @@ from .errors import CxrvqaError
 from .facts import ImageFacts
 from .nodes import Program
 from .programs import answer, bundled_programs
-from .synth_questions import CATEGORY_WORDS
+from .vocab import CATEGORY_WORDS
 from .vocab import VQA_ATTRIBUTES, VQA_OBJECTS
 
 if TYPE_CHECKING:

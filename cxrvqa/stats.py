@@ -187,11 +187,11 @@ def gold_silver_facts(layout: SourceLayout, index: SceneIndex) -> dict[str, Imag
     View position and gender are the image's own (they do not depend on the labels).
     """
     from .labels import image_labels
-    from .pipeline import Stages, _first_boxes, _silver_rows
+    from .pipeline import first_boxes, load_silver_rows
 
-    rows, boxes, source = _silver_rows(layout, Stages())
+    rows, boxes, source = load_silver_rows(layout)
     labels = image_labels(rows, frozenset(index.gold), index.ontology, source)
-    found_boxes = _first_boxes(boxes, labels.labelled)
+    found_boxes = first_boxes(boxes, labels.labelled)
     return {image: ImageFacts(labels.positives.get(image, ()), index.gold[image].viewpos,
                               index.gold[image].gender, found_boxes.get(image))
             for image in sorted(labels.labelled)}

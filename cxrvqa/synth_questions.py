@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from .facts import ImageFacts
-from .generate import CATEGORY_WORDS, GenerateOptions, Pairs, Template, generate_split, \
+from .generate import GenerateOptions, Pairs, Template, generate_split, \
     load_templates, question_bytes, split_pools
 from .output import write_files_atomically
 from .splits import SilverIndex
@@ -22,7 +22,7 @@ from .synth_ontology import QUESTION_PAIRS
 if TYPE_CHECKING:
     from .synth import SynthConfig
 
-__all__ = ["CATEGORY_WORDS", "QUESTION_FILES", "Template", "load_templates", "write_questions"]
+__all__ = ["QUESTION_FILES", "Template", "load_templates", "write_questions"]
 
 QUESTION_FILES = ("_train_part1.json", "_train_part2.json", "_valid.json", "_test.json")
 

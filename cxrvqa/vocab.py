@@ -20,6 +20,9 @@ __all__ = [
     "VQA_ATTRIBUTES",
     "VQA_CATEGORIES",
     "VQA_OBJECTS",
+    "ARGUMENT_KINDS",
+    "CATEGORY_WORDS",
+    "GENDER_WORDS",
     "category_of",
 ]
 
@@ -118,6 +121,16 @@ VQA_ATTRIBUTES: tuple[str, ...] = tuple(
     a for c in CATEGORIES for a in ATTRIBUTES_BY_CATEGORY[c] if a not in REMOVED_ATTRIBUTES
 )
 VQA_CATEGORIES: tuple[str, ...] = CATEGORIES
+
+# The argument kinds of a question record's template_arguments, in the released key order.
+ARGUMENT_KINDS: tuple[str, ...] = ("object", "attribute", "category", "viewpos", "gender")
+
+# How category and gender arguments read in question text.
+CATEGORY_WORDS: dict[str, str] = {
+    "anatomicalfinding": "anatomical findings", "technicalassessment": "technical assessments",
+    "disease": "diseases", "tubesandlines": "tubes/lines", "device": "devices",
+}
+GENDER_WORDS: dict[str, str] = {"M": "male", "F": "female"}
 
 _CATEGORY_OF = {a: c for c in CATEGORIES for a in ATTRIBUTES_BY_CATEGORY[c]}
 

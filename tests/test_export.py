@@ -11,7 +11,8 @@ import pytest
 
 from cxrvqa import export as export_module
 from cxrvqa.errors import DataError
-from cxrvqa.export import ARGUMENT_KINDS, MULTIHOT_COLUMN, ExportError, export_dataset
+from cxrvqa.export import MULTIHOT_COLUMN, ExportError, export_dataset
+from cxrvqa.vocab import ARGUMENT_KINDS
 from cxrvqa.output import ans2idx_bytes, dataset_bytes
 from cxrvqa.pipeline import OUTPUT_KEYS
 

@@ -14,7 +14,6 @@ import pytest
 from cxrvqa.check import check_paths
 from cxrvqa.errors import DataError
 from cxrvqa.generate import (
-    CATEGORY_WORDS,
     GenerateOptions,
     Generated,
     generate,
@@ -23,6 +22,7 @@ from cxrvqa.generate import (
     run_generate,
 )
 from cxrvqa.pipeline import SceneIndex, load_index
+from cxrvqa.vocab import CATEGORY_WORDS
 from cxrvqa.programs import answer, bundled_programs
 from cxrvqa.sources import SourceLayout
 from cxrvqa.synth import SynthConfig, write_sources

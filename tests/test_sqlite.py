@@ -18,7 +18,7 @@ from cxrvqa.programs import answer, bundled_programs
 from cxrvqa.sources import DATASET_SUBDIR, SourceLayout
 from cxrvqa.sqlite import QuestionMatcher, register
 from cxrvqa.synth import SynthConfig, write_questions, write_sources
-from cxrvqa.synth_questions import CATEGORY_WORDS
+from cxrvqa.vocab import CATEGORY_WORDS
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 

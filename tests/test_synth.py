@@ -15,7 +15,8 @@ import pytest
 from cxrvqa.facts import ImageFacts
 from cxrvqa.synth import CIG, CXR, MIV, SynthConfig, SynthManifest, write_questions, write_sources
 from cxrvqa.synth_ontology import IMPOSSIBLE_PAIRS, QUESTION_PAIRS
-from cxrvqa.synth_questions import CATEGORY_WORDS, load_templates
+from cxrvqa.synth_questions import load_templates
+from cxrvqa.vocab import CATEGORY_WORDS
 from cxrvqa.synth_report import WALK_TRAPS
 from cxrvqa.vocab import (
     ATTRIBUTES_BY_CATEGORY,
