@@ -12,6 +12,7 @@ import json
 import os
 import tempfile
 from collections.abc import Mapping
+from json.encoder import encode_basestring_ascii as _quote
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +20,32 @@ __all__ = ["dataset_bytes", "ans2idx_bytes", "write_files_atomically"]
 
 
 def dataset_bytes(records: list[dict[str, Any]]) -> bytes:
-    """A split file's bytes."""
-    return json.dumps(records, indent=4).encode("ascii")
+    """A split file's bytes: exactly ``json.dumps(records, indent=4)``."""
+    return _indented(records, 0).encode("ascii")
+
+
+def _indented(value: Any, depth: int) -> str:
+    """``json.dumps(value, indent=4)`` nested ``depth`` spaces deep, about twice as fast.
+
+    With ``indent`` set, ``json`` falls back to its pure-Python encoder; strings, lists
+    and string-keyed dicts (all a dataset holds) are joined here around the C string
+    quoting instead. Anything else goes through ``json`` itself.
+    """
+    if isinstance(value, str):
+        return _quote(value)
+    if isinstance(value, list):
+        if not value:
+            return "[]"
+        pad = "\n" + " " * (depth + 4)
+        items = (_indented(item, depth + 4) for item in value)
+        return "[" + pad + ("," + pad).join(items) + "\n" + " " * depth + "]"
+    if isinstance(value, dict) and all(isinstance(key, str) for key in value):
+        if not value:
+            return "{}"
+        pad = "\n" + " " * (depth + 4)
+        items = (_quote(key) + ": " + _indented(item, depth + 4) for key, item in value.items())
+        return "{" + pad + ("," + pad).join(items) + "\n" + " " * depth + "}"
+    return json.dumps(value, indent=4).replace("\n", "\n" + " " * depth)
 
 
 def ans2idx_bytes(answers: list[str]) -> bytes:

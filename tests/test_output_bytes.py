@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+
+from hypothesis import given
+from hypothesis import strategies as st
 
 from cxrvqa.output import ans2idx_bytes, dataset_bytes, write_files_atomically
 
@@ -96,3 +100,17 @@ def test_written_file_holds_exactly_the_bytes(tmp_path: Path) -> None:
     write_files_atomically(tmp_path, {"test.json": dataset_bytes(RECORDS)})
     assert (tmp_path / "test.json").read_bytes() == EXPECTED.encode("ascii")
     assert [path.name for path in tmp_path.iterdir()] == ["test.json"]
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(),
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    | st.dictionaries(st.integers(), children, max_size=2),
+    max_leaves=20,
+)
+
+
+@given(st.lists(_JSON, max_size=4))
+def test_dataset_bytes_equal_json_with_indent_4_for_any_json_value(values: list[object]) -> None:
+    assert dataset_bytes(values) == json.dumps(values, indent=4).encode("ascii")
