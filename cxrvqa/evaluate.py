@@ -294,7 +294,7 @@ def _read_gold(path: Path) -> list[dict[str, Any]]:
 def _read_vocabulary(path: Path, optional: bool) -> list[str]:
     if optional and not path.exists():
         return default_vocabulary()
-    from .verify import read_json
+    from .loaders import read_json
 
     data = read_json(path, "ans2idx.json")
     if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):

@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any
 from .errors import CxrvqaError, DataError
 from .pipeline import OUTPUT_KEYS, SPLITS
 from .vocab import ARGUMENT_KINDS
-from .verify import paused_gc, read_json, read_records, text_table
+from .loaders import paused_gc, read_json
+from .verify import read_records, text_table
 
 if TYPE_CHECKING:
     import pyarrow as pa

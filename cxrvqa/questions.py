@@ -6,7 +6,6 @@ unchanged); pydantic only checks that each has the fields a build reads.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ from pydantic import TypeAdapter, ValidationError
 from typing_extensions import TypedDict
 
 from .errors import DataError
+from .loaders import read_json
 from .vocab import ARGUMENT_KINDS
 
 __all__ = ["QuestionRecord", "SPLIT_FILES", "read_question_file", "read_split"]
@@ -68,16 +68,8 @@ def _label(path: Path, number: int | str, record: Any) -> str:
 
 def read_question_file(path: Path) -> list[dict[str, Any]]:
     """All records of one question file, validated, in file order."""
-    if not path.exists():
-        raise DataError(f"{path}: file not found (question files come with the MIMIC-CXR-VQA "
-                        f"repository's mimiccxrvqa/dataset folder)")
-    try:
-        with path.open(encoding="utf-8") as handle:
-            data = json.load(handle)
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{path}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: cannot read: {exc}") from None
+    data = read_json(path, "a question file from the MIMIC-CXR-VQA repository's "
+                           "mimiccxrvqa/dataset folder")
     if not isinstance(data, list):
         raise DataError(f"{path}: expected a JSON list of question records")
     _check_records(data, path)

@@ -12,18 +12,17 @@ Example:
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import json
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from .errors import DataError
+from .loaders import paused_gc, read_json
 from .output import write_files_atomically
 from .pipeline import SPLITS
 
@@ -54,39 +53,6 @@ def _sha256(path: Path) -> str:
 
 
 # --- reading built files -------------------------------------------------------------------
-
-@contextmanager
-def paused_gc() -> Iterator[None]:
-    """Pause the cycle collector while building many acyclic objects (JSON records, rows).
-
-    Its full passes rescan every container already built, which on a 300k-record split
-    doubles the time spent, and such objects never form cycles for it to find.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
-def read_json(path: Path, expected: str) -> Any:
-    """The parsed content of a JSON file; ``expected`` names the file in the not-found message.
-
-    Raises:
-        DataError: the file is absent, unreadable or not JSON.
-    """
-    try:
-        with paused_gc():
-            return json.loads(path.read_bytes())
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found: expected {expected}") from None
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{path}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: cannot read: {exc}") from None
-
 
 def read_records(path: Path) -> list[dict[str, Any]]:
     """The records of a built split file, in file order.
