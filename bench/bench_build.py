@@ -63,9 +63,12 @@ def bench_size(patients: int, per_template: int, work: Path, with_zip: bool) -> 
     config = SynthConfig(patients=patients, seed=7, questions_per_template=per_template)
     started = time.perf_counter()
     write_sources(root, config)
-    write_questions(root, load_index(SourceLayout.from_root(root)), config)
+    index = load_index(SourceLayout.from_root(root))
+    write_questions(root, index, config)
     generated = time.perf_counter() - started
-    result = {"patients": patients, "generate_s": generated, "tabular": _run_build(root)}
+    result = {"patients": patients, "silver_images": len(index.silver),
+              "gold_images": len(index.gold), "generate_s": generated, "tabular": _run_build(root)}
+    del index
     if with_zip:
         zip_root = work / f"zip-{patients}"
         shutil.rmtree(zip_root, ignore_errors=True)
@@ -83,20 +86,22 @@ def _machine() -> str:
 
 
 def _table(results: list[dict]) -> str:
-    lines = ["| patients | source | questions | stage | wall s | CPU s | peak RSS MB |",
-             "|---:|---|---:|---|---:|---:|---:|"]
+    lines = ["| patients (silver + gold images) | source | questions | stage | wall s | CPU s | "
+             "peak RSS MB |", "|---:|---|---:|---|---:|---:|---:|"]
     for result in results:
         for source in ("tabular", "zip"):
             run = result.get(source)
             if run is None:
                 continue
+            size = (f"{result['patients']} ({result.get('silver_images', '?')} + "
+                    f"{result.get('gold_images', '?')})")
             for name, wall, cpu, rss in run["stages"]:
-                lines.append(f"| {result['patients']} | {source} | {run['questions']} | {name} | "
+                lines.append(f"| {size} | {source} | {run['questions']} | {name} | "
                              f"{wall:.1f} | {cpu:.1f} | {rss:.0f} |")
             rate = run["questions"] / next(s[1] for s in run["stages"] if s[0] == "answer questions")
-            lines.append(f"| {result['patients']} | {source} | {run['questions']} | **whole build** | "
+            lines.append(f"| {size} | {source} | {run['questions']} | **whole build** | "
                          f"**{run['wall']:.1f}** | | **{run['peak_rss_mb']:.0f}** |")
-            lines.append(f"| {result['patients']} | {source} | | answering rate | "
+            lines.append(f"| {size} | {source} | | answering rate | "
                          f"{rate:,.0f} q/s | | |")
     return "\n".join(lines)
 
