@@ -30,9 +30,9 @@ from cxrvqa.sources import SourceLayout
 from cxrvqa.synth import SynthConfig, write_questions, write_sources
 
 _CHILD = """
-import json, resource, sys, time
+import json, sys, time
 from pathlib import Path
-from cxrvqa.pipeline import build
+from cxrvqa.pipeline import build, peak_rss_mb
 from cxrvqa.sources import SourceLayout
 root = Path(sys.argv[1])
 started = time.perf_counter()
@@ -40,7 +40,7 @@ report = build(SourceLayout.from_root(root), root / "mimiccxrvqa/dataset")
 stages = [[s.name, s.wall, s.cpu, s.peak_rss_mb] for s in report.stages.times]
 print(json.dumps({"stages": stages, "wall": time.perf_counter() - started,
                   "questions": sum(report.counts().values()),
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "peak_rss_mb": peak_rss_mb()}))
 """
 
 

@@ -32,7 +32,7 @@ from .questions import read_split
 from .sources import SourceLayout
 
 __all__ = ["BuildReport", "ImageMeta", "SceneIndex", "Stages", "build", "first_boxes", "load_index",
-           "load_silver_rows"]
+           "load_silver_rows", "peak_rss_mb"]
 
 SPLITS = ("train", "valid", "test")
 # The key order of an output record (pipeline.md §6); answer_split writes them in this order.
@@ -48,6 +48,22 @@ class ImageMeta:
     subject_id: int
     study_id: int
     viewpos: str | None
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory in MiB.
+
+    Linux's VmHWM restarts at exec; ru_maxrss would also count the pages a child
+    shared with its parent before exec, inflating a benchmark child's figure.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 @dataclass(frozen=True)
@@ -71,9 +87,8 @@ class Stages:
             tqdm.write(f"cxrvqa: {name}…")
         wall, cpu = time.perf_counter(), time.process_time()
         yield
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         self.times.append(StageTime(name, time.perf_counter() - wall,
-                                    time.process_time() - cpu, peak))
+                                    time.process_time() - cpu, peak_rss_mb()))
 
 
 @dataclass(frozen=True)
