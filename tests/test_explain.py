@@ -14,10 +14,8 @@ from cxrvqa.errors import DataError, EvaluationError
 from cxrvqa.explain import explain, explain_from_sources, explain_record, parse_bindings
 from cxrvqa.facts import ImageFacts
 from cxrvqa.loaders import read_gold_labels
-from cxrvqa.pipeline import build, load_index
 from cxrvqa.programs import bundled_programs
-from cxrvqa.sources import DATASET_SUBDIR, SourceLayout
-from cxrvqa.synth import SynthConfig, write_questions, write_sources
+from helpers import built_demo
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 PROGRAMS = bundled_programs()
@@ -28,15 +26,9 @@ ONTOLOGY = SimpleNamespace(attribute_parents={LESION: ("lung lesion",)},
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
-    root = tmp_path_factory.mktemp("demo")
-    config = SynthConfig(patients=501, seed=7, questions_per_template=2)
-    write_sources(root, config)
-    layout = SourceLayout.from_root(root)
-    index = load_index(layout)
-    write_questions(root, index, config)
-    build(layout, root / DATASET_SUBDIR)
-    return SimpleNamespace(layout=layout, index=index, dataset=root / DATASET_SUBDIR,
-                           gold_rows=read_gold_labels(layout.gold_labels))
+    demo = built_demo(tmp_path_factory.mktemp("demo"), seed=7)
+    demo.gold_rows = read_gold_labels(demo.layout.gold_labels)
+    return demo
 
 
 def row(row_id: str, obj: str, attribute: str, relation: int,

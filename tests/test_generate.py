@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import io
 import json
-import re
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -22,10 +20,10 @@ from cxrvqa.generate import (
     run_generate,
 )
 from cxrvqa.pipeline import SceneIndex, load_index
-from cxrvqa.vocab import CATEGORY_WORDS
 from cxrvqa.programs import answer, bundled_programs
 from cxrvqa.sources import SourceLayout
 from cxrvqa.synth import SynthConfig, write_sources
+from helpers import render_question
 from cxrvqa.vocab import category_of
 
 QUESTION_KEYS = ["split", "idx", "image_id", "question", "content_type", "semantic_type",
@@ -50,15 +48,7 @@ def test_split(index: SceneIndex) -> Generated:
     return generate(index, "test", GenerateOptions(per_template=20, seed=1))
 
 
-def _render(record: dict[str, Any]) -> str:
-    arguments = record["template_arguments"]
-    words = {"category": CATEGORY_WORDS, "gender": {"M": "male", "F": "female"}}
-
-    def value(match: re.Match[str]) -> str:
-        kind, _, number = match.group(1).partition("_")
-        raw = arguments[kind][str(int(number or 1) - 1)]
-        return words.get(kind, {}).get(raw, raw)
-    return re.sub(r"\$\{(\w+)\}", value, record["template"])
+_render = render_question
 
 
 def test_records_have_the_released_format_and_answers(test_split: Generated,

@@ -13,27 +13,18 @@ from types import SimpleNamespace
 import pytest
 
 from cxrvqa.facts import ImageFacts
-from cxrvqa.pipeline import SceneIndex, build, load_index
+from cxrvqa.pipeline import SceneIndex
 from cxrvqa.programs import answer, bundled_programs
-from cxrvqa.sources import DATASET_SUBDIR, SourceLayout
 from cxrvqa.sqlite import QuestionMatcher, register
-from cxrvqa.synth import SynthConfig, write_questions, write_sources
 from cxrvqa.vocab import CATEGORY_WORDS
+from helpers import built_demo
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
-    root = tmp_path_factory.mktemp("demo")
-    config = SynthConfig(patients=501, seed=5, questions_per_template=2)
-    write_sources(root, config)
-    layout = SourceLayout.from_root(root)
-    index = load_index(layout)
-    write_questions(root, index, config)
-    build(layout, root / DATASET_SUBDIR)
-    return SimpleNamespace(root=root, index=index,
-                           dataset=root / DATASET_SUBDIR)
+    return built_demo(tmp_path_factory.mktemp("demo"), seed=5)
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,6 @@ from cxrvqa.facts import ImageFacts
 from cxrvqa.synth import CIG, CXR, MIV, SynthConfig, SynthManifest, write_questions, write_sources
 from cxrvqa.synth_ontology import IMPOSSIBLE_PAIRS, QUESTION_PAIRS
 from cxrvqa.synth_questions import load_templates
-from cxrvqa.vocab import CATEGORY_WORDS
 from cxrvqa.synth_report import WALK_TRAPS
 from cxrvqa.vocab import (
     ATTRIBUTES_BY_CATEGORY,
@@ -27,6 +26,7 @@ from cxrvqa.vocab import (
     REPORT_OBJECTS,
     category_of,
 )
+from helpers import render_question
 
 SEMANTICS = CIG / "semantics"
 SCENE_TABULAR = CIG / "silver_dataset" / "scene_tabular"
@@ -539,15 +539,7 @@ def test_question_files_format(tmp_path: Path) -> None:
     assert (tmp_path / "mimiccxrvqa" / "dataset" / "_test.json").read_text().startswith("[\n  {")
 
 
-def _render(record: dict) -> str:
-    arguments = record["template_arguments"]
-    words = {"category": CATEGORY_WORDS, "gender": {"M": "male", "F": "female"}}
-
-    def value(match: re.Match[str]) -> str:
-        kind, _, number = match.group(1).partition("_")
-        raw = arguments[kind][str(int(number or 1) - 1)]
-        return words.get(kind, {}).get(raw, raw)
-    return re.sub(r"\$\{(\w+)\}", value, record["template"])
+_render = render_question
 
 
 def test_question_arguments_respect_ontology_and_images(tmp_path: Path) -> None:
