@@ -68,13 +68,15 @@ def _box_outliers(candidates: set[str], boxes: pd.DataFrame) -> set[str]:
 
     Mean and sample sd of a name come from all of its rows, candidates or not.
     """
-    boxes = boxes.assign(_candidate=boxes["image_id"].isin(list(candidates)))
+    # A mask and per-name row positions, not a copy of the ~9 M-row box table.
+    candidate = boxes["image_id"].isin(list(candidates)).to_numpy()
+    widths = boxes["width"]
     outliers: set[str] = set()
-    for _name, group in boxes.groupby("bbox_name", sort=False):
-        widths = group["width"]
-        mean, sd = widths.mean(), widths.std()
-        outside = group["_candidate"] & ((widths < mean - 3 * sd) | (widths > mean + 3 * sd))
-        outliers.update(group.loc[outside, "image_id"].tolist())
+    for _name, rows in boxes.groupby("bbox_name", sort=False).indices.items():
+        named = widths.iloc[rows]
+        mean, sd = named.mean(), named.std()
+        outside = candidate[rows] & ((named < mean - 3 * sd) | (named > mean + 3 * sd)).to_numpy()
+        outliers.update(boxes["image_id"].iloc[rows[outside]].tolist())
     return outliers
 
 

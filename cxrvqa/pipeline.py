@@ -167,6 +167,7 @@ def load_index(layout: SourceLayout, *, stages: Stages | None = None) -> SceneIn
     with stages.stage("compute labels"):
         silver = image_labels(silver_rows, cohorts.silver, ontology, silver_source)
         gold = image_labels(gold_rows, cohorts.gold, ontology, str(layout.gold_labels))
+        del silver_rows, gold_rows  # the largest tables; only boxes and metadata are read on
     with stages.stage("index facts"):
         meta = _metadata_by_image(metadata, silver.labelled | gold.labelled)
         genders = _genders(patients)
