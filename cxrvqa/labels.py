@@ -83,9 +83,10 @@ def image_labels(rows: pd.DataFrame, cohort: frozenset[str], ontology: Ontology,
         ontology: the edited ontology (parent maps, possible pairs).
         source: the file the rows come from, for error messages.
     """
-    rows = rows[(rows["categoryID"] != "nlp") & (rows["bbox"] != "unknown")]
-    rows = rows[rows["image_id"].isin(list(cohort))]
-    rows = rows[["image_id", "row_id", "bbox", "categoryID", "label_name", "relation"]].copy()
+    # Steps 1 and 2 as one mask, so the large input table is copied once.
+    kept = ((rows["categoryID"] != "nlp") & (rows["bbox"] != "unknown")
+            & rows["image_id"].isin(list(cohort)))
+    rows = rows.loc[kept, ["image_id", "row_id", "bbox", "categoryID", "label_name", "relation"]]
     rows["sent_loc"] = _sentence_locations(rows["row_id"], source)
     rows["_seq"] = range(len(rows))
     rows = _keep_last(rows)
