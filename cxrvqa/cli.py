@@ -18,11 +18,11 @@ from typing import Any
 
 from .errors import CxrvqaError
 from .sources import DATASET_SUBDIR, SourceLayout
+from .vocab import SPLITS
 
 __all__ = ["main"]
 
 EXIT_OK, EXIT_PROGRAM, EXIT_USAGE, EXIT_DATA = 0, 1, 2, 3
-SPLITS = ("train", "valid", "test")
 
 
 def _splits(text: str) -> tuple[str, ...]:
@@ -122,9 +122,10 @@ def _run_demo(args: argparse.Namespace) -> int:
     config = SynthConfig(patients=args.patients, seed=args.seed)
     layout = SourceLayout.from_root(args.out)
     write_sources(args.out, config)
-    written = write_questions(args.out, load_index(layout), config)
+    index = load_index(layout)
+    written = write_questions(args.out, index, config)
     print(f"wrote a synthetic PhysioNet tree and {sum(written.values())} questions to {args.out}")
-    report = build(layout, args.out / DATASET_SUBDIR, progress=_progress())
+    report = build(layout, args.out / DATASET_SUBDIR, progress=_progress(), index=index)
     _print_summary(report, time.perf_counter() - started)
     print(f"next: cd {args.out} && cxrvqa build")
     return EXIT_OK
@@ -265,7 +266,7 @@ def _run_scene_tabular(args: argparse.Namespace) -> int:
                                progress=_progress())
     print(f"read {scan.files} scene graphs ({len(scan.skipped)} skipped): "
           f"{len(scan.attributes)} label rows, {len(scan.boxes)} box rows written to "
-          f"{SourceLayout.from_root('.').with_dirs(chest_imagenome=args.chest_imagenome_dir).scene_tabular}")
+          f"{args.chest_imagenome_dir / 'silver_dataset' / 'scene_tabular'}")
     for member, reason in scan.skipped[:10]:
         print(f"  skipped {member}: {reason}")
     return EXIT_OK

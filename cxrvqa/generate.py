@@ -40,18 +40,17 @@ from .facts import ImageFacts
 from .output import write_files_atomically
 from .programs import answer, bundled_programs
 from .splits import SilverIndex, assign_splits
-from .vocab import (ARGUMENT_KINDS, CATEGORY_WORDS, GENDER_WORDS, VQA_ATTRIBUTES, VQA_CATEGORIES,
-                    VQA_OBJECTS, category_of)
+from .vocab import (ARGUMENT_KINDS, CATEGORY_WORDS, GENDER_WORDS, SPLITS, VQA_ATTRIBUTES,
+                    VQA_CATEGORIES, VQA_OBJECTS, category_of)
 
 if TYPE_CHECKING:
     from .ontology import Ontology
     from .sources import SourceLayout
 
-__all__ = ["MAX_LIST_SHARE", "SPLITS", "BalanceRow", "GenerateOptions",
+__all__ = ["MAX_LIST_SHARE", "BalanceRow", "GenerateOptions",
            "Generated", "Pairs", "Template", "generate", "generate_split", "load_templates",
            "question_bytes", "run_generate", "split_pools"]
 
-SPLITS = ("train", "valid", "test")
 MAX_LIST_SHARE = 0.2
 YES_TOLERANCE = 0.05
 OVERSAMPLING = 4

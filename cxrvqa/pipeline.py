@@ -30,11 +30,11 @@ from .ontology import Ontology, load_ontology
 from .output import ans2idx_bytes, dataset_bytes, write_files_atomically
 from .questions import read_split
 from .sources import SourceLayout
+from .vocab import SPLITS
 
 __all__ = ["BuildReport", "ImageMeta", "SceneIndex", "Stages", "build", "first_boxes", "load_index",
            "load_silver_rows", "peak_rss_mb"]
 
-SPLITS = ("train", "valid", "test")
 # The key order of an output record (pipeline.md §6); answer_split writes them in this order.
 OUTPUT_KEYS = ("split", "idx", "subject_id", "study_id", "image_id", "image_path", "question",
                "semantic_type", "content_type", "template", "template_program",
@@ -230,8 +230,12 @@ def answer_split(questions: Sequence[tuple[Path, int, dict[str, Any]]], facts: M
 
 
 def build(layout: SourceLayout, dataset_dir: Path, output_dir: Path | None = None,
-          splits: Sequence[str] = SPLITS, *, progress: bool = False) -> BuildReport:
-    """Build the requested splits and write them with ans2idx.json, all or nothing."""
+          splits: Sequence[str] = SPLITS, *, progress: bool = False,
+          index: SceneIndex | None = None) -> BuildReport:
+    """Build the requested splits and write them with ans2idx.json, all or nothing.
+
+    ``index`` is the result of ``load_index(layout)`` when the caller already has it.
+    """
     from .programs import answer, load_programs
 
     output_dir = output_dir or dataset_dir
@@ -239,7 +243,8 @@ def build(layout: SourceLayout, dataset_dir: Path, output_dir: Path | None = Non
     with stages.stage("read questions"):
         questions = {split: read_split(dataset_dir, split) for split in splits}
         programs = load_programs()
-    index = load_index(layout, stages=stages)
+    if index is None:
+        index = load_index(layout, stages=stages)
     records = {}
     with stages.stage("answer questions"):
         for split in splits:

@@ -10,8 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .scenegraph import find_scene_graphs
-
 __all__ = ["SourceLayout", "DATASET_SUBDIR"]
 
 CXR_SUBDIR = Path("physionet.org/files/mimic-cxr-jpg/2.0.0")
@@ -108,6 +106,9 @@ class SourceLayout:
 
         The silver tabular files count as present when scene graphs can stand in for them.
         """
+        # Imported here: the scene-graph reader pulls in pandas, which most commands never need.
+        from .scenegraph import find_scene_graphs
+
         required = [self.metadata, self.gold_labels, self.gold_boxes, self.objects_file,
                     self.attributes_file, self.ontology_file, self.patients]
         if not self.has_scene_tabular() and find_scene_graphs(self.chest_imagenome) is None:

@@ -24,7 +24,7 @@ from typing import Any
 from .errors import DataError
 from .loaders import paused_gc, read_json
 from .output import write_files_atomically
-from .pipeline import SPLITS
+from .vocab import SPLITS
 
 __all__ = ["BUILT_FILES", "CHECKSUMS_FILE", "CompareReport", "FileCheck", "RecordDiff",
            "SplitComparison", "VerifyReport", "compare_datasets", "paused_gc", "read_json",

@@ -17,6 +17,7 @@ __all__ = [
     "REMOVED_ATTRIBUTES",
     "REMOVED_OBJECTS",
     "REPORT_OBJECTS",
+    "SPLITS",
     "VQA_ATTRIBUTES",
     "VQA_CATEGORIES",
     "VQA_OBJECTS",
@@ -121,6 +122,9 @@ VQA_ATTRIBUTES: tuple[str, ...] = tuple(
     a for c in CATEGORIES for a in ATTRIBUTES_BY_CATEGORY[c] if a not in REMOVED_ATTRIBUTES
 )
 VQA_CATEGORIES: tuple[str, ...] = CATEGORIES
+
+# The dataset splits, in the order they are built and listed.
+SPLITS: tuple[str, ...] = ("train", "valid", "test")
 
 # The argument kinds of a question record's template_arguments, in the released key order.
 ARGUMENT_KINDS: tuple[str, ...] = ("object", "attribute", "category", "viewpos", "gender")

@@ -20,7 +20,7 @@ def built_demo(root: Path, seed: int) -> SimpleNamespace:
     layout = SourceLayout.from_root(root)
     index = load_index(layout)
     write_questions(root, index, config)
-    build(layout, root / DATASET_SUBDIR)
+    build(layout, root / DATASET_SUBDIR, index=index)
     return SimpleNamespace(root=root, layout=layout, index=index, dataset=root / DATASET_SUBDIR)
 
 
