@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import gc
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ __all__ = [
     "paused_gc",
     "read_json",
     "read_silver_labels",
+    "silver_boxes_from_frames",
     "strip_dcm",
 ]
 
@@ -126,18 +127,24 @@ def read_silver_boxes(path: Path) -> pd.DataFrame:
     try:
         chunks = pd.read_csv(path, sep="\t", usecols=columns, chunksize=_BOX_CHUNK,
                              dtype={"object_id": str, "bbox_name": str})
-        boxes = pd.concat([silver_boxes_from_frame(chunk, path, first_line=2 + start)
-                           for start, chunk in zip(range(0, 2**62, _BOX_CHUNK), chunks)],
-                          ignore_index=True)
+        return silver_boxes_from_frames(chunks, path, first_line=2, lines_per_frame=_BOX_CHUNK)
     except (ValueError, pd.errors.ParserError, UnicodeDecodeError, OSError) as exc:
         raise DataError(f"{_display(path)}: {_one_line(exc)}") from None
-    return boxes.assign(bbox_name=boxes["bbox_name"].astype("category"))
 
 
 _BOX_CHUNK = 1_000_000
 
 
-def silver_boxes_from_frame(frame: pd.DataFrame, path: Path, first_line: int = 2) -> pd.DataFrame:
+def silver_boxes_from_frames(frames: Iterable[pd.DataFrame], path: Path, *, first_line: int = 2,
+                             lines_per_frame: int = 0) -> pd.DataFrame:
+    """Silver box rows from frames of object_id, bbox_name, x1, x2, width (a TSV's chunks or the
+    scene graphs' rows), checked, with image_id split off and box names as a categorical."""
+    boxes = pd.concat([_boxes_from_frame(frame, path, first_line + number * lines_per_frame)
+                       for number, frame in enumerate(frames)], ignore_index=True)
+    return boxes.assign(bbox_name=boxes["bbox_name"].astype("category"))
+
+
+def _boxes_from_frame(frame: pd.DataFrame, path: Path, first_line: int = 2) -> pd.DataFrame:
     """Check and complete a silver box frame read from a TSV or from scene graphs."""
     # Plain Python string splits beat pandas' per-element string accessors here by ~5x.
     object_ids = frame["object_id"].tolist()

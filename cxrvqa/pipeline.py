@@ -115,8 +115,8 @@ def load_silver_rows(layout: SourceLayout, *, progress: bool = False
                         f"(silver_dataset/scene_graph.zip or scene_graph/) to read instead")
     scan = read_scene_graphs(source, progress=progress)
     labels = scan.attributes.assign(image_id=loaders.strip_dcm(scan.attributes["image_id"]))
-    boxes = loaders.silver_boxes_from_frame(scan.boxes, source.path)
-    return labels, boxes.assign(bbox_name=boxes["bbox_name"].astype("category")), str(source.path)
+    boxes = loaders.silver_boxes_from_frames([scan.boxes], source.path)
+    return labels, boxes, str(source.path)
 
 
 def first_boxes(boxes: pd.DataFrame, images: frozenset[str]) -> dict[str, Boxes]:
