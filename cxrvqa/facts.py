@@ -97,7 +97,8 @@ class ImageFacts:
         ['left lung']
     """
 
-    __slots__ = ("findings", "viewpos", "gender", "boxes", "_indices")
+    __slots__ = ("findings", "viewpos", "gender", "boxes", "_by_object", "_by_attribute",
+                 "_by_category")
 
     def __init__(
         self,
@@ -111,27 +112,30 @@ class ImageFacts:
         self.gender = gender
         self.boxes: Mapping[str, tuple[int, int]] = (
             boxes if isinstance(boxes, Boxes) else MappingProxyType(dict(boxes or {})))
-        self._indices: tuple[Mapping[str, frozenset[Finding]], ...] | None = None
+        self._by_object: Mapping[str, frozenset[Finding]] | None = None
+        self._by_attribute: Mapping[str, frozenset[Finding]] | None = None
+        self._by_category: Mapping[str, frozenset[Finding]] | None = None
 
-    def _index(self) -> tuple[Mapping[str, frozenset[Finding]], ...]:
-        if self._indices is None:
-            self._indices = tuple(_invert(self.findings, position) for position in range(3))
-        return self._indices
-
+    # Each index is built on its own first use: most programs read one or two of them.
     @property
     def by_object(self) -> Mapping[str, frozenset[Finding]]:
         """object -> findings located there."""
-        return self._index()[0]
+        return self._by_object or self._inverted("_by_object", 0)
 
     @property
     def by_attribute(self) -> Mapping[str, frozenset[Finding]]:
         """attribute -> findings naming it."""
-        return self._index()[1]
+        return self._by_attribute or self._inverted("_by_attribute", 1)
 
     @property
     def by_category(self) -> Mapping[str, frozenset[Finding]]:
         """category -> findings of that category."""
-        return self._index()[2]
+        return self._by_category or self._inverted("_by_category", 2)
+
+    def _inverted(self, slot: str, position: int) -> Mapping[str, frozenset[Finding]]:
+        index = _invert(self.findings, position)
+        setattr(self, slot, index)
+        return index
 
     def at_object(self, obj: str) -> frozenset[Finding]:
         """Findings located at ``obj`` (empty when none)."""

@@ -123,9 +123,11 @@ def first_boxes(boxes: pd.DataFrame, images: frozenset[str]) -> dict[str, Boxes]
     """image -> its boxes {name: (x1, x2)}; the first row of a name counts, coordinates truncated."""
     boxes = boxes[boxes["image_id"].isin(list(images))].drop_duplicates(["image_id", "bbox_name"])
     boxes = boxes.dropna(subset=["x1", "x2"])
-    table = BoxTable(sorted(set(boxes["bbox_name"].tolist())))
+    names = boxes["bbox_name"].astype("category").cat.remove_unused_categories()
+    table = BoxTable(sorted(names.cat.categories))
     image_codes, image_ids = pd.factorize(boxes["image_id"])
-    slots = 2 * boxes["bbox_name"].astype(str).map(table.slot).to_numpy(dtype=np.int64)
+    slot_of_code = np.array([table.slot[name] for name in names.cat.categories], dtype=np.int64)
+    slots = 2 * slot_of_code[names.cat.codes.to_numpy()]
     matrix = np.full((len(image_ids), 2 * len(table.names)), MISSING, dtype=np.int64)
     matrix[image_codes, slots] = np.trunc(boxes["x1"].to_numpy(dtype=np.float64))
     matrix[image_codes, slots + 1] = np.trunc(boxes["x2"].to_numpy(dtype=np.float64))

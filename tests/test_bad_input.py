@@ -82,6 +82,9 @@ CASES = {
     "unknown template_program": Case(
         ("_test.json", "program_99"), True,
         edit_tree=lambda tree: tree.questions["_test"][1].update(template_program="program_99")),
+    "row_id without a sentence number": Case(
+        ("attribute_relations_tabular.txt", "row_id", "|s'"),
+        edit_tree=lambda tree: tree.silver(tree.images[0].dicom_id, LUNG, "pneumonia", sent="s")),
     "gold file without 500 patients": Case(
         ("gold_attributes_relations_500pts_500studies1st.txt",), gold_patients=499),
 }
