@@ -248,14 +248,16 @@ def build(layout: SourceLayout, dataset_dir: Path, output_dir: Path | None = Non
     if index is None:
         index = load_index(layout, stages=stages)
     records = {}
-    with stages.stage("answer questions"):
+    # Answering and writing only build acyclic containers; the cycle collector would rescan
+    # the whole index and every record built so far, again and again.
+    with stages.stage("answer questions"), loaders.paused_gc():
         for split in splits:
             facts, cohort = (index.gold, "gold") if split == "test" else (index.silver, "silver")
             records[split] = answer_split(
                 questions[split], facts, index.meta,
                 partial(answer, programs),
                 cohort, progress)
-    with stages.stage("write files"):
+    with stages.stage("write files"), loaders.paused_gc():
         files = {f"{split}.json": dataset_bytes(records[split]) for split in splits}
         files["ans2idx.json"] = ans2idx_bytes(index.ontology.answer_vocabulary())
         write_files_atomically(output_dir, files)
