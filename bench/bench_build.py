@@ -2,15 +2,18 @@
 
 For each size it generates a synthetic PhysioNet tree (cxrvqa.synth) with question
 files, then runs the build in a fresh process and records, per stage, wall time,
-CPU time and the process's peak RSS; it also times a build that reads the silver
-scene graphs from a zip instead of the tabular files, for the sizes up to --zip-up-to.
-Results go to bench/RESULTS.md (one table per run), so the run can be repeated with
-one command:
+CPU time and the process's peak RSS (VmHWM); then the same build from a tree whose
+silver scene graphs are in a zip instead of the tabular files. A summary table gives
+throughput and how time and memory grow with the input. Results are appended to
+bench/RESULTS.md, so the whole benchmark is one command:
 
-    python bench/bench_build.py                       # 8 K, 24 K and 65 K patients
-    python bench/bench_build.py --sizes 2000 --questions-per-template 20
+    python bench/bench_build.py                        # 8 K, 24 K and 66.5 K patients
+    python bench/bench_build.py --profile              # + a pyinstrument profile of the largest build
+    python bench/bench_build.py --sizes 2000 --questions-per-template 20 --results /tmp/r.md
 
-65 K patients is the size of the real data (~240 K frontal images, ~377 K images).
+66.5 K patients matches the real sources: ~378 K metadata rows, ~230 K frontal images
+with scene graphs, 500 gold patients; 2600 questions per template and split give the
+published ~377 K questions (fewer where a template runs out of images).
 """
 
 from __future__ import annotations
@@ -30,49 +33,72 @@ from cxrvqa.sources import SourceLayout
 from cxrvqa.synth import SynthConfig, write_questions, write_sources
 
 _CHILD = """
-import json, sys, time
+import json, os, sys, time
 from pathlib import Path
 from cxrvqa.pipeline import build, peak_rss_mb
 from cxrvqa.sources import SourceLayout
-root = Path(sys.argv[1])
+root, profile = Path(sys.argv[1]), sys.argv[2]
+if profile:
+    import pyinstrument
+    profiler = pyinstrument.Profiler()
+    profiler.start()
 started = time.perf_counter()
 report = build(SourceLayout.from_root(root), root / "mimiccxrvqa/dataset")
+wall = time.perf_counter() - started
+if profile:
+    profiler.stop()
+    Path(profile).write_text(profiler.output_text(unicode=False, color=False))
 stages = [[s.name, s.wall, s.cpu, s.peak_rss_mb] for s in report.stages.times]
-print(json.dumps({"stages": stages, "wall": time.perf_counter() - started,
-                  "questions": sum(report.counts().values()),
-                  "peak_rss_mb": peak_rss_mb()}))
+times = os.times()  # CPU of this process and of its scene-graph reading workers
+print(json.dumps({"stages": stages, "wall": wall, "cpu": sum(times[:4]),
+                  "questions": sum(report.counts().values()), "peak_rss_mb": peak_rss_mb()}))
 """
 
 
-def _run_build(root: Path) -> dict:
-    result = subprocess.run([sys.executable, "-c", _CHILD, str(root)], check=True,
-                            capture_output=True, text=True)
+def _run_build(root: Path, profile: Path | None = None) -> dict:
+    result = subprocess.run([sys.executable, "-c", _CHILD, str(root), str(profile or "")],
+                            check=True, capture_output=True, text=True)
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def _tabular_to_zip(root: Path, config: SynthConfig, zip_root: Path) -> None:
-    """The same tree with scene graphs in a zip and no scene_tabular folder."""
-    write_sources(zip_root, config.model_copy(update={"scene_graphs": "zip"}))
-    shutil.rmtree(SourceLayout.from_root(zip_root).scene_tabular)
-    shutil.copytree(root / "mimiccxrvqa", zip_root / "mimiccxrvqa")
+def _lines(path: Path) -> int:
+    with path.open("rb") as handle:
+        return sum(block.count(b"\n") for block in iter(lambda: handle.read(1 << 24), b""))
 
 
-def bench_size(patients: int, per_template: int, work: Path, with_zip: bool) -> dict:
+def _inputs(root: Path, index_silver: int, index_gold: int) -> dict:
+    layout = SourceLayout.from_root(root)
+    return {"metadata_rows": _lines(layout.metadata) - 1,
+            "label_rows": _lines(layout.silver_labels) - 1,
+            "box_rows": _lines(layout.silver_boxes) - 1,
+            "silver_images": index_silver, "gold_images": index_gold}
+
+
+def bench_size(patients: int, per_template: int, work: Path, with_zip: bool,
+               profile: Path | None) -> dict:
     root = work / f"tree-{patients}"
     shutil.rmtree(root, ignore_errors=True)
     config = SynthConfig(patients=patients, seed=7, questions_per_template=per_template)
     started = time.perf_counter()
     write_sources(root, config)
+    sources_s = time.perf_counter() - started
     index = load_index(SourceLayout.from_root(root))
     write_questions(root, index, config)
-    generated = time.perf_counter() - started
-    result = {"patients": patients, "silver_images": len(index.silver),
-              "gold_images": len(index.gold), "generate_s": generated, "tabular": _run_build(root)}
+    result = {"patients": patients, "inputs": _inputs(root, len(index.silver), len(index.gold)),
+              "generate_s": {"sources": sources_s,
+                             "questions": time.perf_counter() - started - sources_s}}
     del index
+    result["tabular"] = _run_build(root)
+    if profile is not None:
+        _run_build(root, profile)  # a run of its own: the profiler slows what it measures
     if with_zip:
         zip_root = work / f"zip-{patients}"
         shutil.rmtree(zip_root, ignore_errors=True)
-        _tabular_to_zip(root, config, zip_root)
+        started = time.perf_counter()
+        write_sources(zip_root, config.model_copy(update={"scene_graphs": "zip"}))
+        shutil.rmtree(SourceLayout.from_root(zip_root).scene_tabular)
+        shutil.copytree(root / "mimiccxrvqa", zip_root / "mimiccxrvqa")
+        result["generate_s"]["zip tree"] = time.perf_counter() - started
         result["zip"] = _run_build(zip_root)
         shutil.rmtree(zip_root)
     shutil.rmtree(root)
@@ -85,47 +111,88 @@ def _machine() -> str:
             f"Python {platform.python_version()}")
 
 
-def _table(results: list[dict]) -> str:
-    lines = ["| patients (silver + gold images) | source | questions | stage | wall s | CPU s | "
-             "peak RSS MB |", "|---:|---|---:|---|---:|---:|---:|"]
+def _answer_stage(run: dict) -> list:
+    return next(s for s in run["stages"] if s[0] == "answer questions")
+
+
+def _stage_table(results: list[dict]) -> list[str]:
+    lines = ["| patients | source | stage | wall s | CPU s | peak RSS MB |",
+             "|---:|---|---|---:|---:|---:|"]
     for result in results:
         for source in ("tabular", "zip"):
             run = result.get(source)
             if run is None:
                 continue
-            size = (f"{result['patients']} ({result.get('silver_images', '?')} + "
-                    f"{result.get('gold_images', '?')})")
             for name, wall, cpu, rss in run["stages"]:
-                lines.append(f"| {size} | {source} | {run['questions']} | {name} | "
-                             f"{wall:.1f} | {cpu:.1f} | {rss:.0f} |")
-            rate = run["questions"] / next(s[1] for s in run["stages"] if s[0] == "answer questions")
-            lines.append(f"| {size} | {source} | {run['questions']} | **whole build** | "
-                         f"**{run['wall']:.1f}** | | **{run['peak_rss_mb']:.0f}** |")
-            lines.append(f"| {size} | {source} | | answering rate | "
-                         f"{rate:,.0f} q/s | | |")
-    return "\n".join(lines)
+                lines.append(f"| {result['patients']:,} | {source} | {name} | {wall:.1f} | "
+                             f"{cpu:.1f} | {rss:.0f} |")
+            lines.append(f"| {result['patients']:,} | {source} | **whole build** | "
+                         f"**{run['wall']:.1f}** | {run['cpu']:.1f} | **{run['peak_rss_mb']:.0f}** |")
+    return lines
+
+
+def _summary_table(results: list[dict]) -> list[str]:
+    """Throughput per run, and growth against the smallest size (linear: the ratios match)."""
+    lines = ["| patients | silver + gold images | label rows | box rows | questions | source | "
+             "whole build s | peak RSS MB | answered q/s (wall) | q/s (CPU) | "
+             "input ratio | time ratio | memory ratio |",
+             "|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
+    base = results[0]
+    for result in results:
+        inputs = result["inputs"]
+        for source in ("tabular", "zip"):
+            run, first = result.get(source), base.get(source)
+            if run is None or first is None:
+                continue
+            _, wall, cpu, _ = _answer_stage(run)
+            size = inputs["box_rows"] + inputs["label_rows"]
+            base_size = base["inputs"]["box_rows"] + base["inputs"]["label_rows"]
+            lines.append(
+                f"| {result['patients']:,} | {inputs['silver_images']:,} + {inputs['gold_images']:,} | "
+                f"{inputs['label_rows']:,} | {inputs['box_rows']:,} | {run['questions']:,} | {source} | "
+                f"{run['wall']:.1f} | {run['peak_rss_mb']:.0f} | {run['questions'] / wall:,.0f} | "
+                f"{run['questions'] / cpu:,.0f} | {size / base_size:.2f} | "
+                f"{run['wall'] / first['wall']:.2f} | {run['peak_rss_mb'] / first['peak_rss_mb']:.2f} |")
+    return lines
+
+
+def _report(results: list[dict], load: tuple[float, float]) -> str:
+    generation = "; ".join(
+        f"{r['patients']:,} patients: " + ", ".join(f"{k} {v:.0f} s" for k, v in r["generate_s"].items())
+        for r in results)
+    return "\n".join([
+        f"\n## Run of {time.strftime('%Y-%m-%d %H:%M')}\n",
+        f"Machine: {_machine()}; 1-minute load average {load[0]:.1f} before and {load[1]:.1f} after "
+        "(other jobs share this machine: wall times are upper bounds, CPU times steadier).",
+        f"Generation (not part of the build): {generation}.\n",
+        *_summary_table(results), "",
+        "Per stage (stage CPU and peak RSS are the build process's; the whole-build CPU adds the "
+        "scene-graph reading workers):\n",
+        *_stage_table(results), ""])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="8000,24000,65000")
+    parser.add_argument("--sizes", default="8000,24000,66500", help="patients per tree, comma-separated")
     parser.add_argument("--questions-per-template", type=int, default=2600,
                         help="per split (2600 x 48 x 3 ~ 377 K questions, the published size)")
-    parser.add_argument("--zip-up-to", type=int, default=24000,
-                        help="also build from a scene-graph zip for sizes up to this")
+    parser.add_argument("--no-zip", action="store_true", help="skip the builds from scene-graph zips")
+    parser.add_argument("--profile", action="store_true",
+                        help="profile the largest tabular build with pyinstrument "
+                             "(pip install pyinstrument) into bench/profile-build.txt")
     parser.add_argument("--work", type=Path, default=Path("bench/out"))
     parser.add_argument("--results", type=Path, default=Path("bench/RESULTS.md"))
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
+    sizes = [int(s) for s in args.sizes.split(",")]
+    load_before = os.getloadavg()[0]
     results = []
-    for size in (int(s) for s in args.sizes.split(",")):
-        results.append(bench_size(size, args.questions_per_template, args.work,
-                                  size <= args.zip_up_to))
+    for size in sizes:
+        profile = Path("bench/profile-build.txt") if args.profile and size == max(sizes) else None
+        results.append(bench_size(size, args.questions_per_template, args.work, not args.no_zip,
+                                  profile))
         print(json.dumps(results[-1]), flush=True)
-    text = (f"\n## Run of {time.strftime('%Y-%m-%d %H:%M')}\n\nMachine: {_machine()}.\n"
-            f"Generation of each tree (not part of the build) took "
-            + ", ".join(f"{r['generate_s']:.0f} s ({r['patients']} patients)" for r in results)
-            + ".\n\n" + _table(results) + "\n")
+    text = _report(results, (load_before, os.getloadavg()[0]))
     with args.results.open("a", encoding="utf-8") as handle:
         handle.write(text)
     print(text)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import cast
 from pathlib import Path
 
@@ -85,7 +85,7 @@ def bundled_programs() -> dict[str, n.Program]:
 
 def evaluate(program: n.Program, facts: ImageFacts, /, **bindings: str) -> list[str]:
     """Answer ``program`` on one image with parameters bound by name (see ``Program.evaluate``)."""
-    evaluator, _ = _compiled(program)
+    evaluator, _, _ = _compiled(program)
     names = {p.name for p in program.params}
     for name in bindings.keys() - names:
         raise EvaluationError(f"{program.name}: no param named '{name}'")
@@ -122,9 +122,18 @@ def answer(programs: Mapping[str, n.Program], record: Mapping[str, object],
     program = programs.get(name) if isinstance(name, str) else None
     if program is None:
         raise EvaluationError(f"unknown template program {name!r}")
-    evaluator, plan = _compiled(program)
+    evaluator, plan, bind = _compiled(program)
+    arguments = record.get("template_arguments")
+    args = bind(arguments)
+    if args is None:
+        args = _checked_arguments(program, plan, arguments)
+    return render(evaluator.run(facts, args))  # type: ignore[arg-type]  # checked: bool or set
+
+
+def _checked_arguments(program: n.Program, plan: _Plan, arguments: object) -> list[str | None]:
+    """The program's args from ``template_arguments``, or the error that says what is wrong."""
     args: list[str | None] = [None] * len(program.params)
-    arguments = record.get("template_arguments") or {}
+    arguments = arguments or {}
     try:
         for kind, keys, positions in plan:
             given = arguments.get(kind) or {}  # type: ignore[attr-defined]
@@ -140,7 +149,7 @@ def answer(programs: Mapping[str, n.Program], record: Mapping[str, object],
     except (AttributeError, TypeError):
         raise EvaluationError(f"{program.name}: template_arguments must map kinds to "
                               f"{{\"0\": name, ...}}, got {arguments!r}") from None
-    return render(evaluator.run(facts, args))  # type: ignore[arg-type]  # checked: bool or set
+    return args
 
 
 def answer_record(record: Mapping[str, object], facts: ImageFacts) -> list[str]:
@@ -148,11 +157,40 @@ def answer_record(record: Mapping[str, object], facts: ImageFacts) -> list[str]:
     return answer(bundled_programs(), record, facts)
 
 
-def _compiled(program: n.Program) -> tuple[Evaluator, _Plan]:
+_Binder = Callable[[object], "list[str | None] | None"]
+
+
+def _compiled(program: n.Program) -> tuple[Evaluator, _Plan, _Binder]:
     cached = program._memo.get("compiled")
     if cached is None:
-        cached = program._memo["compiled"] = (compile_program(program), argument_plan(program))
-    return cast(tuple[Evaluator, _Plan], cached)
+        plan = argument_plan(program)
+        cached = program._memo["compiled"] = (compile_program(program), plan,
+                                              _binder(program, plan))
+    return cast(tuple[Evaluator, _Plan, _Binder], cached)
+
+
+def _binder(program: n.Program, plan: _Plan) -> _Binder:
+    """A function from well-formed ``template_arguments`` straight to the program's args.
+
+    Binding runs once per question, so it is generated like the program itself. On
+    anything unusual it returns None and ``_checked_arguments`` says what is wrong.
+    """
+    names = ["None"] * len(program.params)
+    lines = []
+    for number, (kind, keys, positions) in enumerate(plan):
+        lines += [f"given = arguments[{kind!r}]", f"if len(given) != {len(keys)}: return None"]
+        for key, position in zip(keys, positions):
+            lines.append(f"a{position} = given[{key!r}]")
+            names[position] = f"a{position}"
+    bound = [name for name in names if name != "None"]
+    checks = " or ".join(f"type({name}) is not str" for name in bound) or "False"
+    source = ("def bind(arguments):\n    try:\n"
+              + "".join(f"        {line}\n" for line in lines or ["pass"])
+              + "    except (KeyError, TypeError, AttributeError):\n        return None\n"
+              + f"    return None if {checks} else [{', '.join(names)}]\n")
+    namespace: dict[str, object] = {}
+    exec(compile(source, f"<cxrvqa {program.name} arguments>", "exec"), namespace)  # noqa: S102
+    return cast(_Binder, namespace["bind"])
 
 
 def argument_plan(program: n.Program) -> _Plan:
