@@ -33,7 +33,7 @@ from cxrvqa.sources import SourceLayout
 from cxrvqa.synth import SynthConfig, write_questions, write_sources
 
 _CHILD = """
-import json, os, sys, time
+import hashlib, json, os, sys, time
 from pathlib import Path
 from cxrvqa.pipeline import build, peak_rss_mb
 from cxrvqa.sources import SourceLayout
@@ -50,7 +50,9 @@ if profile:
     Path(profile).write_text(profiler.output_text(unicode=False, color=False))
 stages = [[s.name, s.wall, s.cpu, s.peak_rss_mb] for s in report.stages.times]
 times = os.times()  # CPU of this process and of its scene-graph reading workers
-print(json.dumps({"stages": stages, "wall": wall, "cpu": sum(times[:4]),
+digest = hashlib.sha256(b"".join((report.output_dir / name).read_bytes()
+                                 for name in ("train.json", "valid.json", "test.json", "ans2idx.json")))
+print(json.dumps({"stages": stages, "wall": wall, "cpu": sum(times[:4]), "sha256": digest.hexdigest(),
                   "questions": sum(report.counts().values()), "peak_rss_mb": peak_rss_mb()}))
 """
 
@@ -156,6 +158,19 @@ def _summary_table(results: list[dict]) -> list[str]:
     return lines
 
 
+def _agreement(results: list[dict]) -> str:
+    """Builds from tabular files and from scene graphs must write the same bytes."""
+    pairs = [(r["patients"], r["tabular"]["sha256"], r["zip"]["sha256"]) for r in results if "zip" in r]
+    if not pairs:
+        return "Outputs (SHA-256 of the four files): " + ", ".join(
+            f"{r['patients']:,}: {r['tabular']['sha256'][:12]}" for r in results) + "."
+    same = all(tabular == zipped for _, tabular, zipped in pairs)
+    return ("Outputs from tabular files and from the scene-graph zip are "
+            + ("byte-identical at every size" if same else "**different**") + " (SHA-256 of the four files: "
+            + ", ".join(f"{p:,}: {t[:12]}" + ("" if t == z else f" vs {z[:12]}") for p, t, z in pairs)
+            + ").")
+
+
 def _report(results: list[dict], load: tuple[float, float]) -> str:
     generation = "; ".join(
         f"{r['patients']:,} patients: " + ", ".join(f"{k} {v:.0f} s" for k, v in r["generate_s"].items())
@@ -166,6 +181,7 @@ def _report(results: list[dict], load: tuple[float, float]) -> str:
         "(other jobs share this machine: wall times are upper bounds, CPU times steadier).",
         f"Generation (not part of the build): {generation}.\n",
         *_summary_table(results), "",
+        _agreement(results), "",
         "Per stage (stage CPU and peak RSS are the build process's; the whole-build CPU adds the "
         "scene-graph reading workers):\n",
         *_stage_table(results), ""])
