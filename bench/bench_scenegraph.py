@@ -2,16 +2,19 @@
 
 Generates a zip of synthetic scene graphs shaped like the real ones (all top-level keys, 36 boxes,
 ~15 report regions with parallel phrase lists and cues, comparison relationships; ~40 KB of JSON
-per graph, like the real 10.3 GB / 242 K), times ``read_scene_graphs`` with each worker count,
-extrapolates to the full archive and writes the results to ``bench/RESULTS-scenegraph.md``.
+per graph, like the real 10.3 GB / 242 K), times ``read_scene_graphs`` with each worker count and
+with only the columns a build reads, and ``write_scene_tabular``; then times writing a synthetic
+tree (``cxrvqa.synth.write_sources``) without and with its scene-graph zip (issue 6). Each step
+runs in a fresh process; results are extrapolated to the full archive and appended as a section
+to ``bench/RESULTS-scenegraph.md``.
 
-    python -m bench.bench_scenegraph [--graphs 20000] [--workers 1,2]    (from the repository root)
+    python -m bench.bench_scenegraph [--graphs 20000] [--workers 1,2] [--synth-patients 5750]
+    (from the repository root)
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing
 import os
 import platform
@@ -25,20 +28,25 @@ from collections.abc import Callable
 from functools import partial
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import pandas as pd
+from pydantic import TypeAdapter
 
-from cxrvqa.scenegraph import (
-    ScanResult,
-    SceneGraphSource,
-    read_scene_graphs,
-    write_scene_tabular,
-)
+from cxrvqa.pipeline import peak_rss_mb
+from cxrvqa.scenegraph import SceneGraphSource, read_scene_graphs, write_scene_tabular
+from cxrvqa.synth import SynthConfig, write_sources
 from cxrvqa.vocab import ATTRIBUTES_BY_CATEGORY, BBOX_NAMES, REPORT_OBJECTS
 
 REAL_GRAPHS = 242_072
 TARGET_SECONDS = 600
+# What a build reads of each table (pipeline.load_silver_rows), and its repeated strings.
+BUILD_COLUMNS = {
+    "attribute_columns": ("image_id", "row_id", "bbox", "categoryID", "label_name", "relation"),
+    "box_columns": ("object_id", "bbox_name", "x1", "x2", "width")}
+BUILD_CATEGORICAL = ("image_id", "bbox", "categoryID", "label_name", "bbox_name")
+# Indented like json.dumps(indent=2) (same bytes), but several times faster to produce.
+_INDENTED_JSON = TypeAdapter(dict[str, Any])
 SENTENCES = (
     "There is {sev} {label} in the {region}.",
     "No evidence of {label} at the {region}.",
@@ -130,7 +138,7 @@ def write_zip(path: Path, graphs: int, seed: int) -> int:
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
         for _ in range(graphs):
             graph = make_graph(rng)
-            text = json.dumps(graph, indent=2)
+            text = _INDENTED_JSON.dump_json(graph, indent=2)
             total += len(text)
             archive.writestr(f"scene_graph/{graph['image_id']}_SceneGraph.json", text)
     return total
@@ -142,8 +150,7 @@ class Measure(NamedTuple):
     start_mib: float
     main_mib: float
     worker_mib: float
-    label_rows: int
-    box_rows: int
+    counts: tuple[int, ...]
 
 
 def _cpu_seconds() -> float:
@@ -151,18 +158,18 @@ def _cpu_seconds() -> float:
     return times.user + times.system + times.children_user + times.children_system
 
 
-def _run_step(run: Callable[[], ScanResult], sender: Connection) -> None:
-    # ru_maxrss is in KiB on Linux; a forked worker starts with its parent's pages counted.
-    start = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def _run_step(run: Callable[[], tuple[int, ...]], sender: Connection) -> None:
+    # VmHWM of a forked process starts from its own resident pages, not its parent's peak.
+    start = peak_rss_mb()
     wall, cpu = time.perf_counter(), _cpu_seconds()
-    result = run()
+    counts = run()
     wall, cpu = time.perf_counter() - wall, _cpu_seconds() - cpu
-    sender.send(Measure(wall, cpu, start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                        resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
-                        len(result.attributes), len(result.boxes)))
+    # ru_maxrss is in KiB on Linux: the largest peak of the pool workers this step started.
+    workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    sender.send(Measure(wall, cpu, start, peak_rss_mb(), workers, counts))
 
 
-def measure(run: Callable[[], ScanResult]) -> Measure:
+def measure(run: Callable[[], tuple[int, ...]]) -> Measure:
     """Run one step in a fresh process, so that its peak memory and CPU time are its own."""
     context = multiprocessing.get_context("fork")
     receiver, sender = context.Pipe(duplex=False)
@@ -173,16 +180,97 @@ def measure(run: Callable[[], ScanResult]) -> Measure:
     return measured
 
 
+def read_step(source: SceneGraphSource, workers: int, columns: dict[str, Any]) -> tuple[int, int]:
+    scan = read_scene_graphs(source, workers=workers, **columns)
+    return len(scan.attributes), len(scan.boxes)
+
+
+def write_step(root: Path, workers: int) -> tuple[int, int]:
+    scan = write_scene_tabular(root, workers=workers, attribute_columns=(), box_columns=())
+    return len(scan.attributes), len(scan.boxes)
+
+
+def synth_step(root: Path, patients: int, scene_graphs: str) -> tuple[int]:
+    config = SynthConfig(patients=patients, seed=7, scene_graphs=scene_graphs)
+    return (write_sources(root, config).scene_graphs,)
+
+
 def _row(step: str, workers: int, graphs: int, measured: Measure) -> str:
     scale = REAL_GRAPHS / graphs
     # With the machine to itself, wall time is about the CPU time shared by the busy processes.
     cpu_minutes = scale * measured.cpu / min(workers, os.cpu_count() or 1) / 60
-    # What the step added to its process grows with the graphs; what it started with does not.
-    full_gib = (measured.start_mib + scale * (measured.main_mib - measured.start_mib)) / 1024
     return (f"| {step} | {workers} | {measured.wall:.1f} | {measured.cpu:.1f} | "
             f"{graphs / measured.wall:,.0f} | {scale * measured.wall / 60:.1f} | "
             f"{cpu_minutes:.1f} | {measured.main_mib:,.0f} | {measured.worker_mib:,.0f} | "
-            f"{full_gib:.1f} |\n")
+            f"{_full_gib(measured, scale):.1f} |\n")
+
+
+def _full_gib(measured: Measure, scale: float) -> float:
+    # What the step added to its process grows with the graphs; what it started with does not.
+    return (measured.start_mib + scale * (measured.main_mib - measured.start_mib)) / 1024
+
+
+def _synth_row(mode: str, patients: int, measured: Measure) -> str:
+    graphs = measured.counts[0]
+    scale = REAL_GRAPHS / graphs
+    return (f"| {mode} | {patients:,} | {graphs:,} | {measured.wall:.1f} | {measured.cpu:.1f} | "
+            f"{1000 * measured.cpu / graphs:.2f} | {20_000 * measured.cpu / graphs:.1f} | "
+            f"{scale * measured.cpu / 60:.1f} | {measured.main_mib:,.0f} |\n")
+
+
+def _read_section(args: argparse.Namespace, temp: Path) -> str:
+    counts = [int(count) for count in args.workers.split(",")]
+    root = temp / "chest-imagenome"
+    archive = root / "silver_dataset" / "scene_graph.zip"
+    archive.parent.mkdir(parents=True)
+    started = time.perf_counter()
+    json_bytes = write_zip(archive, args.graphs, args.seed)
+    generated = time.perf_counter() - started
+    source = SceneGraphSource(archive, "zip")
+    steps = [("read_scene_graphs", workers, partial(read_step, source, workers, {}))
+             for workers in counts]
+    most = max(counts)
+    steps += [("read_scene_graphs, build columns", most,
+               partial(read_step, source, most, BUILD_COLUMNS)),
+              ("read_scene_graphs, build columns, categorical", most,
+               partial(read_step, source, most, {**BUILD_COLUMNS,
+                                                 "categorical": BUILD_CATEGORICAL})),
+              ("write_scene_tabular (returning row counts only)", most,
+               partial(write_step, root, most))]
+    rows = ""
+    for step, workers, run in steps:
+        measured = measure(run)
+        rows += _row(step, workers, args.graphs, measured)
+        print(rows.splitlines()[-1], file=sys.stderr)
+    label_rows, box_rows = measured.counts
+    tables = root / "silver_dataset" / "scene_tabular"
+    sizes = ", ".join(f"{path.name} {path.stat().st_size / 2**20:.0f} MiB"
+                      for path in sorted(tables.iterdir()))
+    return (
+        f"- input: {args.graphs:,} generated graphs ({generated:.0f} s), "
+        f"{json_bytes / args.graphs / 1024:.1f} KiB JSON each, "
+        f"zip {archive.stat().st_size / 2**20:.0f} MiB\n"
+        f"- output: {label_rows:,} label rows, {box_rows:,} box rows; {sizes}\n"
+        f"- build columns: {', '.join(BUILD_COLUMNS['attribute_columns'])} (labels); "
+        f"{', '.join(BUILD_COLUMNS['box_columns'])} (boxes); categorical: "
+        f"{', '.join(BUILD_CATEGORICAL)}\n\n"
+        "| step | workers | wall s | CPU s | graphs/s (wall) | 242 K: min (wall) "
+        "| 242 K: min (CPU / workers) | peak MiB main | peak MiB worker | 242 K: GiB main |\n"
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n" + rows)
+
+
+def _synth_section(patients: int, temp: Path) -> str:
+    rows = ""
+    for mode in ("none", "zip"):
+        measured = measure(partial(synth_step, temp / f"synth-{mode}", patients, mode))
+        rows += _synth_row(mode, patients, measured)
+        print(rows.splitlines()[-1], file=sys.stderr)
+    return (
+        "\nWriting a whole synthetic tree (`write_sources`, one process), without scene graphs "
+        "and with the zip; the difference is the cost of the graphs:\n\n"
+        "| scene_graphs | patients | graphs | wall s | CPU s | CPU ms/graph "
+        "| CPU s per 20 K graphs | 242 K: min (CPU) | peak MiB |\n"
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|\n" + rows)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -190,48 +278,28 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--graphs", type=int, default=20_000)
     parser.add_argument("--workers", default="1,2", help="comma-separated worker counts")
     parser.add_argument("--seed", type=int, default=4)
+    parser.add_argument("--synth-patients", type=int, default=5750,
+                        help="patients of the synthetic tree to write (~3.4 graphs each); 0 skips")
     parser.add_argument("--results", type=Path,
                         default=Path(__file__).with_name("RESULTS-scenegraph.md"))
     args = parser.parse_args(argv)
-    counts = [int(count) for count in args.workers.split(",")]
     with tempfile.TemporaryDirectory(prefix="bench-scenegraph-") as temp:
-        root = Path(temp) / "chest-imagenome"
-        archive = root / "silver_dataset" / "scene_graph.zip"
-        archive.parent.mkdir(parents=True)
-        started = time.perf_counter()
-        json_bytes = write_zip(archive, args.graphs, args.seed)
-        generated = time.perf_counter() - started
-        source = SceneGraphSource(archive, "zip")
-        rows = ""
-        for workers in counts:
-            measured = measure(partial(read_scene_graphs, source, workers=workers))
-            rows += _row("read_scene_graphs", workers, args.graphs, measured)
-            print(rows.splitlines()[-1], file=sys.stderr)
-        written = measure(partial(write_scene_tabular, root, workers=max(counts)))
-        rows += _row("write_scene_tabular", max(counts), args.graphs, written)
-        tables = root / "silver_dataset" / "scene_tabular"
-        sizes = ", ".join(f"{path.name} {path.stat().st_size / 2**20:.0f} MiB"
-                          for path in sorted(tables.iterdir()))
-        zipped = archive.stat().st_size / 2**20
+        read = _read_section(args, Path(temp))
+        synth = _synth_section(args.synth_patients, Path(temp)) if args.synth_patients else ""
     load = os.getloadavg()[0]
-    report = (
-        f"# Scene-graph reading benchmark\n\n"
-        f"`python -m bench.bench_scenegraph --graphs {args.graphs} --workers {args.workers}` on "
+    section = (
+        f"\n## Run of {time.strftime('%Y-%m-%d %H:%M')}\n\n"
+        f"`python -m bench.bench_scenegraph --graphs {args.graphs} --workers {args.workers} "
+        f"--synth-patients {args.synth_patients}` on "
         f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
         f"pandas {pd.__version__} ({type(pd.Series([''], dtype='str').array).__name__} text "
         f"columns); "
         f"1-minute load average {load:.1f} at the end (other jobs share this machine, so wall "
-        f"times are upper bounds; CPU times are not affected). Target: {REAL_GRAPHS:,} graphs "
-        f"in < {TARGET_SECONDS // 60} min.\n\n"
-        f"- input: {args.graphs:,} generated graphs ({generated:.0f} s), "
-        f"{json_bytes / args.graphs / 1024:.1f} KiB JSON each, zip {zipped:.0f} MiB\n"
-        f"- output: {written.label_rows:,} label rows, {written.box_rows:,} box rows; "
-        f"{sizes}\n\n"
-        "| step | workers | wall s | CPU s | graphs/s (wall) | 242 K: min (wall) "
-        "| 242 K: min (CPU / workers) | peak MiB main | peak MiB worker | 242 K: GiB main |\n"
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n" + rows)
-    args.results.write_text(report, encoding="utf-8")
-    print(report)
+        f"times are upper bounds; CPU times are less affected). Peak memory is VmHWM. Target: "
+        f"{REAL_GRAPHS:,} graphs in < {TARGET_SECONDS // 60} min.\n\n" + read + synth)
+    with args.results.open("a", encoding="utf-8") as results:
+        results.write(section)
+    print(section)
 
 
 if __name__ == "__main__":

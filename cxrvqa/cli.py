@@ -262,8 +262,8 @@ def _add_scene_tabular(subparsers: Any) -> None:
 def _run_scene_tabular(args: argparse.Namespace) -> int:
     from .scenegraph import write_scene_tabular
 
-    scan = write_scene_tabular(args.chest_imagenome_dir, skip_bad=args.skip_bad,
-                               progress=_progress())
+    scan = write_scene_tabular(args.chest_imagenome_dir, attribute_columns=(), box_columns=(),
+                               skip_bad=args.skip_bad, progress=_progress())
     print(f"read {scan.files} scene graphs ({len(scan.skipped)} skipped): "
           f"{len(scan.attributes)} label rows, {len(scan.boxes)} box rows written to "
           f"{args.chest_imagenome_dir / 'silver_dataset' / 'scene_tabular'}")

@@ -113,7 +113,13 @@ def load_silver_rows(layout: SourceLayout, *, progress: bool = False
     if source is None:
         raise DataError(f"{layout.silver_labels}: file not found, and no scene graphs "
                         f"(silver_dataset/scene_graph.zip or scene_graph/) to read instead")
-    scan = read_scene_graphs(source, progress=progress)
+    # Only the columns a build reads, names as categoricals: all columns of ~240 K graphs
+    # would take ~5 GiB.
+    scan = read_scene_graphs(
+        source, progress=progress,
+        attribute_columns=("image_id", "row_id", "bbox", "categoryID", "label_name", "relation"),
+        box_columns=("object_id", "bbox_name", "x1", "x2", "width"),
+        categorical=("image_id", "bbox", "categoryID", "label_name", "bbox_name"))
     labels = scan.attributes.assign(image_id=loaders.strip_dcm(scan.attributes["image_id"]))
     boxes = loaders.silver_boxes_from_frames([scan.boxes], source.path)
     return labels, boxes, str(source.path)

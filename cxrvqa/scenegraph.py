@@ -13,9 +13,10 @@ Rows:
     * one box row per ``objects[]`` entry, its 16 keys as columns (``synsets`` as a list repr).
 Both are ordered by scene-graph file name, then entry, phrase and label order.
 
-Columns are ``ATTRIBUTE_COLUMNS`` and ``BOX_COLUMNS`` (file order) with the dtypes of
-``ATTRIBUTE_DTYPES`` and ``BOX_DTYPES``; box coordinates are int64 when every value is an
-integer, else float64. The frames equal what a reader of the written TSVs gets with::
+Columns are ``ATTRIBUTE_COLUMNS`` and ``BOX_COLUMNS`` (file order), or the subset a caller
+asks for, with the dtypes of ``ATTRIBUTE_DTYPES`` and ``BOX_DTYPES`` (text columns the caller
+names are categoricals instead); box coordinates are int64 when every value is an integer, else
+float64. The frames equal what a reader of the written TSVs gets with::
 
     pd.read_csv(path, sep="\\t", dtype=BOX_DTYPES, keep_default_na=False)
 
@@ -34,7 +35,7 @@ import struct
 import sys
 import zipfile
 import zlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing import Pool
@@ -45,6 +46,7 @@ from typing import Any, BinaryIO, Literal, NamedTuple, Protocol, TextIO
 
 import numpy as np
 import pandas as pd
+from pandas.api.types import union_categoricals
 from tqdm import tqdm
 
 from cxrvqa.errors import DataError
@@ -135,8 +137,11 @@ class ScanResult:
     """The two tables read from scene graphs.
 
     Attributes:
-        attributes: label rows, columns ``ATTRIBUTE_COLUMNS``, dtypes ``ATTRIBUTE_DTYPES``.
-        boxes: box rows, columns ``BOX_COLUMNS``, dtypes ``BOX_DTYPES`` (coordinates numeric).
+        attributes: label rows; columns ``ATTRIBUTE_COLUMNS`` or the ones asked for, dtypes
+            ``ATTRIBUTE_DTYPES``. With no columns asked for, the frame still has one index
+            entry per row.
+        boxes: box rows; columns ``BOX_COLUMNS`` or the ones asked for, dtypes ``BOX_DTYPES``
+            (coordinates numeric).
         files: scene graphs read.
         skipped: ``(member, what is wrong)`` for each graph or archive part left out
             (only with ``skip_bad=True``).
@@ -168,6 +173,9 @@ def find_scene_graphs(chest_imagenome_dir: Path | str) -> SceneGraphSource | Non
 def read_scene_graphs(
     source: SceneGraphSource,
     *,
+    attribute_columns: Sequence[str] | None = None,
+    box_columns: Sequence[str] | None = None,
+    categorical: Collection[str] = (),
     skip_bad: bool = False,
     progress: bool = False,
     workers: int | None = None,
@@ -176,6 +184,14 @@ def read_scene_graphs(
 
     Args:
         source: from ``find_scene_graphs``.
+        attribute_columns: the label columns to return, in this order; default all of
+            ``ATTRIBUTE_COLUMNS``. Workers drop the others before sending their rows, so
+            the tables never exist in full: fewer columns, lower peak memory.
+        box_columns: likewise for the box table; default all of ``BOX_COLUMNS``.
+        categorical: text columns (of either table) to return as pandas categoricals with
+            sorted categories instead of ``str``: each distinct string is then held once, and
+            workers send these columns coded. Same values, a fraction of the memory for
+            repeated strings (``image_id``, ``bbox``, ``label_name``, ...).
         skip_bad: leave out unreadable or malformed graphs (and, for a zip whose central
             directory is lost, read the members before the damage) instead of raising.
         progress: show a tqdm bar on stderr.
@@ -183,13 +199,18 @@ def read_scene_graphs(
 
     Raises:
         DataError: one line naming the archive member or file and what is wrong.
+        ValueError: a column name that is not one of the table's, or a categorical one that
+            is not a text column.
     """
-    return _read(source, skip_bad, progress, workers)
+    kept = _Kept.of(attribute_columns, box_columns, categorical)
+    return _read(source, kept, skip_bad, progress, workers)
 
 
 def write_scene_tabular(
     chest_imagenome_dir: Path | str,
     *,
+    attribute_columns: Sequence[str] | None = None,
+    box_columns: Sequence[str] | None = None,
     skip_bad: bool = False,
     progress: bool = False,
     workers: int | None = None,
@@ -197,9 +218,11 @@ def write_scene_tabular(
     """Write ``silver_dataset/scene_tabular/{attribute_relations,bbox_objects}_tabular.txt``.
 
     Both files are written completely to temporary files first and then renamed over the
-    targets, so a failure never leaves a partial table behind. Arguments as for
-    ``read_scene_graphs``; returns what was read.
+    targets, so a failure never leaves a partial table behind. Every column is written;
+    the column arguments only choose what the returned frames keep (``()`` for row counts
+    alone). Arguments as for ``read_scene_graphs``; returns what was read.
     """
+    kept = _Kept.of(attribute_columns, box_columns)
     silver = Path(chest_imagenome_dir) / "silver_dataset"
     source = find_scene_graphs(chest_imagenome_dir)
     if source is None:
@@ -209,32 +232,67 @@ def write_scene_tabular(
     folder.mkdir(parents=True, exist_ok=True)
     with _TabularWriter({folder / ATTRIBUTES_FILE: ATTRIBUTE_COLUMNS,
                          folder / BOXES_FILE: BOX_COLUMNS}) as writer:
-        return _read(source, skip_bad, progress, workers, writer)
+        return _read(source, kept, skip_bad, progress, workers, writer)
 
 
-def _read(source: SceneGraphSource, skip_bad: bool, progress: bool, workers: int | None,
-          writer: _TabularWriter | None = None) -> ScanResult:
+@dataclass(frozen=True)
+class _Kept:
+    """The columns each table keeps, in output order, and the dtype of each."""
+
+    attributes: tuple[str, ...]
+    boxes: tuple[str, ...]
+    attribute_dtypes: Mapping[str, str]
+    box_dtypes: Mapping[str, str]
+
+    @classmethod
+    def of(cls, attributes: Sequence[str] | None, boxes: Sequence[str] | None,
+           categorical: Collection[str] = ()) -> _Kept:
+        texts = [name for name, dtype in (ATTRIBUTE_DTYPES | BOX_DTYPES).items() if dtype == "str"]
+        wrong = [name for name in categorical if name not in texts]
+        if wrong:
+            raise ValueError(f"categorical column(s) {', '.join(map(repr, wrong))} are not "
+                             f"text columns; expected some of {', '.join(texts)}")
+        return cls(_chosen("attribute", attributes, ATTRIBUTE_COLUMNS),
+                   _chosen("box", boxes, BOX_COLUMNS),
+                   _coded(ATTRIBUTE_DTYPES, categorical), _coded(BOX_DTYPES, categorical))
+
+
+def _coded(dtypes: Mapping[str, str], categorical: Collection[str]) -> dict[str, str]:
+    return {name: "category" if name in categorical else dtype for name, dtype in dtypes.items()}
+
+
+def _chosen(table: str, chosen: Sequence[str] | None, columns: tuple[str, ...]
+            ) -> tuple[str, ...]:
+    if chosen is None:
+        return columns
+    unknown = [name for name in chosen if name not in columns]
+    if unknown:
+        raise ValueError(f"unknown {table} column(s) {', '.join(map(repr, unknown))}; "
+                         f"expected some of {', '.join(columns)}")
+    return tuple(chosen)
+
+
+def _read(source: SceneGraphSource, kept: _Kept, skip_bad: bool, progress: bool,
+          workers: int | None, writer: _TabularWriter | None = None) -> ScanResult:
     catalog, skipped = _catalog(source, skip_bad)
     workers = _worker_count(workers)
-    attributes: list[pd.DataFrame] = []
-    boxes: list[pd.DataFrame] = []
+    attributes, boxes = _Parts(kept.attributes), _Parts(kept.boxes)
     files = 0
+    task = _Task(catalog, skip_bad, kept, writer is not None)
     # The pool starts before the bar so that no tqdm thread is running when workers fork.
-    with _scanning(catalog, skip_bad, workers, writer is not None) as pieces, tqdm(
+    with _scanning(task, workers) as pieces, tqdm(
             total=len(catalog.names), disable=not progress, unit="graph", desc="scene graphs",
             file=sys.stderr) as bar:
         for piece in pieces:
-            attributes.append(piece.attributes)
-            boxes.append(piece.boxes)
+            attributes.add(piece.attributes)
+            boxes.add(piece.boxes)
             files += piece.files
             skipped.extend(piece.skipped)
             if writer is not None:
                 writer.write(piece.texts)
             bar.update(piece.files + len(piece.skipped))
-    # Each table is joined and its pieces dropped before the next, to lower the peak memory.
-    labels = _concat(ATTRIBUTE_COLUMNS, ATTRIBUTE_DTYPES, attributes)
-    attributes.clear()
-    return ScanResult(labels, _concat(BOX_COLUMNS, BOX_DTYPES, boxes), files, skipped)
+    return ScanResult(attributes.join(kept.attribute_dtypes), boxes.join(kept.box_dtypes), files,
+                      skipped)
 
 
 # --- locating members -------------------------------------------------------------------------
@@ -454,25 +512,40 @@ def _open_reader(catalog: _Catalog) -> _Reader:
 # --- scanning in chunks -------------------------------------------------------------------------
 
 
+class _Table(NamedTuple):
+    """The kept columns of a table's rows, each an array of its final dtype."""
+
+    rows: int
+    columns: dict[str, Any]
+
+
 class _Piece(NamedTuple):
     """What one task produced: table pieces for its graphs, in order, and their TSV rows
     (rendered in the worker, when writing, so that formatting runs in parallel too)."""
 
-    attributes: pd.DataFrame
-    boxes: pd.DataFrame
+    attributes: _Table
+    boxes: _Table
     files: int
     skipped: list[tuple[str, str]]
     texts: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class _Task:
+    """What every chunk of graphs is read for: from where, which columns, whether to render."""
+
+    catalog: _Catalog
+    skip_bad: bool
+    kept: _Kept
+    render: bool
+
+
 class _Scanner:
     """Turns chunks of member names into table pieces, holding one open reader."""
 
-    def __init__(self, catalog: _Catalog, skip_bad: bool, render: bool) -> None:
-        self._catalog = catalog
-        self._skip_bad = skip_bad
-        self._render = render
-        self._reader = _open_reader(catalog)
+    def __init__(self, task: _Task) -> None:
+        self._task = task
+        self._reader = _open_reader(task.catalog)
 
     def __enter__(self) -> _Scanner:
         return self
@@ -492,24 +565,29 @@ class _Scanner:
                 graph_labels = _label_rows(graph, strings)
                 boxes.extend(_box_rows(graph, strings))
             except _BadGraph as bad:
-                if not self._skip_bad:
-                    raise DataError(f"{self._catalog.where(name)}: {bad}") from None
+                if not self._task.skip_bad:
+                    raise DataError(f"{self._task.catalog.where(name)}: {bad}") from None
                 skipped.append((name, str(bad)))
                 continue
             labels.extend(graph_labels)
-        tables = (_frame(ATTRIBUTE_COLUMNS, ATTRIBUTE_DTYPES, labels),
-                  _frame(BOX_COLUMNS, BOX_DTYPES, boxes))
-        texts = tuple(map(_tsv_rows, tables)) if self._render else ()
-        return _Piece(*tables, len(names) - len(skipped), skipped, texts)
+        kept, render = self._task.kept, self._task.render
+        # Rendering needs every column; otherwise only the kept ones are built.
+        tables = (_table(ATTRIBUTE_COLUMNS, kept.attribute_dtypes, labels,
+                         ATTRIBUTE_COLUMNS if render else kept.attributes),
+                  _table(BOX_COLUMNS, kept.box_dtypes, boxes,
+                         BOX_COLUMNS if render else kept.boxes))
+        texts = tuple(_tsv_rows(table) for table in tables) if render else ()
+        return _Piece(_keep(tables[0], kept.attributes), _keep(tables[1], kept.boxes),
+                      len(names) - len(skipped), skipped, texts)
 
 
 _worker_scanner: _Scanner | None = None
 
 
-def _start_worker(catalog: _Catalog, skip_bad: bool, render: bool) -> None:
+def _start_worker(task: _Task) -> None:
     # Each worker opens the archive once and keeps it for all its tasks.
     global _worker_scanner
-    _worker_scanner = _Scanner(catalog, skip_bad, render)
+    _worker_scanner = _Scanner(task)
 
 
 def _scan_in_worker(names: Sequence[str]) -> _Piece:
@@ -518,15 +596,14 @@ def _scan_in_worker(names: Sequence[str]) -> _Piece:
 
 
 @contextmanager
-def _scanning(catalog: _Catalog, skip_bad: bool, workers: int, render: bool
-              ) -> Iterator[Iterator[_Piece]]:
+def _scanning(task: _Task, workers: int) -> Iterator[Iterator[_Piece]]:
     """Table pieces in file order, from this process or a pool of ``workers``."""
-    chunks = _chunks(catalog.names, workers)
+    chunks = _chunks(task.catalog.names, workers)
     if workers == 1 or len(chunks) <= 1:
-        with _Scanner(catalog, skip_bad, render) as scanner:
+        with _Scanner(task) as scanner:
             yield map(scanner.scan, chunks)
     else:
-        with Pool(min(workers, len(chunks)), _start_worker, (catalog, skip_bad, render)) as pool:
+        with Pool(min(workers, len(chunks)), _start_worker, (task,)) as pool:
             yield pool.imap(_scan_in_worker, chunks)
 
 
@@ -683,31 +760,64 @@ def _one_line(exc: BaseException) -> str:
 # --- tables -------------------------------------------------------------------------------------
 
 
-def _frame(columns: Sequence[str], dtypes: Mapping[str, str], rows: list[tuple[Any, ...]]
-           ) -> pd.DataFrame:
-    values = zip(*rows) if rows else ([] for _ in columns)
-    return pd.DataFrame({name: _column(column, dtypes.get(name))
-                         for name, column in zip(columns, values)})
+def _table(columns: Sequence[str], dtypes: Mapping[str, str], rows: list[tuple[Any, ...]],
+           kept: Sequence[str]) -> _Table:
+    values = dict(zip(columns, zip(*rows))) if rows else dict.fromkeys(columns, ())
+    return _Table(len(rows), {name: _column(values[name], dtypes.get(name)) for name in kept})
+
+
+def _keep(table: _Table, kept: Sequence[str]) -> _Table:
+    return _Table(table.rows, {name: table.columns[name] for name in kept})
 
 
 def _column(values: Sequence[Any], dtype: str | None) -> Any:
+    if dtype == "category":
+        # Categories are sorted, so pieces join to the same column however they were cut.
+        return pd.Categorical(pd.array(values, dtype="str"))
     if dtype == "str" or not values:
-        return pd.Series(values, dtype=dtype)
+        return pd.Series(values, dtype=dtype).array
     # numpy infers int64 or float64 (dtype None) several times faster than pandas.
     return np.array(values, dtype=dtype)
 
 
-def _concat(columns: Sequence[str], dtypes: Mapping[str, str], pieces: list[pd.DataFrame]
-            ) -> pd.DataFrame:
+class _Parts:
+    """One table's pieces as they arrive, joined column by column at the end."""
+
+    def __init__(self, columns: Sequence[str]) -> None:
+        self._rows = 0
+        self._arrays: dict[str, list[Any]] = {name: [] for name in columns}
+
+    def add(self, table: _Table) -> None:
+        self._rows += table.rows
+        for name, array in table.columns.items():
+            self._arrays[name].append(array)
+
+    def join(self, dtypes: Mapping[str, str]) -> pd.DataFrame:
+        # Each column's pieces are dropped as soon as it is joined, so the peak memory is
+        # the table plus one column's pieces, not two copies of the table.
+        columns = {}
+        for name, arrays in self._arrays.items():
+            columns[name] = _join_column(arrays, dtypes.get(name))
+            arrays.clear()
+        return pd.DataFrame(columns, index=pd.RangeIndex(self._rows), copy=False)
+
+
+def _join_column(arrays: list[Any], dtype: str | None) -> Any:
     # Empty pieces would turn integer columns into object ones, so they are left out.
-    pieces = [piece for piece in pieces if len(piece)]
-    if not pieces:
-        return _frame(columns, dtypes, [])
-    return pd.concat(pieces, ignore_index=True)
+    arrays = [array for array in arrays if len(array)]
+    if not arrays:
+        return _column((), dtype)
+    if dtype == "category":
+        return union_categoricals(arrays, sort_categories=True)
+    if dtype == "str":
+        # Arrow-backed text joins without copying: the result refers to the pieces' buffers.
+        return pd.concat(map(pd.Series, arrays), ignore_index=True).array
+    return np.concatenate(arrays)
 
 
-def _tsv_rows(frame: pd.DataFrame) -> str:
-    return frame.to_csv(sep="\t", index=False, header=False, lineterminator="\n")
+def _tsv_rows(table: _Table) -> str:
+    return pd.DataFrame(table.columns, copy=False).to_csv(sep="\t", index=False, header=False,
+                                                          lineterminator="\n")
 
 
 class _TabularWriter:

@@ -18,14 +18,13 @@ import contextlib
 import csv
 import gzip
 import io
-import json
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Literal
+from typing import IO, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from tqdm import tqdm
 
 from .synth_cohort import Cohort, Image, Patient, Study, build_cohort
@@ -61,6 +60,8 @@ _VIEW_MEANINGS = {"PA": "postero-anterior", "AP": "antero-posterior", "LATERAL":
                   "AP LLD": "antero-posterior", "SWIMMERS": "lateral"}
 _YEAR_GROUPS = ("2008 - 2010", "2011 - 2013", "2014 - 2016", "2017 - 2019")
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+# Scene graphs as compact UTF-8 JSON; pydantic's serializer is ~3x faster than json.dumps.
+_GRAPH_JSON = TypeAdapter(dict[str, Any])
 
 
 class SynthConfig(BaseModel):
@@ -257,16 +258,16 @@ def _graph_sink(folder: Path, mode: str) -> Iterator[Callable[[str, dict], None]
         target = folder / "scene_graph"
         target.mkdir(parents=True, exist_ok=True)
         yield lambda dicom_id, graph: (target / f"{dicom_id}_SceneGraph.json").write_bytes(
-            json.dumps(graph).encode("utf-8"))
+            _GRAPH_JSON.dump_json(graph))
     else:
         folder.mkdir(parents=True, exist_ok=True)
-        with zipfile.ZipFile(folder / "scene_graph.zip", "w", zipfile.ZIP_DEFLATED,
-                             compresslevel=1) as archive:
+        with zipfile.ZipFile(folder / "scene_graph.zip", "w") as archive:
             def store(dicom_id: str, graph: dict) -> None:
                 info = zipfile.ZipInfo(f"scene_graph/{dicom_id}_SceneGraph.json", _ZIP_TIME)
                 info.compress_type = zipfile.ZIP_DEFLATED
                 info.external_attr = 0o644 << 16
-                archive.writestr(info, json.dumps(graph))
+                # A ZipInfo does not take the archive's level (zipfile would deflate at 6).
+                archive.writestr(info, _GRAPH_JSON.dump_json(graph), compresslevel=1)
             yield store
 
 

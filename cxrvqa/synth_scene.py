@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 from .synth_cohort import Image, Patient, Study
 from .synth_ontology import QUESTION_PAIRS, concept_id, object_display_name
@@ -78,6 +78,8 @@ def _base_box(name: str) -> tuple[int, int, int, int]:
 
 
 _BASE = {name: _base_box(name) for name in BBOX_NAMES}
+# Per region, the parts of an ``objects[]`` entry that never change: concept id, display name.
+_OBJECT_NAMES = {name: (concept_id(name), object_display_name(name)) for name in BBOX_NAMES}
 
 
 def _coordinates(rng: random.Random, names: tuple[str, ...]) -> dict[str, list[int]]:
@@ -98,13 +100,24 @@ def _coordinates(rng: random.Random, names: tuple[str, ...]) -> dict[str, list[i
     return boxes
 
 
-def _to_original(image: Image, box: list[int]) -> list[float]:
-    """Undo the resize-and-pad to 224: ``[x1, x2, y1, y2]`` in the image's own pixels."""
-    ratio = 224 / max(image.rows, image.columns)
-    left, top = (224 - image.columns * ratio) / 2, (224 - image.rows * ratio) / 2
-    x1, y1, x2, y2 = box
-    return [float(round((x1 - left) / ratio)), float(round((x2 - left) / ratio)),
-            float(round((y1 - top) / ratio)), float(round((y2 - top) / ratio))]
+class _Resize(NamedTuple):
+    """How an image was resized and padded to the 224 canvas (computed once per image)."""
+
+    ratio: float
+    left: float
+    top: float
+
+    @classmethod
+    def of(cls, image: Image) -> _Resize:
+        ratio = 224 / max(image.rows, image.columns)
+        return cls(ratio, (224 - image.columns * ratio) / 2, (224 - image.rows * ratio) / 2)
+
+    def original(self, box: list[int]) -> tuple[float, float, float, float]:
+        """Undo the resize-and-pad: ``(x1, x2, y1, y2)`` in the image's own pixels."""
+        ratio, left, top = self
+        x1, y1, x2, y2 = box
+        return (float(round((x1 - left) / ratio)), float(round((x2 - left) / ratio)),
+                float(round((y1 - top) / ratio)), float(round((y2 - top) / ratio)))
 
 
 def _objects(rng: random.Random, image: Image) -> list[dict[str, Any]]:
@@ -120,25 +133,26 @@ def _objects(rng: random.Random, image: Image) -> list[dict[str, Any]]:
     elif image.quirk == "narrow_box":
         box = boxes[rng.choice(_NARROW_CANDIDATES)]
         box[2] = box[0]
-    objects = [_object(image, name, box) for name, box in boxes.items()]
+    resize = _Resize.of(image)
+    objects = [_object(image.dicom_id, name, box, resize) for name, box in boxes.items()]
     if image.quirk == "duplicate_box":
         name = rng.choice(names)
         # Shifted, not resized: the twin's width is ordinary, only its x1/x2 differ.
         dx, dy = rng.choice((-3, -2, 2, 3)), rng.choice((-3, -2, 2, 3))
         x1, y1, x2, y2 = boxes[name]
         twin = [x1 + dx, y1 + dy, x2 + dx, y2 + dy]
-        objects.append(_object(image, name, twin))
+        objects.append(_object(image.dicom_id, name, twin, resize))
     return objects
 
 
-def _object(image: Image, name: str, box: list[int]) -> dict[str, Any]:
+def _object(dicom_id: str, name: str, box: list[int], resize: _Resize) -> dict[str, Any]:
     x1, y1, x2, y2 = box
-    ox1, ox2, oy1, oy2 = _to_original(image, box)
-    return {"object_id": f"{image.dicom_id}_{name}", "x1": x1, "y1": y1, "x2": x2, "y2": y2,
-            "width": x2 - x1, "height": y2 - y1, "bbox_name": name,
-            "synsets": [concept_id(name)], "name": object_display_name(name),
-            "original_x1": ox1, "original_y1": oy1, "original_x2": ox2, "original_y2": oy2,
-            "original_width": ox2 - ox1, "original_height": oy2 - oy1}
+    ox1, ox2, oy1, oy2 = resize.original(box)
+    synset, display = _OBJECT_NAMES[name]
+    return {"object_id": f"{dicom_id}_{name}", "x1": x1, "y1": y1, "x2": x2, "y2": y2,
+            "width": x2 - x1, "height": y2 - y1, "bbox_name": name, "synsets": [synset],
+            "name": display, "original_x1": ox1, "original_y1": oy1, "original_x2": ox2,
+            "original_y2": oy2, "original_width": ox2 - ox1, "original_height": oy2 - oy1}
 
 
 def _cues(sentence: Sentence, tags: tuple[str, ...]) -> dict[str, list[str]]:
@@ -241,9 +255,10 @@ def gold_box_rows(image: Image, first_study: bool, seed: int) -> Iterator[list[o
         names = tuple(name for name in names if name != dropped)
     annotator = rng.choice("CWJS")
     image_id = f"{image.dicom_id}.dcm"
+    resize = _Resize.of(image)
     for name, box in _coordinates(rng, names).items():
         x1, y1, x2, y2 = box
-        ox1, ox2, oy1, oy2 = _to_original(image, box)
+        ox1, ox2, oy1, oy2 = resize.original(box)
         yield [image_id, float(x1), float(y1), float(x2), float(y2), float(x2 - x1),
                float(y2 - y1), name, f"{image_id}|{name}", ox1, ox2, oy1, oy2, ox2 - ox1,
                oy2 - oy1, annotator, f"[{x1}, {y1}, {x2}, {y2}]",

@@ -75,4 +75,8 @@ def test_scene_tabular_command_rewrites_the_tabular_files(trees: dict[str, Path]
     written = {path.name: path.read_bytes()
                for path in (copy / "silver_dataset" / "scene_tabular").iterdir()}
     assert written == original
-    assert "0 skipped" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "0 skipped" in out
+    rows = {name: data.count(b"\n") - 1 for name, data in original.items()}
+    assert (f"{rows['attribute_relations_tabular.txt']} label rows, "
+            f"{rows['bbox_objects_tabular.txt']} box rows") in out

@@ -293,6 +293,80 @@ def test_two_workers_raise_the_first_bad_graph_in_file_order(tmp_path: Path) -> 
         read_scene_graphs(source, workers=2)
 
 
+# The columns a build needs, in an order of their own.
+CHOSEN_LABELS = ["relation", "image_id", "row_id", "bbox", "categoryID", "label_name"]
+CHOSEN_BOXES = ["object_id", "bbox_name", "x1", "x2", "width", "original_x1"]
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_chosen_columns_equal_those_of_the_full_tables(tmp_path: Path, workers: int) -> None:
+    members = many_graphs(24)
+    # Whole tasks of integer originals, then tasks of fractional ones: joined, they are float.
+    for member in list(members.values())[:12]:
+        for obj in member["objects"]:
+            obj.update({key: int(value) for key, value in obj.items()
+                        if key.startswith("original_")})
+    source = zip_source(tmp_path, members)
+
+    full = read_scene_graphs(source, workers=1)
+    chosen = read_scene_graphs(source, workers=workers, attribute_columns=CHOSEN_LABELS,
+                               box_columns=CHOSEN_BOXES)
+
+    pd.testing.assert_frame_equal(chosen.attributes, full.attributes[CHOSEN_LABELS],
+                                  check_exact=True)
+    pd.testing.assert_frame_equal(chosen.boxes, full.boxes[CHOSEN_BOXES], check_exact=True)
+    assert str(chosen.boxes["original_x1"].dtype) == "float64"
+    assert chosen.boxes["original_x1"].tolist()[::13] == [0.0, 130.0]
+    assert (chosen.files, chosen.skipped) == (24, [])
+
+
+def test_categorical_columns_hold_the_same_values_however_the_work_is_cut(tmp_path: Path
+                                                                         ) -> None:
+    source = zip_source(tmp_path, many_graphs(24))
+    coded = ["image_id", "row_id", "label_name", "bbox_name"]
+    chosen = {"attribute_columns": CHOSEN_LABELS, "box_columns": CHOSEN_BOXES}
+
+    plain = read_scene_graphs(source, workers=1, **chosen)
+    one, two = (read_scene_graphs(source, workers=workers, categorical=coded, **chosen)
+                for workers in (1, 2))
+
+    # Tasks of 6 and of 3 graphs each: the pieces' categories differ, the joined ones do not.
+    pd.testing.assert_frame_equal(one.attributes, two.attributes, check_exact=True)
+    pd.testing.assert_frame_equal(one.boxes, two.boxes, check_exact=True)
+    assert dtypes(one.attributes) == {**dtypes(plain.attributes), **dict.fromkeys(
+        ["image_id", "row_id", "label_name"], "category")}
+    assert list(one.attributes["row_id"].cat.categories) == sorted(set(plain.attributes["row_id"]))
+    for table in ("attributes", "boxes"):
+        decoded = getattr(one, table).astype({name: "str" for name in coded
+                                              if name in getattr(one, table)})
+        pd.testing.assert_frame_equal(decoded, getattr(plain, table), check_exact=True)
+
+
+def test_only_text_columns_can_be_categorical(tmp_path: Path) -> None:
+    source = zip_source(tmp_path, {MEMBER_B: GRAPH_B})
+
+    with pytest.raises(ValueError, match=r"^categorical column\(s\) 'x1' are not text columns; "
+                                         r"expected some of image_id, row_id, bbox, "):
+        read_scene_graphs(source, categorical=["bbox", "x1"])
+
+
+def test_no_columns_still_count_the_rows(tmp_path: Path) -> None:
+    source = zip_source(tmp_path, {MEMBER_A: GRAPH_A, MEMBER_B: GRAPH_B})
+
+    result = read_scene_graphs(source, workers=1, attribute_columns=[], box_columns=())
+
+    assert (len(result.attributes), len(result.boxes)) == (6, 3)
+    assert list(result.attributes.columns) == list(result.boxes.columns) == []
+
+
+def test_unknown_column_is_refused(tmp_path: Path) -> None:
+    source = zip_source(tmp_path, {MEMBER_B: GRAPH_B})
+
+    with pytest.raises(ValueError, match=r"^unknown box column\(s\) 'image_id'; expected some "
+                                         r"of object_id, x1, y1, "):
+        read_scene_graphs(source, box_columns=["bbox_name", "image_id"])
+
+
 # --- bad input ---------------------------------------------------------------------------------
 
 
@@ -559,6 +633,20 @@ def test_tables_written_by_two_workers_read_back_equal(tmp_path: Path) -> None:
     pd.testing.assert_frame_equal(attributes, result.attributes, check_exact=True)
     pd.testing.assert_frame_equal(boxes, result.boxes, check_exact=True)
     assert str(boxes["original_x1"].dtype) == "float64" and len(boxes) == 24
+
+
+def test_writer_returns_the_chosen_columns_and_writes_them_all(tmp_path: Path) -> None:
+    write_zip(silver(tmp_path) / "scene_graph.zip", many_graphs(24))
+
+    result = write_scene_tabular(tmp_path, workers=2, attribute_columns=["image_id"],
+                                 box_columns=[])
+    attributes, boxes = read_back(silver(tmp_path) / "scene_tabular")
+
+    full = read_scene_graphs(find_scene_graphs(tmp_path), workers=1)
+    pd.testing.assert_frame_equal(attributes, full.attributes, check_exact=True)
+    pd.testing.assert_frame_equal(boxes, full.boxes, check_exact=True)
+    pd.testing.assert_frame_equal(result.attributes, attributes[["image_id"]], check_exact=True)
+    assert len(result.boxes) == 24 and list(result.boxes.columns) == []
 
 
 @pytest.mark.parametrize("previous", [None, "old table\n"])

@@ -5,7 +5,9 @@ from __future__ import annotations
 import gzip
 import json
 import re
+import struct
 import zipfile
+import zlib
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -137,6 +139,26 @@ def test_scene_graph_folder_matches_the_tables(small_plain: SynthManifest) -> No
               for path in sorted(folder.glob("*_SceneGraph.json"))}
     assert len(graphs) == small_plain.scene_graphs
     _assert_tables_flatten(graphs, small_plain.root)
+
+
+def test_zip_members_are_the_folder_files_deflated_fast(small: SynthManifest,
+                                                         small_plain: SynthManifest) -> None:
+    folder = small_plain.root / CIG / "silver_dataset" / "scene_graph"
+    path = small.root / CIG / "silver_dataset" / "scene_graph.zip"
+    with zipfile.ZipFile(path) as archive, path.open("rb") as raw:
+        infos = archive.infolist()
+        assert [info.filename for info in infos] == [
+            f"scene_graph/{file.name}" for file in sorted(folder.iterdir())]
+        for info in infos[:5]:
+            data = archive.read(info)
+            assert data == (folder / info.filename.split("/")[1]).read_bytes()
+            # The member's deflate stream is what zlib's fastest level (1) makes of the data.
+            raw.seek(info.header_offset + 26)
+            name_length, extra_length = struct.unpack("<HH", raw.read(4))
+            raw.seek(info.header_offset + 30 + name_length + extra_length)
+            fast = zlib.compressobj(1, zlib.DEFLATED, -zlib.MAX_WBITS)
+            assert info.compress_type == zipfile.ZIP_DEFLATED
+            assert raw.read(info.compress_size) == fast.compress(data) + fast.flush()
 
 
 # --- scene graphs -------------------------------------------------------------------------
