@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import CxrvqaError, DataError
-from .pipeline import OUTPUT_KEYS
+from .output import OUTPUT_KEYS
 from .vocab import SPLITS
 from .vocab import ARGUMENT_KINDS
 from .loaders import paused_gc, read_json

@@ -35,12 +35,6 @@ from .vocab import SPLITS
 __all__ = ["BuildReport", "ImageMeta", "SceneIndex", "Stages", "build", "first_boxes", "load_index",
            "load_silver_rows", "peak_rss_mb"]
 
-# The key order of an output record (pipeline.md §6); answer_split writes them in this order.
-OUTPUT_KEYS = ("split", "idx", "subject_id", "study_id", "image_id", "image_path", "question",
-               "semantic_type", "content_type", "template", "template_program",
-               "template_arguments", "answer")
-
-
 @dataclass(frozen=True)
 class ImageMeta:
     """Identifiers and view of one image, from the metadata."""

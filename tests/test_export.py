@@ -14,7 +14,7 @@ from cxrvqa.errors import DataError
 from cxrvqa.export import MULTIHOT_COLUMN, ExportError, export_dataset
 from cxrvqa.vocab import ARGUMENT_KINDS
 from cxrvqa.output import ans2idx_bytes, dataset_bytes
-from cxrvqa.pipeline import OUTPUT_KEYS
+from cxrvqa.output import OUTPUT_KEYS
 
 ANSWERS = ["yes", "no", "left lung", "right lung", "pleural effusion", "ap", "m"]
 SPLITS = ("train", "valid", "test")

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
+from unittest import mock
 
-from hypothesis import given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from cxrvqa.output import ans2idx_bytes, dataset_bytes, write_files_atomically
@@ -102,8 +104,11 @@ def test_written_file_holds_exactly_the_bytes(tmp_path: Path) -> None:
     assert [path.name for path in tmp_path.iterdir()] == ["test.json"]
 
 
+# Strings with escapes, non-ASCII, astral characters and a lone surrogate.
+_AWKWARD = st.sampled_from('"\\/\b\n\x1f\x7f\u2265\ud83d\U0001f600')
+_TEXT = st.text(st.characters(exclude_categories=()) | _AWKWARD, max_size=10)
 _JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(),
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | _TEXT,
     lambda children: st.lists(children, max_size=4)
     | st.dictionaries(st.text(max_size=8), children, max_size=4)
     | st.dictionaries(st.integers(), children, max_size=2),
@@ -111,6 +116,83 @@ _JSON = st.recursive(
 )
 
 
+@settings(deadline=None)
 @given(st.lists(_JSON, max_size=4))
 def test_dataset_bytes_equal_json_with_indent_4_for_any_json_value(values: list[object]) -> None:
     assert dataset_bytes(values) == json.dumps(values, indent=4).encode("ascii")
+
+
+# A built record (pipeline.md §6): its keys in order, each value of its usual type.
+KEYS = tuple(RECORDS[0])
+_KINDS = st.sampled_from(["object", "attribute", "category", "viewpos", "gender"]) | _TEXT
+_USUAL = {key: _TEXT for key in KEYS} | {
+    "idx": st.integers(),
+    "template_arguments": st.dictionaries(_KINDS, st.dictionaries(_TEXT, _TEXT, max_size=3), max_size=5),
+    "answer": st.lists(_TEXT, max_size=4),
+}
+
+
+class _Text(str):
+    """A str subclass, which json writes as a plain string."""
+
+
+class _Number(int):
+    """An int subclass, which json writes with int's repr."""
+
+
+# Values a record may still hold, copied as they are from the input files.
+_UNUSUAL = (st.booleans() | st.none() | st.floats() | st.integers() | _TEXT
+            | _TEXT.map(_Text) | st.integers().map(_Number)
+            | st.lists(st.lists(_TEXT, max_size=2), max_size=2)
+            | st.dictionaries(_TEXT, st.dictionaries(_TEXT, _JSON, max_size=2), max_size=2)
+            | st.dictionaries(_TEXT, st.lists(_TEXT, max_size=2), max_size=2)
+            | _JSON)
+
+
+@st.composite
+def _records(draw: st.DrawFn, unusual: bool) -> dict[str, Any]:
+    """A built record; if ``unusual``, maybe with unusual values, keys reordered, dropped or added."""
+    record = {key: draw(strategy) for key, strategy in _USUAL.items()}
+    if not unusual:
+        return record
+    for key in draw(st.lists(st.sampled_from(KEYS), max_size=2, unique=True)):
+        record[key] = draw(_UNUSUAL)
+    keys = draw(st.sampled_from([KEYS, KEYS[:-1], KEYS[::-1], (*KEYS, "extra")]))
+    return {key: record.get(key, []) for key in keys}
+
+
+def _with(**changes: object) -> list[dict[str, Any]]:
+    """A split of the first pinned record with some values replaced."""
+    return [RECORDS[0] | changes]
+
+
+# Records take 13 strings each to generate: fewer examples keep these tests to seconds.
+@settings(deadline=None, max_examples=40)
+@given(st.lists(_records(unusual=False), min_size=1, max_size=2))
+def test_usual_records_take_the_fast_path_and_equal_json(records: list[dict[str, Any]]) -> None:
+    # The generic walk is what made the writer slow: a built record must never need it.
+    with mock.patch("cxrvqa.output._indented", side_effect=AssertionError("generic path taken")):
+        data = dataset_bytes(records)
+    assert data == json.dumps(records, indent=4).encode("ascii")
+
+
+@settings(deadline=None, max_examples=40)
+@given(st.lists(_records(unusual=True), min_size=1, max_size=2))
+@example(_with(idx=True))
+@example(_with(idx="5"))
+@example(_with(idx=5.0))
+@example(_with(idx=None, answer=None))
+@example(_with(answer=[["left lung"], []]))
+@example(_with(answer=["yes", 1, False]))
+@example(_with(template_arguments={}))
+@example(_with(answer="yes"))
+@example(_with(answer={"yes": "no"}))
+@example(_with(template_arguments=""))
+@example(_with(template_arguments={"object": {}, "gender": None}))
+@example(_with(template_arguments={"object": [], "gender": "m"}))
+@example(_with(template_arguments={"object": {"0": ["left lung"]}}))
+@example(_with(template_arguments={"object": {0: "left lung"}}))
+@example(_with(template_arguments={1: {}}))
+@example(_with(question="caf\u00e9 \ud83d \u2265"))
+def test_records_with_unusual_values_or_keys_equal_json(records: list[dict[str, Any]]) -> None:
+    assert dataset_bytes(records) == json.dumps(records, indent=4).encode("ascii")
