@@ -17,6 +17,7 @@ import pandas as pd
 
 from .errors import DataError
 from .facts import Finding
+from .loaders import paused_gc
 from .ontology import Ontology
 from .vocab import REMOVED_ATTRIBUTES, REMOVED_OBJECTS
 
@@ -149,9 +150,10 @@ def _positives(rows: pd.DataFrame, names: _Names) -> dict[str, frozenset[Finding
     positives: dict[str, set[Finding]] = {}
     columns = [getattr(names, c).to_numpy()[rows[c].to_numpy()].tolist()
                for c in ("image_id", "bbox", "label_name", "categoryID")]
-    for image, bbox, label, category in zip(*columns):
-        positives.setdefault(image, set()).add((bbox, label, category))
-    return {image: frozenset(found) for image, found in positives.items()}
+    with paused_gc():  # millions of acyclic tuples and sets
+        for image, bbox, label, category in zip(*columns):
+            positives.setdefault(image, set()).add((bbox, label, category))
+        return {image: frozenset(found) for image, found in positives.items()}
 
 
 def _sentence_locations(row_ids: pd.Series, source: str) -> pd.Series:

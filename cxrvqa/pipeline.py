@@ -170,7 +170,9 @@ def load_index(layout: SourceLayout, *, stages: Stages | None = None) -> SceneIn
         silver = image_labels(silver_rows, cohorts.silver, ontology, silver_source)
         gold = image_labels(gold_rows, cohorts.gold, ontology, str(layout.gold_labels))
         del silver_rows, gold_rows  # the largest tables; only boxes and metadata are read on
-    with stages.stage("index facts"):
+    # Only acyclic objects from here on (~240 K facts, metadata and box rows): without the
+    # cycle collector's rescans of them all, this stage takes about half the time.
+    with stages.stage("index facts"), loaders.paused_gc():
         meta = _metadata_by_image(metadata, silver.labelled | gold.labelled)
         genders = _genders(patients)
         silver_facts = _facts(silver.labelled, silver.positives, meta, genders,
