@@ -115,7 +115,10 @@ def load_silver_rows(layout: SourceLayout, *, progress: bool = False
         box_columns=("object_id", "bbox_name", "x1", "x2", "width"),
         categorical=("image_id", "bbox", "categoryID", "label_name", "bbox_name"))
     labels = scan.attributes.assign(image_id=loaders.strip_dcm(scan.attributes["image_id"]))
-    boxes = loaders.silver_boxes_from_frames([scan.boxes], source.path)
+    # In slices, as a TSV is read: each slice's object ids become Python strings only briefly.
+    step = 1_000_000
+    slices = (scan.boxes.iloc[start:start + step] for start in range(0, len(scan.boxes), step))
+    boxes = loaders.silver_boxes_from_frames(slices, source.path, lines_per_frame=step)
     return labels, boxes, str(source.path)
 
 
