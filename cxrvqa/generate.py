@@ -15,6 +15,11 @@ numbered placeholders of one kind get distinct values, and about half of the
 draws are anchored on one of the image's positive findings so that "yes" and
 non-empty answers occur. "Choose" questions retry their arguments on the same
 image until exactly one option is true, when the image allows it.
+
+A full-size run makes millions of draws, so each does little: what a template may
+name after each combination of chosen values is worked out once per template, an
+image's sorted findings once per split, and a template without placeholders stops
+drawing once every image has been drawn (later draws could only repeat questions).
 """
 
 from __future__ import annotations
@@ -26,19 +31,21 @@ import multiprocessing
 import random
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence, Set
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from . import nodes as n
 from .errors import DataError, EvaluationError
-from .facts import ImageFacts
+from .facts import Finding, ImageFacts
 from .output import write_files_atomically
-from .programs import answer, bundled_programs
+from .answers import render
+from .interpreter import compile_program
+from .programs import bundled_programs
 from .splits import SilverIndex, assign_splits
 from .vocab import (ARGUMENT_KINDS, CATEGORY_WORDS, GENDER_WORDS, SPLITS, VQA_ATTRIBUTES,
                     VQA_CATEGORIES, VQA_OBJECTS, category_of)
@@ -195,7 +202,8 @@ def generate_split(pool: Mapping[str, ImageFacts], split: str, pairs: Pairs,
     results = list(_map(state, names))
     records = [record for chosen, _ in results for record in chosen]
     random.Random(f"cxrvqa/generate/{options.seed}/{split}/order").shuffle(records)
-    records = [{"split": split, "idx": number, **record} for number, record in enumerate(records)]
+    for number, record in enumerate(records):
+        record["idx"] = number
     return Generated(split, records, tuple(row for _, row in results))
 
 
@@ -235,6 +243,13 @@ class _State:
     pairs: Pairs
     programs: Mapping[str, n.Program]
     options: GenerateOptions
+    images: dict[str, _Image] = field(default_factory=dict, compare=False)
+
+    def image(self, image_id: str) -> _Image:
+        """The pool image ``image_id``, its orderings made on first use and shared by templates."""
+        if image_id not in self.images:
+            self.images[image_id] = _Image(image_id, self.pool[image_id])
+        return self.images[image_id]
 
 
 # Set in the parent before forking workers, which inherit it: facts hold mapping proxies that
@@ -260,8 +275,7 @@ def _forked_template_records(name: str) -> tuple[list[dict[str, Any]], BalanceRo
     return _template_records(_FORKED, name)
 
 
-@dataclass(frozen=True)
-class _Candidate:
+class _Candidate(NamedTuple):
     image_id: str
     values: tuple[tuple[str, str], ...]  # (param name, value), in param order
     wording: str
@@ -278,6 +292,8 @@ def _template_records(state: _State, name: str) -> tuple[list[dict[str, Any]], B
     chosen: list[_Candidate] = []
     for target in _draw_targets(wanted):
         for number in range(drawn, target):
+            if draw.exhausted:  # later draws would only repeat questions: count them as drawn
+                break
             candidate = draw(number)
             if candidate is not None:
                 # The first draw of a question wins: no duplicate question on one image.
@@ -290,7 +306,8 @@ def _template_records(state: _State, name: str) -> tuple[list[dict[str, Any]], B
             break
     row = _balance_row(name, wanted, drawn, chosen, program.returns == "bool",
                        state.options.max_list_share)
-    return [_record(template, program, c, state.options.answers) for c in chosen], row
+    return [_record(state.split, template, program, c, state.options.answers)
+            for c in chosen], row
 
 
 def _draw_targets(wanted: int) -> list[int]:
@@ -338,12 +355,13 @@ def _balance_row(name: str, wanted: int, drawn: int, chosen: list[_Candidate], b
                       _balanced(chosen, max_share, strict=False))
 
 
-def _record(template: Template, program: n.Program, candidate: _Candidate,
+def _record(split: str, template: Template, program: n.Program, candidate: _Candidate,
             with_answer: bool) -> dict[str, Any]:
+    """A question record; its ``idx`` is set once the split's records are shuffled."""
     values = dict(candidate.values)
     question = _PLACEHOLDER.sub(lambda m: _words(m.group(1), values[m.group(1)]),
                                 candidate.wording)
-    record = {"image_id": candidate.image_id, "question": question,
+    record = {"split": split, "idx": -1, "image_id": candidate.image_id, "question": question,
               "content_type": template.content_type, "semantic_type": template.semantic_type,
               "template": candidate.wording, "template_program": program.name,
               "template_arguments": _arguments(values)}
@@ -363,10 +381,12 @@ def _arguments(values: Mapping[str, str]) -> dict[str, dict[str, str]]:
     """Released argument layout: every kind, numbered placeholders as keys "0", "1" in order."""
     arguments: dict[str, dict[str, str]] = {kind: {} for kind in ARGUMENT_KINDS}
     for name in sorted(values, key=_slot_order):
-        arguments[name.partition("_")[0]][str(_slot_order(name)[1])] = values[name]
+        kind, number = _slot_order(name)
+        arguments[kind][str(number)] = values[name]
     return arguments
 
 
+@cache
 def _slot_order(name: str) -> tuple[str, int]:
     number = _NUMBER.search(name)
     return name.partition("_")[0], int(number.group(1)) - 1 if number else 0
@@ -390,131 +410,201 @@ class _Drawer:
 
     def __init__(self, state: _State, program: n.Program, choose: bool) -> None:
         self.state, self.program = state, program
+        self.seed_prefix = f"cxrvqa/generate/{state.options.seed}/{state.split}/{program.name}/"
         self.choose = choose and bool(program.params)
         reads = _facts_read(program)
         # Questions about a fact the image lacks (no view position, unknown gender) are not asked.
         self.images = [i for i, facts in state.pool.items()
                        if ("viewpos" not in reads or facts.viewpos is not None)
                        and ("gender" not in reads or facts.gender is not None)]
-        self.slots = {kind: sorted((p.name for p in program.params if p.kind == kind),
-                                   key=_slot_order) for kind in ARGUMENT_KINDS}
+        self.params = tuple(p.name for p in program.params)
+        # Compiled here, not answered through ``programs.evaluate``: every draw binds all
+        # params by construction, so its per-call checks would only cost time.
+        self.run = compile_program(program).run
+        self.choices = _Choices(state.pairs, {
+            kind: sorted((p.name for p in program.params if p.kind == kind), key=_slot_order)
+            for kind in ARGUMENT_KINDS})
         self.wordings = [t.text for t in program.templates] if state.options.paraphrases \
             else [program.templates[0].text]
+        # Without placeholders an image has one question: once every image is drawn, no
+        # further draw can add a candidate.
+        self.undrawn = set(self.images) if not self.params else None
+
+    @property
+    def exhausted(self) -> bool:
+        """Whether every question this template can ask has been drawn."""
+        return self.undrawn is not None and not self.undrawn
 
     def __call__(self, number: int) -> _Candidate | None:
         if not self.images:
             return None
-        options = self.state.options
-        rng = random.Random(f"cxrvqa/generate/{options.seed}/{self.state.split}/"
-                            f"{self.program.name}/{number}")
-        image_id = rng.choice(self.images)
-        facts = self.state.pool[image_id]
+        rng = random.Random(f"{self.seed_prefix}{number}")
+        image = self.state.image(rng.choice(self.images))
+        if self.undrawn is not None:
+            self.undrawn.discard(image.image_id)
         wording = rng.choice(self.wordings)
         best = None
         for _ in range(_CHOOSE_TRIES if self.choose else 1):
-            values = _Filler(rng, facts, self.state.pairs, self.slots,
-                             anchored=rng.random() < 0.5).fill()
+            # Without placeholders nothing else is drawn: the image and wording make the question.
+            values = _fill(rng, image, self.choices, anchored=rng.random() < 0.5) \
+                if self.params else {}
             if values is None:
                 continue
+            args = [values[name] for name in self.params]
             try:
-                result = answer(self.state.programs, {
-                    "template_program": self.program.name,
-                    "template_arguments": _arguments(values)}, facts)
+                result = render(self.run(image.facts, args))  # type: ignore[arg-type]
             except EvaluationError:  # e.g. a size question on an image without its boxes
                 return None
-            chosen = tuple((p.name, values[p.name]) for p in self.program.params)
-            best = _Candidate(image_id, chosen, wording, tuple(result))
+            best = _Candidate(image.image_id, tuple(zip(self.params, args)), wording,
+                              tuple(result))
             if len(result) == 1:  # a choice with exactly one true option
                 break
         return best
 
 
-class _Filler:
-    """Fills one template's placeholders for one image, or fails (returns None)."""
+_FINDING_KINDS = ("object", "attribute", "category")  # the order of a finding's fields
 
-    def __init__(self, rng: random.Random, facts: ImageFacts, pairs: Pairs,
-                 slots: Mapping[str, Sequence[str]], anchored: bool) -> None:
-        self.rng, self.facts, self.pairs, self.slots = rng, facts, pairs, slots
-        self.values: dict[str, str] = {}
-        findings = sorted(facts.findings)
-        crowded = [f for f in findings if len(facts.at_object(f[0])) > 1]
-        if crowded and rng.random() < 0.5:  # room for a second finding at the same object
-            findings = crowded
-        if anchored and findings:
-            obj, attribute, category = rng.choice(findings)
-            for kind, value in (("object", obj), ("attribute", attribute),
-                                ("category", category)):
-                if self.slots[kind]:
-                    self.values[self.slots[kind][0]] = value
 
-    def fill(self) -> dict[str, str] | None:
+class _Image:
+    """One image's facts, its findings sorted, those that share an object, the names in them."""
+
+    __slots__ = ("image_id", "facts", "findings", "crowded", "observed")
+
+    def __init__(self, image_id: str, facts: ImageFacts) -> None:
+        self.image_id, self.facts = image_id, facts
+        self.findings = tuple(sorted(facts.findings))
+        self.crowded = tuple(f for f in self.findings if len(facts.at_object(f[0])) > 1)
+        # The objects, attributes and categories of all its findings.
+        self.observed = tuple(frozenset(f[i] for f in self.findings)
+                              for i in range(len(_FINDING_KINDS)))
+
+
+_Values = tuple[tuple[str, str], ...]  # (placeholder, value) in the order they were chosen
+
+
+class _Possible(NamedTuple):
+    """The values a placeholder may take, and what agreeing findings must match."""
+
+    values: list[str]  # sorted
+    as_set: frozenset[str]
+    position: int  # of the placeholder's kind in a finding; -1 for viewpos and gender
+    agree: tuple[tuple[int, frozenset[str]], ...]  # (finding position, values chosen there)
+
+
+class _Choices:
+    """Values one template's next placeholder may take, given those chosen so far.
+
+    What does not depend on the image is kept: a template meets the same few
+    combinations again and again.
+    """
+
+    def __init__(self, pairs: Pairs, slots: Mapping[str, Sequence[str]]) -> None:
+        self.pairs, self.slots = pairs, slots
+        self.position = {slot: i for i, kind in enumerate(_FINDING_KINDS) for slot in slots[kind]}
+        self.possible: dict[tuple[str, _Values], _Possible] = {}
+        # An anchor finding fills the first placeholder of each of its kinds.
+        self.anchors = tuple((i, slots[kind][0]) for i, kind in enumerate(_FINDING_KINDS)
+                             if slots[kind])
         # Two objects must share their attribute or category: choose those first.
-        kinds = (("category", "attribute", "object") if len(self.slots["object"]) > 1
+        kinds = (("category", "attribute", "object") if len(slots["object"]) > 1
                  else ("object", "category", "attribute"))
-        for kind in (*kinds, "viewpos", "gender"):
-            for slot in self.slots[kind]:
-                if slot not in self.values:
-                    value = self._choose(kind)
-                    if value is None:
-                        return None
-                    self.values[slot] = value
-        return self.values
+        self.order = tuple((kind, slot) for kind in (*kinds, "viewpos", "gender")
+                           for slot in slots[kind])
 
-    def assigned(self, kind: str) -> list[str]:
-        return [self.values[s] for s in self.slots[kind] if s in self.values]
+    def on(self, image: _Image, kind: str,
+           values: Mapping[str, str]) -> tuple[list[str], list[str]]:
+        """Possible values of ``kind`` besides those taken, and those of them the image shows.
 
-    def _choose(self, kind: str) -> str | None:
-        candidates = sorted(self._candidates(kind) - set(self.assigned(kind)))
-        if not candidates:
-            return None
-        observed = self._observed(kind)
-        seen = [c for c in candidates if c in observed]
-        return self.rng.choice(seen if seen and self.rng.random() < 0.6 else candidates)
+        Both are sorted.
+        """
+        key = (kind, tuple(values.items()))
+        if key not in self.possible:
+            self.possible[key] = self._possible(kind, values)
+        possible = self.possible[key]
+        return possible.values, sorted(possible.as_set & self._observed(image, kind, possible))
 
-    def _observed(self, kind: str) -> set[str]:
-        if kind == "viewpos":
-            return {self.facts.viewpos} if self.facts.viewpos else set()
-        if kind == "gender":
-            return {self.facts.gender} if self.facts.gender else set()
-        # Prefer findings that agree with the values chosen so far, so that "both"
-        # and "common" questions can come out yes or non-empty too.
-        kinds = ("object", "attribute", "category")
-        chosen = [(k, set(self.assigned(k))) for k in kinds if k != kind and self.assigned(k)]
-        agreeing = [f for f in self.facts.findings
-                    if all(f[kinds.index(k)] in values for k, values in chosen)]
-        return {f[kinds.index(kind)] for f in agreeing or self.facts.findings}
+    def _possible(self, kind: str, values: Mapping[str, str]) -> _Possible:
+        allowed = self._candidates(kind, values) - set(self._assigned(kind, values))
+        position = _FINDING_KINDS.index(kind) if kind in _FINDING_KINDS else -1
+        agree: dict[int, set[str]] = {}
+        for slot, value in values.items():
+            other = self.position.get(slot, position)
+            if other != position:
+                agree.setdefault(other, set()).add(value)
+        return _Possible(sorted(allowed), frozenset(allowed), position,
+                         tuple((i, frozenset(chosen)) for i, chosen in agree.items()))
 
-    def _candidates(self, kind: str) -> set[str]:
+    @staticmethod
+    def _observed(image: _Image, kind: str, possible: _Possible) -> Set[str]:
+        """Values of ``kind`` in the image's facts, from findings that agree with those chosen.
+
+        Agreeing findings make "both" and "common" questions come out yes or non-empty too.
+        """
+        if possible.position < 0:
+            value = getattr(image.facts, kind)
+            return {value} if value else set()
+        if not possible.agree:
+            return image.observed[possible.position]
+        agreeing: Sequence[Finding] = image.findings
+        for i, chosen in possible.agree:
+            agreeing = [f for f in agreeing if f[i] in chosen]
+        return {f[possible.position] for f in agreeing} or image.observed[possible.position]
+
+    def _assigned(self, kind: str, values: Mapping[str, str]) -> list[str]:
+        return [values[s] for s in self.slots[kind] if s in values]
+
+    def _candidates(self, kind: str, values: Mapping[str, str]) -> set[str]:
         if kind == "viewpos":
             return {"AP", "PA"}
         if kind == "gender":
             return set(GENDER_WORDS)
         return {"object": self._objects, "attribute": self._attributes,
-                "category": self._categories}[kind]()
+                "category": self._categories}[kind](values)
 
-    def _objects(self) -> set[str]:
+    def _objects(self, values: Mapping[str, str]) -> set[str]:
         result = set(VQA_OBJECTS)
-        for attribute in self.assigned("attribute"):
+        for attribute in self._assigned("attribute", values):
             result &= self.pairs.objects_of[attribute]
         if not self.slots["attribute"]:
-            for category in self.assigned("category"):
+            for category in self._assigned("category", values):
                 result = {o for o in result if category in self.pairs.categories_at(o)}
         return result
 
-    def _attributes(self) -> set[str]:
+    def _attributes(self, values: Mapping[str, str]) -> set[str]:
         result = set(VQA_ATTRIBUTES)
-        for obj in self.assigned("object"):
+        for obj in self._assigned("object", values):
             result &= self.pairs.attributes_at[obj]
-        for category in self.assigned("category"):
+        for category in self._assigned("category", values):
             result = {a for a in result if category_of(a) == category}
         return result
 
-    def _categories(self) -> set[str]:
+    def _categories(self, values: Mapping[str, str]) -> set[str]:
         result = set(VQA_CATEGORIES)
         if self.slots["attribute"]:
             # The category names the attributes still to choose: it needs enough of them.
-            return {c for c in result if sum(category_of(a) == c for a in self._attributes())
+            attributes = self._attributes(values)
+            return {c for c in result if sum(category_of(a) == c for a in attributes)
                     >= len(self.slots["attribute"])}
-        for obj in self.assigned("object"):
+        for obj in self._assigned("object", values):
             result &= self.pairs.categories_at(obj)
         return result
+
+
+def _fill(rng: random.Random, image: _Image, choices: _Choices,
+          anchored: bool) -> dict[str, str] | None:
+    """One template's placeholder values for one image, or None when some has no value left."""
+    values: dict[str, str] = {}
+    findings = image.findings
+    if image.crowded and rng.random() < 0.5:  # room for a second finding at the same object
+        findings = image.crowded
+    if anchored and findings:
+        anchor = rng.choice(findings)
+        for position, slot in choices.anchors:
+            values[slot] = anchor[position]
+    for kind, slot in choices.order:
+        if slot not in values:
+            candidates, seen = choices.on(image, kind, values)
+            if not candidates:
+                return None
+            values[slot] = rng.choice(seen if seen and rng.random() < 0.6 else candidates)
+    return values
