@@ -133,14 +133,14 @@ def read_silver_boxes(path: Path) -> pd.DataFrame:
     # Read in chunks: the full file has ~9 M rows, and object_id strings are only needed
     # long enough to split off the image id.
     try:
-        chunks = pd.read_csv(path, sep="\t", usecols=columns, chunksize=_BOX_CHUNK,
+        chunks = pd.read_csv(path, sep="\t", usecols=columns, chunksize=BOX_CHUNK,
                              dtype={"object_id": str, "bbox_name": str})
-        return silver_boxes_from_frames(chunks, path, first_line=2, lines_per_frame=_BOX_CHUNK)
+        return silver_boxes_from_frames(chunks, path, first_line=2, lines_per_frame=BOX_CHUNK)
     except (ValueError, pd.errors.ParserError, UnicodeDecodeError, OSError) as exc:
         raise DataError(f"{_display(path)}: {_one_line(exc)}") from None
 
 
-_BOX_CHUNK = 1_000_000
+BOX_CHUNK = 1_000_000
 
 
 def silver_boxes_from_frames(frames: Iterable[pd.DataFrame], path: Path, *, first_line: int = 2,

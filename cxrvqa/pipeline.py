@@ -35,6 +35,7 @@ from .vocab import SPLITS
 __all__ = ["BuildReport", "ImageMeta", "SceneIndex", "Stages", "build", "first_boxes", "load_index",
            "load_silver_rows", "peak_rss_mb"]
 
+
 @dataclass(frozen=True)
 class ImageMeta:
     """Identifiers and view of one image, from the metadata."""
@@ -116,7 +117,7 @@ def load_silver_rows(layout: SourceLayout, *, progress: bool = False
         categorical=("image_id", "bbox", "categoryID", "label_name", "bbox_name"))
     labels = scan.attributes.assign(image_id=loaders.strip_dcm(scan.attributes["image_id"]))
     # In slices, as a TSV is read: each slice's object ids become Python strings only briefly.
-    step = 1_000_000
+    step = loaders.BOX_CHUNK
     slices = (scan.boxes.iloc[start:start + step] for start in range(0, len(scan.boxes), step))
     boxes = loaders.silver_boxes_from_frames(slices, source.path, lines_per_frame=step)
     return labels, boxes, str(source.path)
