@@ -18,13 +18,13 @@ import pytest
 
 from cxrvqa.cli import main
 
-DEMO = ["--patients", "501", "--seed", "7"]
+DEMO = ["--patients", "700", "--seed", "7"]
 
 PINS = {
-    "tree": "",
-    "built": "",
-    "generated": "",
-    "export": "",
+    "tree": "cc8061bb7482d8be5a67dc115013f0fa9d734e5fac7d5a0ef0620de94b014493",
+    "built": "196d6c0be29835b9a902b7a20915db27ff9a992c4dee582326803c65d955d30b",
+    "generated": "adb506ecdca208328842eba9ae2c9f99ad41fc539baeb9c34f2466576334a3f1",
+    "export": "e1095e37a15f4247c67c25ad324c9377f03ef99e64800119144b47d5025d9806",
 }
 
 
