@@ -17,7 +17,13 @@ import time
 from collections import Counter
 
 from cxrvqa import ImageFacts, Program, answer, load_programs
-from cxrvqa.vocab import BBOX_NAMES, VQA_ATTRIBUTES, VQA_CATEGORIES, VQA_OBJECTS, category_of
+from cxrvqa.vocab import (
+    BBOX_NAMES,
+    VQA_ATTRIBUTES,
+    VQA_CATEGORIES,
+    VQA_OBJECTS,
+    category_of,
+)
 
 Record = dict[str, object]
 

@@ -28,15 +28,16 @@ import sys
 import time
 from pathlib import Path
 
-from cxrvqa.pipeline import load_index
-from cxrvqa.sources import SourceLayout
+from cxrvqa.build.index import load_index
+from cxrvqa.build.layout import SourceLayout
 from cxrvqa.synth import SynthConfig, write_questions, write_sources
 
 _CHILD = """
 import hashlib, json, os, sys, time
 from pathlib import Path
-from cxrvqa.pipeline import build, peak_rss_mb
-from cxrvqa.sources import SourceLayout
+from cxrvqa.build.pipeline import build
+from cxrvqa.build.stages import peak_rss_mb
+from cxrvqa.build.layout import SourceLayout
 root, profile = Path(sys.argv[1]), sys.argv[2]
 if profile:
     import pyinstrument

@@ -33,8 +33,12 @@ from typing import Any, NamedTuple
 import pandas as pd
 from pydantic import TypeAdapter
 
-from cxrvqa.pipeline import peak_rss_mb
-from cxrvqa.scenegraph import SceneGraphSource, read_scene_graphs, write_scene_tabular
+from cxrvqa.build.scenegraph import (
+    SceneGraphSource,
+    read_scene_graphs,
+    write_scene_tabular,
+)
+from cxrvqa.build.stages import peak_rss_mb
 from cxrvqa.synth import SynthConfig, write_sources
 from cxrvqa.vocab import ATTRIBUTES_BY_CATEGORY, BBOX_NAMES, REPORT_OBJECTS
 

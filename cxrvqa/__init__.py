@@ -12,16 +12,24 @@ Everything else is importable but may change.
 
 from __future__ import annotations
 
-from cxrvqa.check import check
-from cxrvqa.errors import (CxrvqaError, DataError, Diagnostic, EvaluationError, ProgramError,
-                           ProgramHeaderError, ProgramNameError, ProgramSyntaxError,
-                           ProgramTypeError)
+from cxrvqa.errors import (
+                           CxrvqaError,
+                           DataError,
+                           EvaluationError,
+                           ProgramError,
+                           ProgramHeaderError,
+                           ProgramNameError,
+                           ProgramSyntaxError,
+                           ProgramTypeError,
+)
 from cxrvqa.facts import ImageFacts
-from cxrvqa.kinds import Vocabulary
-from cxrvqa.nodes import Program
-from cxrvqa.parser import parse
-from cxrvqa.programs import answer, load_program, load_programs
-from cxrvqa.source import Span
+from cxrvqa.lang.check import check
+from cxrvqa.lang.diagnostics import Diagnostic
+from cxrvqa.lang.kinds import Vocabulary
+from cxrvqa.lang.nodes import Program
+from cxrvqa.lang.parser import parse
+from cxrvqa.lang.source import Span
+from cxrvqa.programs import answer, evaluate, load_program, load_programs
 
 __version__ = "0.1.0"
 
@@ -42,6 +50,7 @@ __all__ = [
     "__version__",
     "answer",
     "check",
+    "evaluate",
     "load_program",
     "load_programs",
     "parse",

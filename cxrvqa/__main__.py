@@ -2,6 +2,6 @@
 
 import sys
 
-from .cli import main
+from cxrvqa.cli import main
 
 sys.exit(main())

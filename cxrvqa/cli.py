@@ -16,14 +16,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import CxrvqaError
-from .sources import DATASET_SUBDIR, SourceLayout
-from .vocab import SPLITS
+from cxrvqa.build.layout import DATASET_SUBDIR, SourceLayout
+from cxrvqa.errors import EXIT_DATA, EXIT_DIFFERENCE, EXIT_OK, CxrvqaError
+from cxrvqa.vocab import SPLITS
 
 __all__ = ["main"]
-
-EXIT_OK, EXIT_PROGRAM, EXIT_USAGE, EXIT_DATA = 0, 1, 2, 3
-
 
 def _splits(text: str) -> tuple[str, ...]:
     chosen = tuple(part.strip() for part in text.split(",") if part.strip())
@@ -65,7 +62,7 @@ def _add_build(subparsers: Any) -> None:
 
 
 def _run_build(args: argparse.Namespace) -> int:
-    from .pipeline import build
+    from cxrvqa.build.pipeline import build
 
     layout = _layout(args)
     missing = layout.missing()
@@ -115,8 +112,9 @@ def _add_demo(subparsers: Any) -> None:
 
 
 def _run_demo(args: argparse.Namespace) -> int:
-    from .pipeline import build, load_index
-    from .synth import SynthConfig, write_questions, write_sources
+    from cxrvqa.build.index import load_index
+    from cxrvqa.build.pipeline import build
+    from cxrvqa.synth import SynthConfig, write_questions, write_sources
 
     started = time.perf_counter()
     config = SynthConfig(patients=args.patients, seed=args.seed)
@@ -140,7 +138,7 @@ def _add_check(subparsers: Any) -> None:
 
 
 def _run_check(args: argparse.Namespace) -> int:
-    from .check import check_paths
+    from cxrvqa.lang.check import check_paths
 
     return check_paths(args.paths, out=sys.stdout)
 
@@ -168,7 +166,7 @@ def _names(text: str) -> tuple[str, ...]:
 
 
 def _run_generate(args: argparse.Namespace) -> int:
-    from .generate import GenerateOptions, run_generate
+    from cxrvqa.tools.generate import GenerateOptions, run_generate
 
     out = args.out or Path(f"generated_{args.split}.json")
     options = GenerateOptions(args.per_template, args.seed, templates=args.templates,
@@ -192,7 +190,7 @@ def _add_stats(subparsers: Any) -> None:
 
 
 def _run_stats(args: argparse.Namespace) -> int:
-    from .stats import compute_stats, render_stats, stats_json, write_plots
+    from cxrvqa.tools.stats import compute_stats, render_stats, stats_json, write_plots
 
     stats = compute_stats(args.files, _layout(args) if args.sources else None)
     print(stats_json(stats) if args.json else render_stats(stats))
@@ -213,7 +211,7 @@ def _add_evaluate(subparsers: Any) -> None:
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
-    from .evaluate import evaluate
+    from cxrvqa.tools.evaluate import evaluate
 
     report = evaluate(args.predictions, args.gold, args.ans2idx)
     print(json.dumps(report.to_json(), indent=2) if args.json else report.render())
@@ -236,7 +234,7 @@ def _add_explain(subparsers: Any) -> None:
 
 
 def _run_explain(args: argparse.Namespace) -> int:
-    from .explain import explain_from_sources, parse_bindings
+    from cxrvqa.tools.explain import explain_from_sources, parse_bindings
 
     result = explain_from_sources(_layout(args), image_id=args.image_id, program=args.program,
                                   bindings=parse_bindings(args.args), record=args.record,
@@ -260,7 +258,7 @@ def _add_scene_tabular(subparsers: Any) -> None:
 
 
 def _run_scene_tabular(args: argparse.Namespace) -> int:
-    from .scenegraph import write_scene_tabular
+    from cxrvqa.build.scenegraph import write_scene_tabular
 
     scan = write_scene_tabular(args.chest_imagenome_dir, attribute_columns=(), box_columns=(),
                                skip_bad=args.skip_bad, progress=_progress())
@@ -292,7 +290,7 @@ def _add_download(subparsers: Any) -> None:
 
 
 def _run_download(args: argparse.Namespace) -> int:
-    from .download import download_sources, resolve_credentials
+    from cxrvqa.tools.download import download_sources, resolve_credentials
 
     report = download_sources(args.root, base_url=args.base_url,
                               credentials=resolve_credentials(args.username),
@@ -314,7 +312,11 @@ def _add_download_images(subparsers: Any) -> None:
 
 
 def _run_download_images(args: argparse.Namespace) -> int:
-    from .download import download_images, image_paths_from_dataset, resolve_credentials
+    from cxrvqa.tools.download import (
+        download_images,
+        image_paths_from_dataset,
+        resolve_credentials,
+    )
 
     paths = image_paths_from_dataset(args.dataset_dir, args.splits)
     report = download_images(args.root, paths, base_url=args.base_url,
@@ -342,7 +344,7 @@ def _add_verify(subparsers: Any) -> None:
 
 
 def _run_verify(args: argparse.Namespace) -> int:
-    from .verify import compare_datasets, verify_checksums, write_checksums
+    from cxrvqa.tools.verify import compare_datasets, verify_checksums, write_checksums
 
     if args.write_checksums:
         print(f"wrote {write_checksums(args.dataset_dir)}")
@@ -356,7 +358,7 @@ def _run_verify(args: argparse.Namespace) -> int:
         print(report.render())
     ok = all(report.ok for report in reports)
     print("verify: everything matches" if ok else "verify: differences found")
-    return EXIT_OK if ok else EXIT_PROGRAM
+    return EXIT_OK if ok else EXIT_DIFFERENCE
 
 
 def _add_export(subparsers: Any) -> None:
@@ -369,7 +371,7 @@ def _add_export(subparsers: Any) -> None:
 
 
 def _run_export(args: argparse.Namespace) -> int:
-    from .export import export_dataset
+    from cxrvqa.tools.export import export_dataset
 
     report = export_dataset(args.dataset_dir, args.out, args.format)
     print(report.render())
@@ -396,7 +398,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.run(args))
     except CxrvqaError as exc:
         print(f"cxrvqa: error: {exc}", file=sys.stderr)
-        return EXIT_PROGRAM if type(exc).__name__.startswith("Program") else EXIT_DATA
+        return exc.exit_code
     except KeyboardInterrupt:
         print("cxrvqa: interrupted", file=sys.stderr)
         return 130

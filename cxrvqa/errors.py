@@ -1,74 +1,63 @@
-"""Exceptions and diagnostics shared by every stage.
+"""Every error cxrvqa raises on purpose, in one tree; each class carries its command-line exit code.
 
-    CxrvqaError
-      ProgramError            a program file is wrong (carries diagnostics)
-        ProgramSyntaxError    E1xx  the text does not parse (or calls an unknown function)
-        ProgramNameError      E2xx  unknown parameter, name or vocabulary term
-        ProgramTypeError      E3xx  operand kinds, arity, result type
-        ProgramHeaderError    E4xx  template slots and parameters disagree
-      EvaluationError         E5xx  a program cannot be answered on these facts
-      DataError               E6xx  a source or question file is wrong
+    CxrvqaError               3  base; anything the user can fix
+      UsageError              2  a command line that cannot be run as given
+      ProgramError            1  a program file is wrong (carries diagnostics)
+        ProgramSyntaxError       E1xx  the text does not parse (or calls an unknown function)
+        ProgramNameError         E2xx  unknown parameter, name or vocabulary term
+        ProgramTypeError         E3xx  operand kinds, arity, result type
+        ProgramHeaderError       E4xx  template slots and parameters disagree
+      EvaluationError         3  a program cannot be answered on these facts or arguments
+      DataError               3  a source, question or built file is wrong or unreadable
+      DownloadError           3  a download cannot go on (credentials, access, network, checksum)
+      ExportError             3  the export extra is missing, or the output folder is in the way
 
-A ``DataError`` message is one line naming the file, the record or line, and
-what was expected; the CLI prints it as is and exits non-zero.
-
-A ``Diagnostic`` is one problem in a program file; ``render()`` gives the
-compiler-style text (``path:line:col: error: message``, the source line and a
-caret) that ``cxrvqa check`` prints.
+The CLI prints ``cxrvqa: error: <message>`` and exits with ``exit_code``; it never
+looks at class names. A ``DataError`` message is one line naming the file, the
+record or line, and what was expected. Program diagnostics and their codes live in
+``cxrvqa.lang.diagnostics``; this module imports nothing of cxrvqa, so every layer
+may raise these errors.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-
-from cxrvqa.source import Source, Span
+from typing import Protocol
 
 __all__ = [
-    "ERROR_CODES",
+    "EXIT_DATA",
+    "EXIT_DIFFERENCE",
+    "EXIT_OK",
+    "EXIT_USAGE",
     "CxrvqaError",
     "DataError",
-    "Diagnostic",
+    "DownloadError",
     "EvaluationError",
+    "ExportError",
     "ProgramError",
     "ProgramHeaderError",
     "ProgramNameError",
     "ProgramSyntaxError",
     "ProgramTypeError",
-    "program_error",
+    "UsageError",
 ]
 
-# Codes are stable once released: tests/golden/errors holds one snapshot per code.
-ERROR_CODES: dict[str, str] = {
-    "E101": "unexpected token or character",
-    "E102": "unexpected end of input",
-    "E103": "'|' and '&' mixed without parentheses",
-    "E104": "unterminated string",
-    "E105": "number literal too large",
-    "E106": "unknown function",
-    "E107": "expression nested too deeply",
-    "E201": "unknown name",
-    "E202": "unknown parameter",
-    "E203": "unknown vocabulary term",
-    "E204": "name defined twice",
-    "E205": "let never used",
-    "E301": "operand kinds do not fit the operator",
-    "E302": "wrong number of arguments",
-    "E303": "body kind does not match 'returns'",
-    "E304": "filter source or condition of the wrong kind",
-    "E305": "set elements of mixed or non-scalar kinds",
-    "E401": "template slot without a param",
-    "E402": "param missing from a template",
-    "E403": "param never used",
-    "E404": "ignored param used",
-    "E405": "param declared twice",
-    "E406": "program name differs from the file name",
-    "E407": "param names do not follow their kind",
-}
+EXIT_OK = 0
+EXIT_DIFFERENCE = 1  # `check` found errors, `verify` found differences
+EXIT_USAGE = 2
+EXIT_DATA = 3
 
 
 class CxrvqaError(Exception):
     """Base of every error cxrvqa raises on purpose."""
+
+    exit_code: int = EXIT_DATA
+
+
+class UsageError(CxrvqaError):
+    """The command line cannot be run as given (argparse's own errors exit 2 too)."""
+
+    exit_code = EXIT_USAGE
 
 
 class EvaluationError(CxrvqaError):
@@ -76,69 +65,28 @@ class EvaluationError(CxrvqaError):
 
 
 class DataError(CxrvqaError):
-    """A source or question file is missing, unreadable or inconsistent."""
+    """A source, question or built file is missing, unreadable or inconsistent."""
 
 
-@dataclass(frozen=True, slots=True)
-class Diagnostic:
-    """One problem found in a program file.
+class DownloadError(CxrvqaError):
+    """A download cannot go on: credentials, access, a missing file, the network or a checksum."""
 
-    Args:
-        code: an ``ERROR_CODES`` key, e.g. ``"E301"``.
-        message: lower-case, no trailing period, user text in single quotes.
-        span: where the problem is (None for programs built in code).
-        source: the text the span points into (None for programs built in code).
-        hint: an optional suggestion, e.g. ``did you mean 'left lung'?``.
-    """
 
-    code: str
-    message: str
-    span: Span | None = None
-    source: Source | None = None
-    hint: str | None = None
+class ExportError(CxrvqaError):
+    """The export extra is not installed, or the output folder is in the way."""
 
-    def __post_init__(self) -> None:
-        if self.code not in ERROR_CODES:
-            raise ValueError(f"unknown diagnostic code {self.code!r}")
 
-    def render(self) -> str:
-        """The diagnostic as ``cxrvqa check`` prints it.
-
-        Example:
-            >>> src = Source("a |\\n", "x.cxr")
-            >>> print(Diagnostic("E102", "unexpected end of input", src.end_of_input(), src).render())
-            x.cxr:1:4: error: unexpected end of input
-              a |
-                 ^
-        """
-        name = self.source.name if self.source is not None else "<program>"
-        if self.span is None or self.source is None:
-            lines = [f"{name}: error: {self.message}"]
-        else:
-            line = self.source.line_text(self.span.line)
-            # Tabs are expanded before placing the caret, so it lines up in a terminal.
-            indent = len(line[: self.span.column - 1].expandtabs())
-            lines = [
-                f"{name}:{self.span.line}:{self.span.column}: error: {self.message}",
-                f"  {line.expandtabs()}",
-                f"  {' ' * indent}^",
-            ]
-        if self.hint is not None:
-            lines.append(f"  hint: {self.hint}")
-        return "\n".join(lines)
-
-    @property
-    def sort_key(self) -> tuple[str, int, int, str]:
-        """Order of reporting: by file, then position, then code."""
-        line, column = (self.span.line, self.span.column) if self.span else (0, 0)
-        return (self.source.name if self.source else "", line, column, self.code)
+class _Rendered(Protocol):
+    def render(self) -> str: ...
 
 
 class ProgramError(CxrvqaError):
     """A program file is wrong; ``diagnostics`` lists every problem found."""
 
-    def __init__(self, diagnostics: Sequence[Diagnostic]) -> None:
-        self.diagnostics: tuple[Diagnostic, ...] = tuple(diagnostics)
+    exit_code = EXIT_DIFFERENCE
+
+    def __init__(self, diagnostics: Sequence[_Rendered]) -> None:
+        self.diagnostics = tuple(diagnostics)
         super().__init__("\n".join(d.render() for d in self.diagnostics))
 
 
@@ -156,18 +104,3 @@ class ProgramTypeError(ProgramError):
 
 class ProgramHeaderError(ProgramError):
     """E4xx: template slots, parameters and the program name disagree."""
-
-
-_FAMILIES: dict[str, type[ProgramError]] = {
-    "E1": ProgramSyntaxError,
-    "E2": ProgramNameError,
-    "E3": ProgramTypeError,
-    "E4": ProgramHeaderError,
-}
-
-
-def program_error(diagnostics: Sequence[Diagnostic]) -> ProgramError:
-    """The error to raise for ``diagnostics``: the family's class if they share one, else ProgramError."""
-    families = {_FAMILIES[d.code[:2]] for d in diagnostics}
-    cls = families.pop() if len(families) == 1 else ProgramError
-    return cls(sorted(diagnostics, key=lambda d: d.sort_key))

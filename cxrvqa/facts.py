@@ -117,20 +117,24 @@ class ImageFacts:
         self._by_category: Mapping[str, frozenset[Finding]] | None = None
 
     # Each index is built on its own first use: most programs read one or two of them.
+    # (An image without findings has empty indices: test for None, not for emptiness.)
     @property
     def by_object(self) -> Mapping[str, frozenset[Finding]]:
         """object -> findings located there."""
-        return self._by_object or self._inverted("_by_object", 0)
+        index = self._by_object
+        return self._inverted("_by_object", 0) if index is None else index
 
     @property
     def by_attribute(self) -> Mapping[str, frozenset[Finding]]:
         """attribute -> findings naming it."""
-        return self._by_attribute or self._inverted("_by_attribute", 1)
+        index = self._by_attribute
+        return self._inverted("_by_attribute", 1) if index is None else index
 
     @property
     def by_category(self) -> Mapping[str, frozenset[Finding]]:
         """category -> findings of that category."""
-        return self._by_category or self._inverted("_by_category", 2)
+        index = self._by_category
+        return self._inverted("_by_category", 2) if index is None else index
 
     def _inverted(self, slot: str, position: int) -> Mapping[str, frozenset[Finding]]:
         index = _invert(self.findings, position)

@@ -14,27 +14,27 @@ from __future__ import annotations
 
 import functools
 import os
-import re
 from collections.abc import Callable, Mapping
-from typing import cast
 from pathlib import Path
+from typing import cast
 
-from cxrvqa import nodes as n
-from cxrvqa.answers import render
-from cxrvqa.check import check
-from cxrvqa.errors import Diagnostic, EvaluationError, ProgramError, program_error
+from cxrvqa.errors import EvaluationError, ProgramError
 from cxrvqa.facts import ImageFacts
-from cxrvqa.interpreter import Evaluator, compile_program
-from cxrvqa.kinds import Vocabulary
-from cxrvqa.parser import parse
-from cxrvqa.resources import programs_dir
+from cxrvqa.lang import nodes as n
+from cxrvqa.lang.answers import render
+from cxrvqa.lang.check import check
+from cxrvqa.lang.compiler import Evaluator, compile_program
+from cxrvqa.lang.diagnostics import Diagnostic, program_error
+from cxrvqa.lang.kinds import Vocabulary
+from cxrvqa.lang.parser import parse
+from cxrvqa.lang.resources import programs_dir
+from cxrvqa.lang.templates import argument_key
 
 __all__ = ["answer", "answer_record", "argument_plan", "bundled_programs", "evaluate", "load_program",
            "load_programs"]
 
 # (kind, argument keys, positions in the program's params) for each kind a program declares.
 _Plan = tuple[tuple[str, tuple[str, ...], tuple[int, ...]], ...]
-_NUMBER = re.compile(r"_(\d+)$")
 
 
 def load_program(path: str | os.PathLike[str], vocabulary: Vocabulary | None = None) -> n.Program:
@@ -84,7 +84,27 @@ def bundled_programs() -> dict[str, n.Program]:
 
 
 def evaluate(program: n.Program, facts: ImageFacts, /, **bindings: str) -> list[str]:
-    """Answer ``program`` on one image with parameters bound by name (see ``Program.evaluate``)."""
+    """Answer ``program`` on one image, with parameters bound by name.
+
+    Args:
+        program: a parsed program (it is checked and compiled once, on first use).
+        facts: the image's facts.
+        **bindings: one value per parameter, e.g. ``object="left lung"``
+            (``ignored`` parameters may be left out).
+
+    Returns:
+        ``["yes"]``, ``["no"]`` or a sorted, lower-cased list.
+
+    Raises:
+        ProgramError: the program does not check.
+        EvaluationError: a binding is missing or the facts cannot answer it.
+
+    Example:
+        >>> p = parse('program p template "Is there ${attribute}?" param attribute: attribute '
+        ...           'returns bool exists(findings[attribute = $attribute])')
+        >>> evaluate(p, ImageFacts([("left lung", "pneumonia", "disease")]), attribute="pneumonia")
+        ['yes']
+    """
     evaluator, _, _ = _compiled(program)
     names = {p.name for p in program.params}
     for name in bindings.keys() - names:
@@ -160,13 +180,21 @@ def answer_record(record: Mapping[str, object], facts: ImageFacts) -> list[str]:
 _Binder = Callable[[object], "list[str | None] | None"]
 
 
+# Compiled forms by program identity. An entry holds its program, so the id cannot be reused
+# while the entry lives; programs are few (48 bundled plus an author's), the bound is a safety net.
+_COMPILED: dict[int, tuple[n.Program, Evaluator, _Plan, _Binder]] = {}
+_MAX_COMPILED = 4096
+
+
 def _compiled(program: n.Program) -> tuple[Evaluator, _Plan, _Binder]:
-    cached = program._memo.get("compiled")
-    if cached is None:
+    entry = _COMPILED.get(id(program))
+    if entry is None:
+        if len(_COMPILED) >= _MAX_COMPILED:
+            _COMPILED.pop(next(iter(_COMPILED)))
         plan = argument_plan(program)
-        cached = program._memo["compiled"] = (compile_program(program), plan,
-                                              _binder(program, plan))
-    return cast(tuple[Evaluator, _Plan, _Binder], cached)
+        entry = _COMPILED[id(program)] = (program, compile_program(program), plan,
+                                          _binder(program, plan))
+    return entry[1], entry[2], entry[3]
 
 
 def _binder(program: n.Program, plan: _Plan) -> _Binder:
@@ -195,14 +223,11 @@ def _binder(program: n.Program, plan: _Plan) -> _Binder:
 
 def argument_plan(program: n.Program) -> _Plan:
     """(kind, argument keys, parameter positions) for each kind the program declares."""
-    # 'object' is argument "0"; 'object_2' is argument "1" (the checker enforces the names).
     plan = []
     for kind in dict.fromkeys(p.kind for p in program.params):
-        entries = sorted((_key(p.name), i) for i, p in enumerate(program.params) if p.kind == kind)
+        entries = sorted((argument_key(p.name), i) for i, p in enumerate(program.params) if p.kind == kind)
         plan.append((kind, tuple(k for k, _ in entries), tuple(i for _, i in entries)))
     return tuple(plan)
 
 
-def _key(name: str) -> str:
-    number = _NUMBER.search(name)
-    return str(int(number.group(1)) - 1) if number else "0"
+n.RUNTIME["evaluate"] = evaluate  # serves the deprecated Program.evaluate (see lang/nodes.py)

@@ -19,7 +19,7 @@ facts = cxrvqa.ImageFacts(
     viewpos="AP", gender="F", boxes={})
 
 # By parameter name ...
-print("left lung:", program.evaluate(facts, object="left lung"))
+print("left lung:", cxrvqa.evaluate(program, facts, object="left lung"))
 # ... or as a question record, the way a dataset pipeline does, next to the bundled programs.
 programs = {**cxrvqa.load_programs(), program.name: program}
 record = {"template_program": program.name, "template_arguments": {"object": {"0": "right lung"}}}

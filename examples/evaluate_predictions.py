@@ -1,4 +1,4 @@
-"""Score a per-template majority baseline (learned on train.json) on test.json with cxrvqa.evaluate.
+"""Score a per-template majority baseline (learned on train.json) on test.json with cxrvqa.tools.evaluate.
 
     cxrvqa demo --out cxrvqa-demo
     python examples/evaluate_predictions.py cxrvqa-demo/mimiccxrvqa/dataset
@@ -12,7 +12,7 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
-from cxrvqa.evaluate import evaluate
+from cxrvqa.tools.evaluate import evaluate
 
 dataset = Path(sys.argv[1] if len(sys.argv) > 1 else "cxrvqa-demo/mimiccxrvqa/dataset")
 train = json.loads((dataset / "train.json").read_text())

@@ -11,7 +11,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from cxrvqa import ImageFacts, load_programs
-from cxrvqa.explain import explain
+from cxrvqa.tools.explain import explain
 
 facts = ImageFacts([("left lung", "pneumonia", "disease"),
                     ("left lung", "lung opacity", "anatomicalfinding"),

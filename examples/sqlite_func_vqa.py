@@ -9,9 +9,9 @@ from __future__ import annotations
 import sqlite3
 import sys
 
-from cxrvqa.pipeline import load_index
-from cxrvqa.sources import SourceLayout
-from cxrvqa.sqlite import register
+from cxrvqa.build.index import load_index
+from cxrvqa.build.layout import SourceLayout
+from cxrvqa.tools.sqlite import register
 
 root = sys.argv[1] if len(sys.argv) > 1 else "cxrvqa-demo"
 index = load_index(SourceLayout.from_root(root))

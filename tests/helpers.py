@@ -7,8 +7,9 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from cxrvqa.pipeline import build, load_index
-from cxrvqa.sources import DATASET_SUBDIR, SourceLayout
+from cxrvqa.build.index import load_index
+from cxrvqa.build.layout import DATASET_SUBDIR, SourceLayout
+from cxrvqa.build.pipeline import build
 from cxrvqa.synth import SynthConfig, write_questions, write_sources
 from cxrvqa.vocab import CATEGORY_WORDS, GENDER_WORDS
 

@@ -12,9 +12,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from cxrvqa import nodes as n
 from cxrvqa.facts import ImageFacts
-from cxrvqa.parser import parse_prelude
+from cxrvqa.lang import nodes as n
+from cxrvqa.lang.parser import parse_prelude
 
 PRELUDE = Path(__file__).resolve().parent.parent / "programs" / "_prelude.cxr"
 FIELDS = ("object", "attribute", "category")

@@ -18,9 +18,16 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from cxrvqa import nodes as n
 from cxrvqa.facts import ImageFacts
-from cxrvqa.kinds import ELEMENT_OF, FIELD_KINDS, LIST_KINDS, SET_OF, SIGNATURES, Kind
+from cxrvqa.lang import nodes as n
+from cxrvqa.lang.kinds import (
+    ELEMENT_OF,
+    FIELD_KINDS,
+    LIST_KINDS,
+    SET_OF,
+    SIGNATURES,
+    Kind,
+)
 
 DEPTH = int(os.environ.get("CXRVQA_GENTEST_DEPTH", "3"))
 WEIGHT = 3

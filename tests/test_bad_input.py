@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 from oracle import OracleError, build_reference
 from treebuilder import SourceTree, build_argv
 

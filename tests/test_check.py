@@ -8,13 +8,22 @@ from pathlib import Path
 
 import pytest
 
-from cxrvqa import (ProgramError, ProgramHeaderError, ProgramNameError, ProgramSyntaxError,
-                    Vocabulary, check, load_program, load_programs, parse)
-from cxrvqa import nodes as n
-from cxrvqa.check import _Checker, check_paths, check_prelude
-from cxrvqa.interpreter import _Generator
-from cxrvqa.parser import parse_prelude
-from cxrvqa.resources import programs_dir
+from cxrvqa import (
+    ProgramError,
+    ProgramHeaderError,
+    ProgramNameError,
+    ProgramSyntaxError,
+    Vocabulary,
+    check,
+    load_program,
+    load_programs,
+    parse,
+)
+from cxrvqa.lang import nodes as n
+from cxrvqa.lang.check import _Checker, check_paths, check_prelude
+from cxrvqa.lang.compiler import _Generator
+from cxrvqa.lang.parser import parse_prelude
+from cxrvqa.lang.resources import programs_dir
 
 
 def codes(text: str, path: str | None = None, vocabulary: Vocabulary | None = None) -> list[str]:

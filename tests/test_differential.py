@@ -6,18 +6,19 @@ from collections.abc import Iterator
 
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
-
-from cxrvqa import EvaluationError, ImageFacts, Program, check
-from cxrvqa import nodes as n
-from cxrvqa.check import analyze
-from cxrvqa.kinds import SET_OF, SIGNATURES, Kind
 from naive_eval import NaiveError, naive_answer, naive_evaluate
 from strategies import finish, image_facts, programs, walk
+
+import cxrvqa
+from cxrvqa import EvaluationError, ImageFacts, Program, check
+from cxrvqa.lang import nodes as n
+from cxrvqa.lang.check import analyze
+from cxrvqa.lang.kinds import SET_OF, SIGNATURES, Kind
 
 
 def interpreter_answer(program: Program, facts: ImageFacts, bindings: dict[str, str]) -> object:
     try:
-        return program.evaluate(facts, **bindings)
+        return cxrvqa.evaluate(program, facts, **bindings)
     except EvaluationError:
         return "error"
 

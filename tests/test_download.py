@@ -20,8 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fake_physionet import FakePhysioNet, checksum_lines
 
-from cxrvqa.download import (
+from cxrvqa.build.index import load_index
+from cxrvqa.build.layout import SourceLayout
+from cxrvqa.errors import DataError
+from cxrvqa.synth import SynthConfig, write_questions, write_sources
+from cxrvqa.tools.download import (
     CHEST_IMAGENOME,
     MIMIC_CXR_JPG,
     SOURCE_FILES,
@@ -34,8 +39,6 @@ from cxrvqa.download import (
     image_paths_from_dataset,
     resolve_credentials,
 )
-from cxrvqa.errors import DataError
-from fake_physionet import FakePhysioNet, checksum_lines
 
 REPO = Path(__file__).resolve().parents[1]
 USER, PASSWORD = "alice", "pw-Zq8!never-leak-4711"
@@ -482,13 +485,10 @@ def test_wrapper_scripts_are_valid_bash(script: str) -> None:
 @pytest.fixture(scope="module")
 def synthetic(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A synthetic PhysioNet tree as PhysioNet ships it (gz, zip), with its questions and images."""
-    synth = pytest.importorskip("cxrvqa.synth", reason="cxrvqa.synth (issue 3) has not landed yet")
-    pipeline = pytest.importorskip("cxrvqa.pipeline", reason="cxrvqa.pipeline has not landed yet")
-    sources = pytest.importorskip("cxrvqa.sources", reason="cxrvqa.sources has not landed yet")
     root = tmp_path_factory.mktemp("synthetic")
-    config = synth.SynthConfig(patients=501, seed=11, scene_graphs="zip", gzip=True)
-    synth.write_sources(root, config)
-    synth.write_questions(root, pipeline.load_index(sources.SourceLayout.from_root(root)), config)
+    config = SynthConfig(patients=501, seed=11, scene_graphs="zip", gzip=True)
+    write_sources(root, config)
+    write_questions(root, load_index(SourceLayout.from_root(root)), config)
     cxr = root / "physionet.org/files" / str(MIMIC_CXR_JPG)
     with gzip.open(cxr / "mimic-cxr-2.0.0-metadata.csv.gz", "rt", newline="") as metadata:
         for row in csv.DictReader(metadata):
@@ -500,7 +500,6 @@ def synthetic(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_build_works_on_what_was_downloaded(synthetic: Path, tmp_path: Path) -> None:
-    pytest.importorskip("cxrvqa.cli", reason="cxrvqa.cli (cxrvqa build) has not landed yet")
     client = tmp_path / "client"
     dataset = client / "mimiccxrvqa/dataset"
     with FakePhysioNet(synthetic / "physionet.org/files", {USER: PASSWORD}) as server:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from cxrvqa import Diagnostic, ProgramError, check, parse
-from cxrvqa.errors import ERROR_CODES
+from cxrvqa.lang.diagnostics import ERROR_CODES
 
 GOLDEN = Path(__file__).parent / "golden" / "errors"
 FILES = sorted(GOLDEN.glob("*.cxr"))

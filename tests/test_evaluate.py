@@ -1,4 +1,4 @@
-"""cxrvqa.evaluate: metrics on hand-computed cases, an independent F1 re-computation, and bad input."""
+"""cxrvqa.tools.evaluate: metrics on hand-computed cases, an independent F1 re-computation, and bad input."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cxrvqa.errors import DataError
-from cxrvqa.evaluate import default_vocabulary, evaluate, score
+from cxrvqa.tools.evaluate import default_vocabulary, evaluate, score
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 VOCAB = ["left lung", "no", "pneumonia", "right lung", "yes"]

@@ -1,4 +1,4 @@
-"""cxrvqa.explain: traced values, not-evaluated steps, supporting label rows, and explaining built records."""
+"""cxrvqa.tools.explain: traced values, not-evaluated steps, supporting label rows, and explaining built records."""
 
 from __future__ import annotations
 
@@ -9,13 +9,18 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-
-from cxrvqa.errors import DataError, EvaluationError
-from cxrvqa.explain import explain, explain_from_sources, explain_record, parse_bindings
-from cxrvqa.facts import ImageFacts
-from cxrvqa.loaders import read_gold_labels
-from cxrvqa.programs import bundled_programs
 from helpers import built_demo
+
+from cxrvqa.build.loaders import read_gold_labels
+from cxrvqa.errors import DataError, EvaluationError
+from cxrvqa.facts import ImageFacts
+from cxrvqa.programs import bundled_programs
+from cxrvqa.tools.explain import (
+    explain,
+    explain_from_sources,
+    explain_record,
+    parse_bindings,
+)
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 PROGRAMS = bundled_programs()

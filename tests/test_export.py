@@ -9,12 +9,11 @@ from typing import Any
 
 import pytest
 
-from cxrvqa import export as export_module
+from cxrvqa.build.output import OUTPUT_KEYS, ans2idx_bytes, dataset_bytes
 from cxrvqa.errors import DataError
-from cxrvqa.export import MULTIHOT_COLUMN, ExportError, export_dataset
+from cxrvqa.tools import export as export_module
+from cxrvqa.tools.export import MULTIHOT_COLUMN, ExportError, export_dataset
 from cxrvqa.vocab import ARGUMENT_KINDS
-from cxrvqa.output import ans2idx_bytes, dataset_bytes
-from cxrvqa.output import OUTPUT_KEYS
 
 ANSWERS = ["yes", "no", "left lung", "right lung", "pleural effusion", "ap", "m"]
 SPLITS = ("train", "valid", "test")

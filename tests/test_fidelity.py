@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from cxrvqa.cli import main
 from oracle import reference_ans2idx
 from oracle.builder import Reference, answer_questions, load_reference
 from treebuilder import build_argv, read_built
+
+from cxrvqa.cli import main
 
 # (patients incl. the 500 gold ones, seed, questions per template and split, gzip)
 CONFIGS = [(620, 11, 3, False), (800, 23, 3, True)]
@@ -40,8 +40,8 @@ class Built:
 
 @pytest.fixture(scope="module", params=CONFIGS, ids=lambda c: f"{c[0]}p-seed{c[1]}")
 def tree(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Built:
-    from cxrvqa.pipeline import load_index
-    from cxrvqa.sources import SourceLayout
+    from cxrvqa.build.index import load_index
+    from cxrvqa.build.layout import SourceLayout
     from cxrvqa.synth import SynthConfig, write_questions, write_sources
 
     patients, seed, per_template, gzip = request.param

@@ -10,13 +10,18 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from helpers import render_question
 
-from cxrvqa.check import check_paths
+from cxrvqa.build.index import SceneIndex, load_index
+from cxrvqa.build.layout import SourceLayout
 from cxrvqa.errors import DataError
 from cxrvqa.facts import ImageFacts
-from cxrvqa.generate import (
-    GenerateOptions,
+from cxrvqa.lang.check import check_paths
+from cxrvqa.programs import answer, bundled_programs
+from cxrvqa.synth import SynthConfig, write_sources
+from cxrvqa.tools.generate import (
     Generated,
+    GenerateOptions,
     Pairs,
     generate,
     generate_split,
@@ -24,11 +29,6 @@ from cxrvqa.generate import (
     question_bytes,
     run_generate,
 )
-from cxrvqa.pipeline import SceneIndex, load_index
-from cxrvqa.programs import answer, bundled_programs
-from cxrvqa.sources import SourceLayout
-from cxrvqa.synth import SynthConfig, write_sources
-from helpers import render_question
 from cxrvqa.vocab import VQA_ATTRIBUTES, VQA_OBJECTS, category_of
 
 QUESTION_KEYS = ["split", "idx", "image_id", "question", "content_type", "semantic_type",

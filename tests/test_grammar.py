@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from cxrvqa import CxrvqaError, ProgramSyntaxError, parse
-from cxrvqa import nodes as n
-from cxrvqa.parser import build_parser, parse_prelude
-from cxrvqa.resources import data_dir, grammar_path
+from cxrvqa.lang import nodes as n
+from cxrvqa.lang.parser import build_parser, parse_prelude
+from cxrvqa.lang.resources import data_dir, grammar_path
 
 HEAD = 'program p\ntemplate "t"\nreturns bool\n\n'
 

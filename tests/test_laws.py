@@ -14,11 +14,12 @@ import functools
 
 from hypothesis import given
 from hypothesis import strategies as st
-
-from cxrvqa import EvaluationError, ImageFacts, parse
-from cxrvqa import nodes as n
-from cxrvqa.kinds import FIELD_KINDS, SET_OF, Kind
 from strategies import expressions, image_facts, rewrite
+
+import cxrvqa
+from cxrvqa import EvaluationError, ImageFacts, parse
+from cxrvqa.lang import nodes as n
+from cxrvqa.lang.kinds import FIELD_KINDS, SET_OF, Kind
 
 SET_KINDS = st.sampled_from((Kind.OBJECTS, Kind.ATTRIBUTES, Kind.CATEGORIES))
 
@@ -37,7 +38,7 @@ def run(text: str, facts: ImageFacts, values: Values, returns: str = "list") -> 
                    else None)
     program = n.Program("law", (n.Template("law"),), (), returns, (), body)
     try:
-        return program.evaluate(facts)
+        return cxrvqa.evaluate(program, facts)
     except EvaluationError:
         return "error"
 

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from oracle import OracleError, build_reference, reference_ans2idx
 from oracle.builder import Reference, load_reference
 from oracle.labels import dense_labels

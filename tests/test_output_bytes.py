@@ -10,7 +10,7 @@ from unittest import mock
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from cxrvqa.output import ans2idx_bytes, dataset_bytes, write_files_atomically
+from cxrvqa.build.output import ans2idx_bytes, dataset_bytes, write_files_atomically
 
 RECORDS = [
     {
@@ -171,7 +171,7 @@ def _with(**changes: object) -> list[dict[str, Any]]:
 @given(st.lists(_records(unusual=False), min_size=1, max_size=2))
 def test_usual_records_take_the_fast_path_and_equal_json(records: list[dict[str, Any]]) -> None:
     # The generic walk is what made the writer slow: a built record must never need it.
-    with mock.patch("cxrvqa.output._indented", side_effect=AssertionError("generic path taken")):
+    with mock.patch("cxrvqa.build.output._indented", side_effect=AssertionError("generic path taken")):
         data = dataset_bytes(records)
     assert data == json.dumps(records, indent=4).encode("ascii")
 

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 from hypothesis import given
+from strategies import programs
 
 from cxrvqa import Program, parse
-from cxrvqa import nodes as n
-from cxrvqa.parser import parse_prelude
-from cxrvqa.resources import prelude_path, programs_dir
-from strategies import programs
+from cxrvqa.lang import nodes as n
+from cxrvqa.lang.parser import parse_prelude
+from cxrvqa.lang.resources import prelude_path, programs_dir
 
 PROGRAM_FILES = sorted(programs_dir().glob("program_*.cxr"))
 

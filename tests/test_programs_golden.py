@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from naive_eval import NaiveError, naive_answer, naive_evaluate
 
 from cxrvqa import EvaluationError, ImageFacts, Program, answer
 from cxrvqa.programs import bundled_programs
-from naive_eval import NaiveError, naive_answer, naive_evaluate
 
 CASES = Path(__file__).parent / "golden" / "cases"
 

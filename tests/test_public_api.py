@@ -18,11 +18,13 @@ ROOT = Path(__file__).resolve().parent.parent
 PUBLIC = [
     "CxrvqaError", "DataError", "Diagnostic", "EvaluationError", "ImageFacts", "Program",
     "ProgramError", "ProgramHeaderError", "ProgramNameError", "ProgramSyntaxError",
-    "ProgramTypeError", "Span", "Vocabulary", "__version__", "answer", "check", "load_program",
+    "ProgramTypeError", "Span", "Vocabulary", "__version__", "answer", "check", "evaluate",
+    "load_program",
     "load_programs", "parse",
 ]
-DSL_MODULES = ["answers", "check", "errors", "interpreter", "kinds", "nodes", "parser", "printer",
-               "programs", "resources", "source"]
+DSL_MODULES = ["lang.answers", "lang.check", "lang.diagnostics", "lang.compiler", "lang.kinds",
+               "lang.nodes", "lang.parser", "lang.printer", "lang.resources", "lang.source",
+               "lang.templates", "errors", "programs"]
 
 
 def test_all_is_curated_and_sorted() -> None:
@@ -54,7 +56,7 @@ def test_pipeline_in_a_few_lines() -> None:
     record = {"template_program": "program_32", "template_arguments": {
         "attribute": {"0": "pneumonia"}, "object": {"0": "left lung", "1": "right lung"}}}
     assert cxrvqa.answer(programs, record, facts) == ["left lung"]
-    assert programs["program_43"].evaluate(facts) == ["pa"]
+    assert cxrvqa.evaluate(programs["program_43"], facts) == ["pa"]
 
 
 def test_parse_check_evaluate() -> None:
@@ -63,17 +65,24 @@ def test_parse_check_evaluate() -> None:
                            'exists(findings[attribute = $attribute])\n')
     assert cxrvqa.check(program) == []
     facts = cxrvqa.ImageFacts([("svc", "picc", "tubesandlines")])
-    assert program.evaluate(facts, attribute="picc") == ["yes"]
+    assert cxrvqa.evaluate(program, facts, attribute="picc") == ["yes"]
     with pytest.raises(cxrvqa.EvaluationError, match="p: param 'attribute' needs a name"):
-        program.evaluate(facts)
+        cxrvqa.evaluate(program, facts)
     with pytest.raises(cxrvqa.EvaluationError, match="p: no param named 'object'"):
-        program.evaluate(facts, attribute="picc", object="svc")
+        cxrvqa.evaluate(program, facts, attribute="picc", object="svc")
+
+
+def test_program_evaluate_is_a_deprecated_shim_for_cxrvqa_evaluate() -> None:
+    program = cxrvqa.load_programs()["program_43"]
+    facts = cxrvqa.ImageFacts([], "AP")
+    with pytest.warns(DeprecationWarning, match=r"use cxrvqa\.evaluate\(program, facts"):
+        assert program.evaluate(facts) == cxrvqa.evaluate(program, facts) == ["ap"]
 
 
 def test_an_unchecked_program_cannot_be_evaluated() -> None:
     program = cxrvqa.parse('program p\ntemplate "t"\nreturns bool\n\nobjects(findings)\n')
     with pytest.raises(cxrvqa.ProgramTypeError):
-        program.evaluate(cxrvqa.ImageFacts([]))
+        cxrvqa.evaluate(program, cxrvqa.ImageFacts([]))
 
 
 @pytest.mark.parametrize("module", DSL_MODULES)

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from cxrvqa.cli import main
 from oracle import OracleError, build_reference, reference_ans2idx
 from treebuilder import Box, SourceTree, build_argv, read_built
+
+from cxrvqa.cli import main
 
 SUBJECT, STUDY = 10_000_000, 50_000_000
 LUNG = "left lung"

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from cxrvqa.build.index import load_index
+from cxrvqa.build.layout import SourceLayout
 from cxrvqa.cli import main
-from cxrvqa.pipeline import load_index
-from cxrvqa.sources import SourceLayout
 from cxrvqa.synth import SynthConfig, write_questions, write_sources
 
 OUTPUTS = ("train.json", "valid.json", "test.json", "ans2idx.json")

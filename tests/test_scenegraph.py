@@ -1,4 +1,4 @@
-"""Tests for cxrvqa.scenegraph: scene graphs -> attribute/box tables, and the TSV writer."""
+"""Tests for cxrvqa.build.scenegraph: scene graphs -> attribute/box tables, and the TSV writer."""
 
 from __future__ import annotations
 
@@ -15,19 +15,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cxrvqa.errors import DataError
-from cxrvqa.scenegraph import (
+from cxrvqa.build.layout import SceneGraphSource, find_scene_graphs
+from cxrvqa.build.scenegraph import (
     ATTRIBUTE_COLUMNS,
     ATTRIBUTE_DTYPES,
     ATTRIBUTES_FILE,
     BOX_COLUMNS,
     BOX_DTYPES,
     BOXES_FILE,
-    SceneGraphSource,
-    find_scene_graphs,
     read_scene_graphs,
     write_scene_tabular,
 )
+from cxrvqa.errors import DataError
 
 IMAGE_A = "4f0c2a9e-7d1b33c0-9a6e5f21-0b8d4c77-e2f19a30"
 IMAGE_B = "0a1b2c3d-4e5f6071-8293a4b5-c6d7e8f9-0a1b2c3d"

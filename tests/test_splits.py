@@ -7,8 +7,8 @@ from types import SimpleNamespace
 
 import pytest
 
+from cxrvqa.build.splits import assign_splits
 from cxrvqa.facts import ImageFacts
-from cxrvqa.splits import assign_splits
 
 POSITIVE = [("left lung", "pneumonia", "disease")]
 

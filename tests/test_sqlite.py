@@ -1,4 +1,4 @@
-"""cxrvqa.sqlite: template recognition from question text, func_vqa in SQL, the several-images rule."""
+"""cxrvqa.tools.sqlite: template recognition from question text, func_vqa in SQL, the several-images rule."""
 
 from __future__ import annotations
 
@@ -11,13 +11,13 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-
-from cxrvqa.facts import ImageFacts
-from cxrvqa.pipeline import SceneIndex
-from cxrvqa.programs import answer, bundled_programs
-from cxrvqa.sqlite import QuestionMatcher, register
-from cxrvqa.vocab import CATEGORY_WORDS
 from helpers import built_demo
+
+from cxrvqa.build.index import SceneIndex
+from cxrvqa.facts import ImageFacts
+from cxrvqa.programs import answer, bundled_programs
+from cxrvqa.tools.sqlite import QuestionMatcher, register
+from cxrvqa.vocab import CATEGORY_WORDS
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 

@@ -10,12 +10,13 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from cxrvqa.build.index import load_index
+from cxrvqa.build.layout import SourceLayout
 from cxrvqa.errors import DataError
-from cxrvqa.generate import GenerateOptions, generate, question_bytes
-from cxrvqa.pipeline import load_index
 from cxrvqa.programs import answer, bundled_programs
-from cxrvqa.sources import SourceLayout
-from cxrvqa.stats import (
+from cxrvqa.synth import SynthConfig, write_sources
+from cxrvqa.tools.generate import GenerateOptions, generate, question_bytes
+from cxrvqa.tools.stats import (
     PLOT_EXTRA_MESSAGE,
     compute_stats,
     gold_silver_facts,
@@ -23,7 +24,6 @@ from cxrvqa.stats import (
     stats_json,
     write_plots,
 )
-from cxrvqa.synth import SynthConfig, write_sources
 
 
 def _record(split: str, image: str, question: str, program: str, answer: list[str] | None,

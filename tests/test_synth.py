@@ -13,12 +13,14 @@ from types import SimpleNamespace
 
 import pandas as pd
 import pytest
+from helpers import render_question
 
 from cxrvqa.facts import ImageFacts
-from cxrvqa.synth import CIG, CXR, MIV, SynthConfig, SynthManifest, write_questions, write_sources
-from cxrvqa.synth_ontology import IMPOSSIBLE_PAIRS, QUESTION_PAIRS
-from cxrvqa.synth_questions import load_templates
-from cxrvqa.synth_report import WALK_TRAPS
+from cxrvqa.synth import SynthConfig, SynthManifest, write_questions, write_sources
+from cxrvqa.synth.ontology import IMPOSSIBLE_PAIRS, QUESTION_PAIRS
+from cxrvqa.synth.report import WALK_TRAPS
+from cxrvqa.synth.tree import CIG, CXR, MIV
+from cxrvqa.tools.generate import load_templates
 from cxrvqa.vocab import (
     ATTRIBUTES_BY_CATEGORY,
     BBOX_NAMES,
@@ -28,7 +30,6 @@ from cxrvqa.vocab import (
     REPORT_OBJECTS,
     category_of,
 )
-from helpers import render_question
 
 SEMANTICS = CIG / "semantics"
 SCENE_TABULAR = CIG / "silver_dataset" / "scene_tabular"
@@ -607,8 +608,8 @@ def test_questions_mix_answers_and_are_reproducible(tmp_path: Path) -> None:
 
 def test_generated_tree_feeds_the_pipeline_and_question_files(tree: SynthManifest,
                                                               tmp_path: Path) -> None:
-    from cxrvqa.pipeline import load_index
-    from cxrvqa.sources import SourceLayout
+    from cxrvqa.build.index import load_index
+    from cxrvqa.build.layout import SourceLayout
 
     index = load_index(SourceLayout.from_root(tree.root))
     assert set(index.gold) == set(tree.gold_images)

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
+from cxrvqa.build.output import ans2idx_bytes, dataset_bytes
 from cxrvqa.errors import DataError
-from cxrvqa.output import ans2idx_bytes, dataset_bytes
-from cxrvqa.verify import compare_datasets, verify_checksums, write_checksums
+from cxrvqa.tools.verify import compare_datasets, verify_checksums, write_checksums
 
 BUILT = ("ans2idx.json", "test.json", "train.json", "valid.json")
 

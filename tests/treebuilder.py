@@ -23,7 +23,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cxrvqa.vocab import ATTRIBUTES_BY_CATEGORY, BBOX_NAMES, GOLD_BBOX_NAMES, REPORT_OBJECTS
+from cxrvqa.vocab import (
+    ATTRIBUTES_BY_CATEGORY,
+    BBOX_NAMES,
+    GOLD_BBOX_NAMES,
+    REPORT_OBJECTS,
+)
 
 __all__ = ["Box", "DEFAULT_BOXES", "SourceTree", "build_argv", "default_ontology", "read_built"]
 

@@ -1,0 +1,136 @@
+"""The scene index: every labelled cohort image's facts, computed from the sources (pipeline.md §2–§4).
+
+``load_index`` reads the sources, selects the cohorts, applies the label rules and
+packs each image's positive findings, view position, gender and box x-coordinates
+into an ``ImageFacts``. It is what the build answers questions from, and what
+question generation, statistics, explanations and the SQL bridge read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from cxrvqa.build import loaders
+from cxrvqa.build.cohorts import select_cohorts
+from cxrvqa.build.jsonio import paused_gc
+from cxrvqa.build.labels import image_labels
+from cxrvqa.build.layout import SourceLayout
+from cxrvqa.build.ontology import Ontology, load_ontology
+from cxrvqa.build.stages import Stages
+from cxrvqa.errors import DataError
+from cxrvqa.facts import MISSING, Boxes, BoxTable, ImageFacts
+
+__all__ = ["ImageMeta", "SceneIndex", "first_boxes", "load_index", "load_silver_rows"]
+
+
+@dataclass(frozen=True)
+class ImageMeta:
+    """Identifiers and view of one image, from the metadata."""
+
+    subject_id: int
+    study_id: int
+    viewpos: str | None
+
+
+@dataclass(frozen=True)
+class SceneIndex:
+    """Everything answers need: facts of the labelled silver and gold images, and their metadata."""
+
+    silver: Mapping[str, ImageFacts]
+    gold: Mapping[str, ImageFacts]
+    meta: Mapping[str, ImageMeta]
+    ontology: Ontology
+
+
+def load_silver_rows(layout: SourceLayout, *, progress: bool = False
+                     ) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """Silver label rows, box rows and their source, from the tabular files or else the scene graphs."""
+    if layout.has_scene_tabular():
+        return (loaders.read_silver_labels(layout.silver_labels),
+                loaders.read_silver_boxes(layout.silver_boxes), str(layout.silver_labels))
+    from cxrvqa.build.scenegraph import find_scene_graphs, read_scene_graphs
+
+    source = find_scene_graphs(layout.chest_imagenome)
+    if source is None:
+        raise DataError(f"{layout.silver_labels}: file not found, and no scene graphs "
+                        f"(silver_dataset/scene_graph.zip or scene_graph/) to read instead")
+    # Only the columns a build reads, names as categoricals: all columns of ~240 K graphs
+    # would take ~5 GiB.
+    scan = read_scene_graphs(
+        source, progress=progress,
+        attribute_columns=("image_id", "row_id", "bbox", "categoryID", "label_name", "relation"),
+        box_columns=("object_id", "bbox_name", "x1", "x2", "width"),
+        categorical=("image_id", "bbox", "categoryID", "label_name", "bbox_name"))
+    labels = scan.attributes.assign(image_id=loaders.strip_dcm(scan.attributes["image_id"]))
+    # In slices, as a TSV is read: each slice's object ids become Python strings only briefly.
+    step = loaders.BOX_CHUNK
+    slices = (scan.boxes.iloc[start:start + step] for start in range(0, len(scan.boxes), step))
+    boxes = loaders.silver_boxes_from_frames(slices, source.path, lines_per_frame=step)
+    return labels, boxes, str(source.path)
+
+
+def first_boxes(boxes: pd.DataFrame, images: frozenset[str]) -> dict[str, Boxes]:
+    """image -> its boxes {name: (x1, x2)}; the first row of a name counts, coordinates truncated."""
+    boxes = boxes[boxes["image_id"].isin(list(images))].drop_duplicates(["image_id", "bbox_name"])
+    boxes = boxes.dropna(subset=["x1", "x2"])
+    names = boxes["bbox_name"].astype("category").cat.remove_unused_categories()
+    table = BoxTable(sorted(names.cat.categories))
+    image_codes, image_ids = pd.factorize(boxes["image_id"])
+    slot_of_code = np.array([table.slot[name] for name in names.cat.categories], dtype=np.int64)
+    slots = 2 * slot_of_code[names.cat.codes.to_numpy()]
+    matrix = np.full((len(image_ids), 2 * len(table.names)), MISSING, dtype=np.int64)
+    matrix[image_codes, slots] = np.trunc(boxes["x1"].to_numpy(dtype=np.float64))
+    matrix[image_codes, slots + 1] = np.trunc(boxes["x2"].to_numpy(dtype=np.float64))
+    return {image: table.from_values(row) for image, row in zip(image_ids.tolist(), matrix)}
+
+
+def _metadata_by_image(metadata: pd.DataFrame, images: frozenset[str]) -> dict[str, ImageMeta]:
+    rows = metadata[metadata["dicom_id"].isin(list(images))].drop_duplicates("dicom_id")
+    return {image: ImageMeta(int(subject), int(study), None if pd.isna(view) else str(view))
+            for image, subject, study, view in zip(*(rows[column].tolist() for column in (
+                "dicom_id", "subject_id", "study_id", "ViewPosition")))}
+
+
+def _genders(patients: pd.DataFrame) -> dict[int, str]:
+    rows = patients.drop_duplicates("subject_id").dropna(subset=["gender"])
+    return dict(zip(rows["subject_id"].astype(int), rows["gender"].astype(str)))
+
+
+def _facts(images: frozenset[str], positives: Mapping[str, frozenset], meta: Mapping[str, ImageMeta],
+           genders: Mapping[int, str], boxes: Mapping[str, Boxes]) -> dict[str, ImageFacts]:
+    return {image: ImageFacts(positives.get(image, ()), meta[image].viewpos,
+                              genders.get(meta[image].subject_id), boxes.get(image))
+            for image in sorted(images)}
+
+
+def load_index(layout: SourceLayout, *, stages: Stages | None = None) -> SceneIndex:
+    """Read the sources and compute the facts of every labelled cohort image (pipeline.md §2–§4)."""
+    stages = stages or Stages()
+    with stages.stage("load sources"):
+        metadata = loaders.read_metadata(layout.metadata)
+        silver_rows, silver_boxes, silver_source = load_silver_rows(layout, progress=stages.progress)
+        gold_rows = loaders.read_gold_labels(layout.gold_labels)
+        gold_boxes = loaders.read_gold_boxes(layout.gold_boxes)
+        patients = loaders.read_patients(layout.patients)
+        ontology = load_ontology(layout.objects_file, layout.attributes_file, layout.ontology_file)
+    with stages.stage("select cohorts"):
+        cohorts = select_cohorts(metadata, silver_boxes, gold_rows,
+                                 gold_path=str(layout.gold_labels), boxes_path=silver_source)
+    with stages.stage("compute labels"):
+        silver = image_labels(silver_rows, cohorts.silver, ontology, silver_source)
+        gold = image_labels(gold_rows, cohorts.gold, ontology, str(layout.gold_labels))
+        del silver_rows, gold_rows  # the largest tables; only boxes and metadata are read on
+    # Only acyclic objects from here on (~240 K facts, metadata and box rows): without the
+    # cycle collector's rescans of them all, this stage takes about half the time.
+    with stages.stage("index facts"), paused_gc():
+        meta = _metadata_by_image(metadata, silver.labelled | gold.labelled)
+        genders = _genders(patients)
+        silver_facts = _facts(silver.labelled, silver.positives, meta, genders,
+                              first_boxes(silver_boxes, silver.labelled))
+        gold_facts = _facts(gold.labelled, gold.positives, meta, genders,
+                            first_boxes(gold_boxes, gold.labelled))
+    return SceneIndex(silver=silver_facts, gold=gold_facts, meta=meta, ontology=ontology)

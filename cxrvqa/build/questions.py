@@ -1,0 +1,86 @@
+"""Read released-style question files and validate each record at the boundary.
+
+Records are kept as the parsed dicts (their values are copied to the output
+unchanged); pydantic only checks that each has the fields a build reads.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+from typing_extensions import TypedDict
+
+from cxrvqa.build.layout import QUESTION_FILES
+from cxrvqa.errors import DataError
+from cxrvqa.build.jsonio import paused_gc, read_json
+from cxrvqa.vocab import ARGUMENT_KINDS
+
+__all__ = ["QuestionRecord", "read_question_file", "read_split"]
+
+
+
+class QuestionRecord(TypedDict):
+    """The fields of a question record that a build reads or copies (others are allowed)."""
+
+    split: str
+    idx: int
+    image_id: str
+    question: str
+    content_type: str
+    semantic_type: str
+    template: str
+    template_program: str
+    template_arguments: dict[str, dict[str, str]]
+
+
+# Pydantic checks a batch of records per call (in Rust, ~2x faster than one call per record);
+# batches bound the validated copy it makes, which is thrown away.
+_RECORDS = TypeAdapter(list[QuestionRecord])
+_BATCH = 20_000
+
+
+def _check_records(records: list[Any], path: Path) -> None:
+    for start in range(0, len(records), _BATCH):
+        try:
+            _RECORDS.validate_python(records[start:start + _BATCH])
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            offset, *where = first["loc"]
+            number = start + int(offset)
+            raise DataError(f"{_label(path, number, records[number])}: "
+                            f"{'.'.join(map(str, where)) or 'record'}: {first['msg'].lower()}"
+                            ) from None
+    for number, record in enumerate(records):
+        missing = [kind for kind in ARGUMENT_KINDS if kind not in record["template_arguments"]]
+        if missing:
+            raise DataError(f"{_label(path, number, record)}: template_arguments lacks "
+                            f"{', '.join(map(repr, missing))}")
+
+
+def _label(path: Path, number: int | str, record: Any) -> str:
+    label = f"{path}: record {number}"
+    if isinstance(record, dict) and "idx" in record:
+        label += f" (idx {record['idx']!r})"
+    return label
+
+
+def read_question_file(path: Path) -> list[dict[str, Any]]:
+    """All records of one question file, validated, in file order."""
+    data = read_json(path, "a question file from the MIMIC-CXR-VQA repository's "
+                           "mimiccxrvqa/dataset folder")
+    if not isinstance(data, list):
+        raise DataError(f"{path}: expected a JSON list of question records")
+    _check_records(data, path)
+    return data
+
+
+def read_split(dataset_dir: Path, split: str) -> list[tuple[Path, int, dict[str, Any]]]:
+    """(file, record number, record) for every question of a split, parts concatenated."""
+    # Hundreds of thousands of acyclic records: the cycle collector would rescan them all.
+    with paused_gc():
+        return [(path, number, record)
+                for name in QUESTION_FILES[split]
+                for path in [dataset_dir / name]
+                for number, record in enumerate(read_question_file(path))]

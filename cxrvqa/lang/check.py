@@ -1,0 +1,415 @@
+"""Check programs statically: names, vocabulary, kinds, and header against body.
+
+The checker walks the AST with one ``visit_<Node>`` method per expression
+node, types each node with ``kinds.SIGNATURES`` and collects every problem as
+a ``Diagnostic`` instead of stopping at the first. A node whose kind cannot
+be known (because of an error below it) has kind None and raises no further
+errors, so one mistake gives one message.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import re
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+from cxrvqa.errors import ProgramError
+from cxrvqa.lang import nodes as n
+from cxrvqa.lang.diagnostics import Diagnostic, program_error
+from cxrvqa.lang.kinds import (
+    ELEMENT_OF,
+    FACT_KINDS,
+    FIELD_KINDS,
+    PARAM_KINDS,
+    PLURAL_KINDS,
+    RESULT_KINDS,
+    SCALAR_KINDS,
+    SET_OF,
+    SIGNATURES,
+    Kind,
+    Vocabulary,
+)
+from cxrvqa.lang.parser import parse, parse_prelude
+from cxrvqa.lang.resources import PRELUDE_NAME, prelude_path
+from cxrvqa.lang.source import Source, Span
+from cxrvqa.lang.templates import expected_param_names, template_slots
+
+__all__ = ["Analysis", "Environment", "analyze", "check", "check_paths", "check_prelude",
+           "prelude_environment"]
+
+_BEFORE_OPERATOR = re.compile(r"(?:\s|\)|//[^\n]*)*")
+
+
+@dataclass
+class Environment:
+    """What the prelude gives every program: its constants and the kinds of their nodes."""
+
+    constants: dict[str, n.Const] = field(default_factory=dict)
+    constant_kinds: dict[str, Kind | None] = field(default_factory=dict)
+    kinds: dict[int, Kind] = field(default_factory=dict)
+
+
+@dataclass
+class Analysis:
+    """The checker's result: every diagnostic, and the kind of every typed node (by ``id``)."""
+
+    diagnostics: list[Diagnostic]
+    kinds: dict[int, Kind]
+    environment: Environment
+
+
+def check(program: n.Program, vocabulary: Vocabulary | None = None) -> list[Diagnostic]:
+    """Check a parsed program against the bundled prelude.
+
+    Args:
+        program: from ``parse``.
+        vocabulary: the terms typed literals may name (default: MIMIC-CXR-VQA's).
+
+    Returns:
+        Every problem found, sorted by position (empty when the program is fine).
+
+    Raises:
+        ProgramError: the bundled prelude itself does not check.
+    """
+    return analyze(program, vocabulary or Vocabulary.default()).diagnostics
+
+
+def analyze(program: n.Program, vocabulary: Vocabulary | None,
+            environment: Environment | None = None) -> Analysis:
+    """Check ``program``; ``vocabulary=None`` skips the vocabulary (the compiler's use)."""
+    env = environment if environment is not None else prelude_environment()
+    checker = _Checker(program.source, vocabulary, env)
+    checker.program(program)
+    return Analysis(sorted(checker.diagnostics, key=lambda d: d.sort_key),
+                    {**env.kinds, **checker.kinds}, env)
+
+
+def check_prelude(prelude: n.Prelude, vocabulary: Vocabulary | None = None) -> list[Diagnostic]:
+    """Check a prelude file (default vocabulary when None)."""
+    return _prelude_analysis(prelude, vocabulary or Vocabulary.default())[0]
+
+
+@functools.cache
+def prelude_environment() -> Environment:
+    """The bundled prelude, checked once (raises ProgramError if it is wrong)."""
+    path = prelude_path()
+    diagnostics, env = _prelude_analysis(
+        parse_prelude(path.read_text(encoding="utf-8"), path), Vocabulary.default())
+    if diagnostics:
+        raise program_error(diagnostics)
+    return env
+
+
+def _prelude_analysis(prelude: n.Prelude, vocabulary: Vocabulary | None
+                      ) -> tuple[list[Diagnostic], Environment]:
+    env = Environment()
+    checker = _Checker(prelude.source, vocabulary, env)
+    for const in prelude.constants:
+        kind = checker.visit(const.value)
+        if const.name in env.constants:
+            checker.report("E204", f"'{const.name}' is already defined", const.span)
+        else:
+            env.constants[const.name] = const
+            env.constant_kinds[const.name] = kind
+    env.kinds.update(checker.kinds)
+    return sorted(checker.diagnostics, key=lambda d: d.sort_key), env
+
+
+def check_paths(paths: Iterable[str | Path], vocabulary: Vocabulary | None = None,
+                out: TextIO | None = None) -> int:
+    """Check program files and folders (``*.cxr``, recursively) and print the result.
+
+    Each diagnostic is printed (to ``out``, default stdout) as
+    ``path:line:col: error: message``, the source line and a caret.
+    ``_prelude.cxr`` files are checked as preludes; programs are checked against
+    the bundled prelude.
+
+    Returns:
+        1 if anything is wrong (after a count of errors), else 0 after a one-line summary.
+    """
+    out = out or sys.stdout
+    vocabulary = vocabulary or Vocabulary.default()
+    try:
+        prelude_environment()
+    except ProgramError as err:
+        print(err, file=out)
+        return 1
+    files, problems = _collect(paths)
+    reports = {path: _check_file(path, vocabulary) for path in files}
+    errors = problems + [report for found in reports.values() for report in found]
+    for error in errors:
+        print(error, file=out)
+    if errors:
+        failed = len(problems) + sum(1 for found in reports.values() if found)
+        print(f"found {_plural(len(errors), 'error')} in {_plural(failed, 'file')}", file=out)
+        return 1
+    preludes = sum(path.name == PRELUDE_NAME for path in files)
+    extra = f" and {_plural(preludes, 'prelude')}" if preludes else ""
+    print(f"checked {_plural(len(files) - preludes, 'program')}{extra}: no errors", file=out)
+    return 0
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "s")
+
+
+def _collect(paths: Iterable[str | Path]) -> tuple[list[Path], list[str]]:
+    """The .cxr files to check, and a message for each path that gives none."""
+    files: list[Path] = []
+    problems: list[str] = []
+    for given in paths:
+        path = Path(given)
+        if path.is_dir():
+            found = sorted(path.rglob("*.cxr"))
+            files.extend(found)
+            if not found:
+                problems.append(f"{given}: error: no .cxr files in this folder")
+        elif path.is_file():
+            files.append(path)
+        else:
+            problems.append(f"{given}: error: no such file or folder")
+    return files, problems
+
+
+def _check_file(path: Path, vocabulary: Vocabulary) -> list[str]:
+    """Every problem of one file, rendered."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        return [f"{path}: error: cannot read this file as UTF-8 text ({err})"]
+    try:
+        if path.name == PRELUDE_NAME:
+            diagnostics = check_prelude(parse_prelude(text, path), vocabulary)
+        else:
+            diagnostics = check(parse(text, path), vocabulary)
+    except ProgramError as err:  # a syntax error: the parser stops at the first
+        diagnostics = list(err.diagnostics)
+    return [d.render() for d in diagnostics]
+
+
+# --- the checker ---
+
+def _did_you_mean(word: str, choices: Iterable[str], spelling: str = "{}") -> str | None:
+    close = difflib.get_close_matches(word, sorted(choices), n=1)
+    return f"did you mean '{spelling.format(close[0])}'?" if close else None
+
+
+class _Checker:
+    """Types nodes and collects diagnostics for one program or prelude."""
+
+    def __init__(self, source: Source | None, vocabulary: Vocabulary | None,
+                 env: Environment) -> None:
+        self.source = source
+        self.vocabulary = vocabulary
+        self.env = env
+        self.diagnostics: list[Diagnostic] = []
+        self.kinds: dict[int, Kind] = {}
+        self.params: dict[str, n.Param] = {}
+        self.param_uses: dict[str, n.ParamRef] = {}
+        self.lets: dict[str, Kind | None] = {}
+        self.let_uses: set[str] = set()
+
+    def report(self, code: str, message: str, span: Span | None, hint: str | None = None) -> None:
+        self.diagnostics.append(Diagnostic(code, message, span, self.source, hint))
+
+    # --- program structure ---
+
+    def program(self, program: n.Program) -> None:
+        self.header(program)
+        for let in program.lets:
+            kind = self.visit(let.value)
+            if let.name in self.lets:
+                self.report("E204", f"'{let.name}' is already defined", let.span)
+            else:
+                self.lets[let.name] = kind
+        body = self.visit(program.body)
+        if body is not None and body not in RESULT_KINDS[program.returns]:
+            self.report("E303", f"the body is {body} but the header says "
+                        f"'returns {program.returns}'", program.body.span)
+        for let in program.lets:
+            if let.name not in self.let_uses:
+                self.report("E205", f"let '{let.name}' is never used", let.span)
+        self.usage(self.params.values())
+
+    def header(self, program: n.Program) -> None:
+        stem = self.source.stem if self.source else None
+        if stem is not None and stem != program.name:
+            self.report("E406", f"program '{program.name}' must be named after its file "
+                        f"'{stem}'", self.find(program.name, program.span))
+        for param in program.params:
+            if param.name in self.params:
+                self.report("E405", f"param '{param.name}' is declared twice", param.span)
+            self.params.setdefault(param.name, param)
+        self.param_names(self.params.values())
+        for template in program.templates:
+            self.template(template)
+
+    def param_names(self, params: Iterable[n.Param]) -> None:
+        # Argument keys come from the names (cxrvqa.lang.templates.argument_key).
+        by_kind: dict[str, list[n.Param]] = {}
+        for param in params:
+            by_kind.setdefault(param.kind, []).append(param)
+        for kind, group in by_kind.items():
+            expected = expected_param_names(kind, len(group))
+            wrong = [p for p in group if p.name not in expected]
+            if wrong:
+                noun = "param" if len(group) == 1 else "params"
+                names = ", ".join(f"'{e}'" for e in expected)
+                self.report("E407", f"{len(group)} {kind} {noun} must be named {names}",
+                            wrong[0].span)
+
+    def template(self, template: n.Template) -> None:
+        slots = template_slots(template.text)
+        for slot in slots:
+            if slot not in self.params:
+                self.report("E401", f"template slot '${{{slot}}}' has no param",
+                            self.slot_span(template, slot),
+                            _did_you_mean(slot, self.params, "${{{}}}"))
+        named = set(slots)
+        for name in self.params:
+            if name not in named:
+                self.report("E402", f"template does not mention param '{name}'", template.span)
+
+    def slot_span(self, template: n.Template, slot: str) -> Span | None:
+        """The slot's position in the file (the template's when escapes make it unclear)."""
+        return self.find("${" + slot + "}", template.span)
+
+    def find(self, text: str, within: Span | None) -> Span | None:
+        """Where ``text`` first occurs inside ``within`` (``within`` itself if it does not)."""
+        if within is None or self.source is None:
+            return within
+        found = self.source.text.find(text, within.start, within.end)
+        return self.source.point(found) if found >= 0 else within
+
+    def operator_span(self, node: n.Binary) -> Span | None:
+        """The operator of a binary node: it is what an operand-kind error is about."""
+        if node.left.span is None or self.source is None:
+            return node.span
+        # Between the left operand and the operator: blanks, comments and closing parentheses.
+        found = _BEFORE_OPERATOR.match(self.source.text, node.left.span.end)
+        if found and self.source.text.startswith(node.op, found.end()):
+            return self.source.point(found.end())
+        return node.span
+
+    def usage(self, params: Iterable[n.Param]) -> None:
+        for param in params:
+            use = self.param_uses.get(param.name)
+            if param.ignored and use is not None:
+                self.report("E404", f"param '{param.name}' is marked ignored but used", use.span)
+            elif not param.ignored and use is None:
+                self.report("E403", f"param '{param.name}' is never used", param.span,
+                            "mark it 'ignored' if the answer does not depend on it")
+
+    # --- expressions ---
+
+    def visit(self, node: n.Expr) -> Kind | None:
+        kind: Kind | None = getattr(self, "visit_" + type(node).__name__)(node)
+        if kind is not None:
+            self.kinds[id(node)] = kind
+        return kind
+
+    def visit_Fact(self, node: n.Fact) -> Kind:
+        return FACT_KINDS[node.name]
+
+    def visit_Number(self, node: n.Number) -> Kind:
+        return Kind.NUMBER
+
+    def visit_ParamRef(self, node: n.ParamRef) -> Kind | None:
+        param = self.params.get(node.name)
+        if param is None:
+            self.report("E202", f"unknown parameter '${node.name}'", node.span,
+                        _did_you_mean(node.name, self.params, "${}"))
+            return None
+        self.param_uses.setdefault(node.name, node)
+        return PARAM_KINDS[param.kind]
+
+    def visit_Name(self, node: n.Name) -> Kind | None:
+        if node.name in self.lets:
+            self.let_uses.add(node.name)
+            return self.lets[node.name]
+        if node.name in self.env.constants:
+            return self.env.constant_kinds[node.name]
+        self.report("E201", f"unknown name '{node.name}'", node.span,
+                    _did_you_mean(node.name, [*self.lets, *self.env.constants]))
+        return None
+
+    def visit_Term(self, node: n.Term) -> Kind:
+        kind = PARAM_KINDS[node.kind]
+        self.vocabulary_terms(node, kind, (node.value,))
+        return kind
+
+    def visit_TermSet(self, node: n.TermSet) -> Kind:
+        kind = PLURAL_KINDS[node.kind]
+        self.vocabulary_terms(node, ELEMENT_OF[kind], node.values)
+        return kind
+
+    def vocabulary_terms(self, node: n.Node, kind: Kind, values: Iterable[str]) -> None:
+        if self.vocabulary is None:
+            return
+        allowed = self.vocabulary.terms(kind)
+        for value in values:
+            if value not in allowed:
+                self.report("E203", f"unknown {str(kind).lower()} '{value}'", node.span,
+                            _did_you_mean(value, allowed))
+
+    def visit_SetOf(self, node: n.SetOf) -> Kind | None:
+        kinds = [self.visit(e) for e in node.elements]
+        if None in kinds:
+            return None
+        distinct = list(dict.fromkeys(kinds))
+        if distinct[0] not in SCALAR_KINDS or len(distinct) > 1:
+            got = " and ".join(str(k) for k in distinct)
+            self.report("E305", f"set elements must be scalars of one kind, got {got}", node.span)
+            return None
+        return SET_OF[distinct[0]]
+
+    def visit_Filter(self, node: n.Filter) -> Kind | None:
+        source = self.visit(node.source)
+        for condition in node.conditions:
+            self.condition(condition)
+        if source not in (Kind.FINDINGS, None):
+            self.report("E304", f"a filter needs Findings, got {source}", node.source.span)
+            return None
+        return Kind.FINDINGS
+
+    def condition(self, condition: n.Condition) -> None:
+        value = self.visit(condition.value)
+        expected = FIELD_KINDS[condition.field]
+        if condition.op == "in":
+            expected = SET_OF[expected]
+        if value is not None and value is not expected:
+            self.report("E304", f"'{condition.field} {condition.op}' needs {expected}, got {value}",
+                        condition.value.span)
+
+    def visit_Call(self, node: n.Call) -> Kind | None:
+        kinds = tuple(self.visit(arg) for arg in node.args)
+        signature = SIGNATURES[node.function]
+        if len(kinds) != signature.arity:
+            noun = "argument" if signature.arity == 1 else "arguments"
+            self.report("E302", f"'{node.function}' takes {signature.arity} {noun}, "
+                        f"got {len(kinds)}", node.span)
+            return None
+        return self.operator(node.function, kinds, node.span)
+
+    def visit_Binary(self, node: n.Binary) -> Kind | None:
+        kinds = (self.visit(node.left), self.visit(node.right))
+        return self.operator(node.op, kinds, self.operator_span(node))
+
+    def visit_Not(self, node: n.Not) -> Kind | None:
+        return self.operator("not", (self.visit(node.operand),), node.span)
+
+    def operator(self, op: str, kinds: tuple[Kind | None, ...], span: Span | None) -> Kind | None:
+        if None in kinds:
+            return None
+        signature = SIGNATURES[op]
+        result = signature.result(kinds)  # type: ignore[arg-type]  # None excluded above
+        if result is None:
+            got = " and ".join(str(k) for k in kinds)
+            self.report("E301", f"'{op}' needs {signature.needs}, got {got}", span)
+        return result
+

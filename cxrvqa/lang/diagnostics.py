@@ -1,0 +1,121 @@
+"""Diagnostics: one problem in a program file, its stable code, and how ``cxrvqa check`` prints it.
+
+A ``Diagnostic`` names its code (``ERROR_CODES``), a lower-case message, the span
+and the source text it points into, and an optional hint. ``render()`` gives the
+compiler-style text: ``path:line:col: error: message``, the source line and a caret.
+``program_error`` wraps diagnostics in the ``ProgramError`` subclass of their family.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from cxrvqa.errors import (
+    ProgramError,
+    ProgramHeaderError,
+    ProgramNameError,
+    ProgramSyntaxError,
+    ProgramTypeError,
+)
+from cxrvqa.lang.source import Source, Span
+
+__all__ = ["ERROR_CODES", "Diagnostic", "program_error"]
+
+# Codes are stable once released: tests/golden/errors holds one snapshot per code.
+ERROR_CODES: dict[str, str] = {
+    "E101": "unexpected token or character",
+    "E102": "unexpected end of input",
+    "E103": "'|' and '&' mixed without parentheses",
+    "E104": "unterminated string",
+    "E105": "number literal too large",
+    "E106": "unknown function",
+    "E107": "expression nested too deeply",
+    "E201": "unknown name",
+    "E202": "unknown parameter",
+    "E203": "unknown vocabulary term",
+    "E204": "name defined twice",
+    "E205": "let never used",
+    "E301": "operand kinds do not fit the operator",
+    "E302": "wrong number of arguments",
+    "E303": "body kind does not match 'returns'",
+    "E304": "filter source or condition of the wrong kind",
+    "E305": "set elements of mixed or non-scalar kinds",
+    "E401": "template slot without a param",
+    "E402": "param missing from a template",
+    "E403": "param never used",
+    "E404": "ignored param used",
+    "E405": "param declared twice",
+    "E406": "program name differs from the file name",
+    "E407": "param names do not follow their kind",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnostic:
+    """One problem found in a program file.
+
+    Args:
+        code: an ``ERROR_CODES`` key, e.g. ``"E301"``.
+        message: lower-case, no trailing period, user text in single quotes.
+        span: where the problem is (None for programs built in code).
+        source: the text the span points into (None for programs built in code).
+        hint: an optional suggestion, e.g. ``did you mean 'left lung'?``.
+    """
+
+    code: str
+    message: str
+    span: Span | None = None
+    source: Source | None = None
+    hint: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.code not in ERROR_CODES:
+            raise ValueError(f"unknown diagnostic code {self.code!r}")
+
+    def render(self) -> str:
+        """The diagnostic as ``cxrvqa check`` prints it.
+
+        Example:
+            >>> src = Source("a |\\n", "x.cxr")
+            >>> print(Diagnostic("E102", "unexpected end of input", src.end_of_input(), src).render())
+            x.cxr:1:4: error: unexpected end of input
+              a |
+                 ^
+        """
+        name = self.source.name if self.source is not None else "<program>"
+        if self.span is None or self.source is None:
+            lines = [f"{name}: error: {self.message}"]
+        else:
+            line = self.source.line_text(self.span.line)
+            # Tabs are expanded before placing the caret, so it lines up in a terminal.
+            indent = len(line[: self.span.column - 1].expandtabs())
+            lines = [
+                f"{name}:{self.span.line}:{self.span.column}: error: {self.message}",
+                f"  {line.expandtabs()}",
+                f"  {' ' * indent}^",
+            ]
+        if self.hint is not None:
+            lines.append(f"  hint: {self.hint}")
+        return "\n".join(lines)
+
+    @property
+    def sort_key(self) -> tuple[str, int, int, str]:
+        """Order of reporting: by file, then position, then code."""
+        line, column = (self.span.line, self.span.column) if self.span else (0, 0)
+        return (self.source.name if self.source else "", line, column, self.code)
+
+
+_FAMILIES: dict[str, type[ProgramError]] = {
+    "E1": ProgramSyntaxError,
+    "E2": ProgramNameError,
+    "E3": ProgramTypeError,
+    "E4": ProgramHeaderError,
+}
+
+
+def program_error(diagnostics: Sequence[Diagnostic]) -> ProgramError:
+    """The error to raise for ``diagnostics``: the family's class if they share one, else ProgramError."""
+    families = {_FAMILIES[d.code[:2]] for d in diagnostics}
+    cls = families.pop() if len(families) == 1 else ProgramError
+    return cls(sorted(diagnostics, key=lambda d: d.sort_key))

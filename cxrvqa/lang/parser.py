@@ -1,0 +1,278 @@
+"""Parse program text into AST nodes with Lark (LALR) and report syntax errors.
+
+The grammar lives in ``grammar/cxrvqa.lark``. The Lark parser is built once
+per process; ``_Builder`` only turns parse trees into nodes (it never
+evaluates). Every failure leaves as a ``ProgramSyntaxError`` carrying one
+diagnostic: the parser stops at the first syntax error.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+from collections.abc import Callable
+from typing import TypeVar, cast
+
+from lark import Lark, Token, Transformer, Tree, v_args
+from lark.exceptions import (
+    UnexpectedCharacters,
+    UnexpectedInput,
+    UnexpectedToken,
+    VisitError,
+)
+from lark.lexer import PatternStr
+from lark.tree import Meta
+
+from cxrvqa.errors import CxrvqaError, ProgramSyntaxError
+from cxrvqa.lang import nodes as n
+from cxrvqa.lang.diagnostics import Diagnostic
+from cxrvqa.lang.resources import grammar_path
+from cxrvqa.lang.source import Source, Span
+
+__all__ = ["build_parser", "parse", "parse_prelude"]
+
+_T = TypeVar("_T")
+
+# Regex terminals as a message names them (keywords and punctuation are quoted instead).
+_TERMINAL_WORDS = {"NAME": "a name", "CONST_NAME": "a constant", "PARAM": "a parameter",
+                   "INT": "a number", "STRING": "a string", "$END": "end of input"}
+_ESCAPE = re.compile(r'\\(["\\])')
+_TRAILING_NAME = re.compile(r"(?<![\w$])([a-z][a-z0-9_]*)\s*$")
+_OTHER_SET_OPERATOR = {"VBAR": "AMPERSAND", "AMPERSAND": "VBAR"}
+_MAX_HINT_CHOICES = 3
+MAX_DEPTH = 100
+
+
+def build_parser(strict: bool = False) -> Lark:
+    """Build the LALR parser from grammar/cxrvqa.lark (``strict`` also rejects terminal collisions)."""
+    return Lark(grammar_path().read_text(encoding="utf-8"), parser="lalr",
+                start=["program", "prelude"], propagate_positions=True,
+                maybe_placeholders=True, strict=strict)
+
+
+@functools.cache
+def _parser() -> Lark:
+    return build_parser()
+
+
+def parse(text: str, path: str | os.PathLike[str] | None = None) -> n.Program:
+    """Parse one program file (syntax only; see ``cxrvqa.check``).
+
+    Args:
+        text: the program text.
+        path: where it was read from; diagnostics name it and the checker compares
+            the program name with its stem.
+
+    Raises:
+        ProgramSyntaxError: the text does not parse.
+
+    Example:
+        >>> parse('program p template "t" returns bool exists(findings)').returns
+        'bool'
+    """
+    return _build(text, path, "program", n.Program)
+
+
+def parse_prelude(text: str, path: str | os.PathLike[str] | None = None) -> n.Prelude:
+    """Parse a prelude file (``const NAME = expr`` lines)."""
+    return _build(text, path, "prelude", n.Prelude)
+
+
+def _build(text: str, path: str | os.PathLike[str] | None, start: str, cls: type[_T]) -> _T:
+    source = Source(text, None if path is None else os.fspath(path))
+    try:
+        tree = _parser().parse(text, start=start)
+    except UnexpectedInput as err:
+        raise ProgramSyntaxError([_diagnose(err, source)]) from None
+    _check_depth(tree, source)
+    try:
+        node = _Builder(source).transform(tree)
+    except VisitError as err:
+        if isinstance(err.orig_exc, CxrvqaError):
+            raise err.orig_exc from None
+        raise
+    assert isinstance(node, cls)
+    return node
+
+
+# --- syntax errors ---
+
+def _check_depth(tree: Tree[Token], source: Source) -> None:
+    """Refuse trees deeper than MAX_DEPTH (walked without recursion).
+
+    Building, checking and compiling recurse once or twice per level, and the
+    generated Python nests one parenthesis per level (Python allows 200).
+    """
+    stack = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise ProgramSyntaxError([Diagnostic(
+                "E107", f"expression nested more than {MAX_DEPTH} levels deep",
+                source.point(node.meta.start_pos), source)])
+        stack.extend((child, depth + (child.data != "arguments"))  # a call is one level
+                     for child in node.children if isinstance(child, Tree))
+
+
+def _diagnose(err: UnexpectedInput, source: Source) -> Diagnostic:
+    if isinstance(err, UnexpectedCharacters):
+        position = err.pos_in_stream or 0
+        span = source.point(position)
+        char = source.text[position]
+        if char == '"':
+            return Diagnostic("E104", "unterminated string", span, source)
+        return Diagnostic("E101", f"unexpected character {char!r}", span, source)
+    assert isinstance(err, UnexpectedToken), err
+    token, expected = err.token, set(err.expected)
+    hint = _expected_hint(expected)
+    if token.type == "$END":
+        return Diagnostic("E102", "unexpected end of input", source.end_of_input(), source, hint)
+    span = source.point(token.start_pos)
+    if _OTHER_SET_OPERATOR.get(token.type) in expected:  # 'a | b & c': '|' could go on
+        return Diagnostic("E103", "'|' and '&' cannot be mixed without parentheses", span, source,
+                          "group one side, e.g. 'a | (b & c)'")
+    before = _TRAILING_NAME.search(source.text, 0, token.start_pos)
+    if token.type == "LPAR" and before and before.group(1) not in _keywords():
+        return Diagnostic("E106", f"unknown function '{before.group(1)}'",
+                          source.point(before.start(1)), source,
+                          "functions: " + ", ".join(sorted(n.FUNCTIONS)))
+    return Diagnostic("E101", f"unexpected {token.value!r}", span, source, hint)
+
+
+@functools.cache
+def _keywords() -> frozenset[str]:
+    return frozenset(t.pattern.value for t in _parser().terminals
+                     if isinstance(t.pattern, PatternStr))
+
+
+def _expected_hint(expected: set[str]) -> str | None:
+    if len(expected) > _MAX_HINT_CHOICES:
+        return None  # LALR merges states: long lists are noise
+    patterns = {t.name: t.pattern for t in _parser().terminals}
+    words = sorted(f"'{patterns[name].value}'" if isinstance(patterns.get(name), PatternStr)
+                   else _TERMINAL_WORDS.get(name, name) for name in expected)
+    return "expected " + " or ".join(words)
+
+
+# --- parse tree -> nodes ---
+
+def _unquote(token: Token) -> str:
+    return _ESCAPE.sub(r"\1", token[1:-1])
+
+
+@v_args(inline=True, meta=True)
+class _Builder(Transformer[Token, object]):
+    """Turn a parse tree into nodes, attaching spans; one method per rule or alias."""
+
+    def __init__(self, source: Source) -> None:
+        super().__init__()
+        self._source = source
+
+    def _span(self, meta: Meta) -> Span | None:
+        if meta.empty:
+            return None
+        return Span(meta.start_pos, meta.end_pos, meta.line, meta.column, meta.end_line,
+                    meta.end_column)
+
+    # header
+
+    def program(self, meta: Meta, name: Token, *items: object) -> n.Program:
+        *header, body = items
+        returns = cast(n.ResultKind, next(item for item in header if isinstance(item, str)))
+        return n.Program(str(name), _only(header, n.Template), _only(header, n.Param), returns,
+                         _only(header, n.Let), cast(n.Expr, body), span=self._span(meta),
+                         source=self._source)
+
+    def template(self, meta: Meta, text: Token) -> n.Template:
+        return n.Template(_unquote(text), span=self._span(meta))
+
+    def param(self, meta: Meta, name: Token, kind: n.ParamKind, ignored: Token | None
+              ) -> n.Param:
+        return n.Param(str(name), kind, ignored is not None, span=self._span(meta))
+
+    def returns(self, meta: Meta, kind: str) -> str:
+        return kind
+
+    def let(self, meta: Meta, name: Token, value: n.Expr) -> n.Let:
+        return n.Let(str(name), value, span=self._span(meta))
+
+    def prelude(self, meta: Meta, *constants: n.Const) -> n.Prelude:
+        return n.Prelude(constants, span=self._span(meta), source=self._source)
+
+    def const(self, meta: Meta, name: Token, value: n.Expr) -> n.Const:
+        return n.Const(str(name), value, span=self._span(meta))
+
+    # keyword rules: their only child is the keyword token
+
+    def _keyword(self, meta: Meta, token: Token) -> str:
+        return str(token)
+
+    kind = result_kind = comparator = field = condition_op = plural_kind = callee = _keyword
+
+    # operators
+
+    def _binary(op: n.BinaryOp) -> Callable[..., n.Binary]:  # type: ignore[misc]  # class-body factory
+        def build(self: _Builder, meta: Meta, left: n.Expr, right: n.Expr) -> n.Binary:
+            return n.Binary(op, left, right, span=self._span(meta))
+        return build
+
+    or_, and_, add, subtract = _binary("or"), _binary("and"), _binary("+"), _binary("-")
+    multiply, divide, member = _binary("*"), _binary("/"), _binary("in")
+    union, intersection = _binary("|"), _binary("&")
+
+    def compare(self, meta: Meta, left: n.Expr, op: n.BinaryOp, right: n.Expr) -> n.Binary:
+        return n.Binary(op, left, right, span=self._span(meta))
+
+    def not_(self, meta: Meta, operand: n.Expr) -> n.Not:
+        return n.Not(operand, span=self._span(meta))
+
+    def filter(self, meta: Meta, source: n.Expr, *conditions: n.Condition) -> n.Filter:
+        return n.Filter(source, conditions, span=self._span(meta))
+
+    def condition(self, meta: Meta, field: n.Field, op: n.ConditionOp, value: n.Expr
+                  ) -> n.Condition:
+        return n.Condition(field, op, value, span=self._span(meta))
+
+    def call(self, meta: Meta, function: n.Function, args: tuple[n.Expr, ...] | None
+             ) -> n.Call:
+        return n.Call(function, args or (), span=self._span(meta))
+
+    def arguments(self, meta: Meta, *args: n.Expr) -> tuple[n.Expr, ...]:
+        return args
+
+    # leaves
+
+    def fact(self, meta: Meta, token: Token) -> n.Fact:
+        return n.Fact(cast(n.FactName, str(token)), span=self._span(meta))
+
+    def number(self, meta: Meta, token: Token) -> n.Number:
+        try:
+            value = int(token)
+        except ValueError:  # Python refuses to convert integers of thousands of digits
+            raise ProgramSyntaxError([Diagnostic("E105", "number literal too large",
+                                                 self._span(meta), self._source)]) from None
+        return n.Number(value, span=self._span(meta))
+
+    def param_ref(self, meta: Meta, token: Token) -> n.ParamRef:
+        return n.ParamRef(token[1:], span=self._span(meta))
+
+    def name(self, meta: Meta, token: Token) -> n.Name:
+        return n.Name(str(token), span=self._span(meta))
+
+    def term(self, meta: Meta, kind: n.ParamKind, value: Token) -> n.Term:
+        return n.Term(kind, _unquote(value), span=self._span(meta))
+
+    def term_set(self, meta: Meta, kind: n.PluralKind, values: tuple[str, ...] | None
+                 ) -> n.TermSet:
+        return n.TermSet(kind, values or (), span=self._span(meta))
+
+    def strings(self, meta: Meta, *values: Token) -> tuple[str, ...]:
+        return tuple(_unquote(value) for value in values)
+
+    def set_of(self, meta: Meta, *elements: n.Expr) -> n.SetOf:
+        return n.SetOf(elements, span=self._span(meta))
+
+
+def _only(items: list[object], cls: type[_T]) -> tuple[_T, ...]:
+    return tuple(item for item in items if isinstance(item, cls))

@@ -1,0 +1,395 @@
+"""Explain one answer: the program, the value of each step of its evaluation, and the label rows behind it.
+
+The trace comes from the interpreter itself: the program is compiled once more
+with a tracer that records every node's value as the generated code computes
+it, so an explanation can never disagree with an answer. Nodes that were not
+evaluated (the right side of a short-circuited ``and``/``or``) show as such.
+
+Support: every finding the evaluation read (a finding in the argument of a
+projection, ``exists``, ``empty`` or ``count``) is matched with the label rows of the image that make it positive.
+A row supports a finding (o, a) when it is the row that survives the report
+level rule for its own (bbox, label) (the latest sentence, pipeline.md §4 step
+3), says relation 1, and names (o, a) directly or reaches it by one level of
+attribute and/or object propagation (steps 4 and 5). A list answer's element is
+supported by the looked-at findings that name it; a yes/no answer by all of
+them. View positions and genders come from the metadata and patients files,
+not from label rows.
+
+Python API::
+
+    explanation = explain(program, facts, {"object": "left lung"}, rows=rows, ontology=ontology)
+    print(explanation.render())           # or explanation.to_json()
+
+``explain_from_sources`` is what ``cxrvqa explain`` runs.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from cxrvqa.errors import DataError, EvaluationError
+from cxrvqa.facts import Finding, ImageFacts
+from cxrvqa.lang import nodes as n
+from cxrvqa.lang.answers import render
+from cxrvqa.lang.compiler import Value, compile_program
+from cxrvqa.programs import argument_plan, bundled_programs, evaluate
+
+if TYPE_CHECKING:
+    from cxrvqa.build.index import SceneIndex
+    from cxrvqa.build.layout import SourceLayout
+    from cxrvqa.build.ontology import Ontology
+
+__all__ = ["Explanation", "LabelRow", "Step", "Support", "explain", "explain_from_sources",
+           "explain_image", "explain_record", "label_rows", "parse_bindings", "record_bindings"]
+
+_LITERALS = (n.Term, n.TermSet, n.Number)
+_NOT_EVALUATED = object()
+
+
+@dataclass(frozen=True)
+class LabelRow:
+    """One label row behind a finding; ``via`` says how it reached the finding (None: named directly)."""
+
+    object: str
+    attribute: str
+    category: str
+    relation: int
+    row_id: str
+    via: str | None
+    labels: str
+
+    def render(self) -> str:
+        how = f"via {self.via}" if self.via else "direct"
+        return (f"row {self.row_id}: {self.object} / {self.attribute} ({self.category}) "
+                f"relation={self.relation}, {how}, {self.labels}")
+
+
+@dataclass(frozen=True)
+class Step:
+    """One evaluated node: its depth in the tree, its source text and its value as text."""
+
+    depth: int
+    expression: str
+    value: str
+
+
+@dataclass(frozen=True)
+class Support:
+    """A finding the evaluation looked at and the label rows that make it positive."""
+
+    finding: Finding
+    rows: tuple[LabelRow, ...]
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """The answer to one program on one image, with its trace and its support."""
+
+    program: n.Program
+    bindings: Mapping[str, str | None]
+    answer: list[str]
+    steps: tuple[Step, ...]
+    support: Mapping[str, tuple[Support, ...]]
+    image_id: str | None = None
+    labels: str = "facts"
+    viewpos: str | None = None
+    gender: str | None = None
+    rows_given: bool = False
+    expected: list[str] | None = field(default=None)
+
+    def render(self) -> str:
+        """Readable text: header, program source, steps, answer, support per answer element."""
+        lines = [f"image {self.image_id or '(given facts)'} with {self.labels} labels, "
+                 f"viewpos {self.viewpos or 'unknown'}, gender {self.gender or 'unknown'}",
+                 "bindings: " + (", ".join(f"{k}={v!r}" for k, v in self.bindings.items()) or "none"),
+                 "", str(self.program).rstrip(), "", "evaluation:"]
+        lines += [f"  {'  ' * step.depth}{step.expression}  =>  {step.value}" for step in self.steps]
+        lines += ["", f"answer: {self.answer}"]
+        if self.expected is not None:
+            same = "same" if self.expected == self.answer else "DIFFERENT"
+            lines.append(f"built file says: {self.expected} ({same})")
+        lines.append("support:")
+        for element, supports in self.support.items():
+            if not supports:
+                lines.append(f"  {element}: no finding involved")
+            for support in supports:
+                obj, attribute, category = support.finding
+                lines.append(f"  {element}: finding {obj} / {attribute} ({category})")
+                if not support.rows:
+                    lines.append("      (no label rows given)" if not self.rows_given
+                                 else "      no supporting row found")
+                lines += [f"      {row.render()}" for row in support.rows]
+        return "\n".join(lines)
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON data with the same content as ``render``."""
+        return {
+            "image_id": self.image_id, "labels": self.labels, "program": self.program.name,
+            "source": str(self.program), "bindings": dict(self.bindings),
+            "viewpos": self.viewpos, "gender": self.gender, "answer": self.answer,
+            "expected": self.expected,
+            "steps": [{"depth": s.depth, "expression": s.expression, "value": s.value}
+                      for s in self.steps],
+            "support": {element: [{"finding": list(s.finding),
+                                   "rows": [vars(row) for row in s.rows]} for s in supports]
+                        for element, supports in self.support.items()},
+        }
+
+
+def explain(program: n.Program, facts: ImageFacts, bindings: Mapping[str, str | None], *,
+            rows: Iterable[Mapping[str, Any]] | None = None, ontology: Ontology | None = None,
+            labels: str = "facts", image_id: str | None = None,
+            expected: list[str] | None = None) -> Explanation:
+    """Answer ``program`` on ``facts`` and explain how.
+
+    Args:
+        program: a checked program.
+        facts: the image's facts.
+        bindings: one value per parameter name (ignored parameters may be left out).
+        rows: the image's label rows (keys row_id, bbox, categoryID, label_name,
+            relation), in file order; without them support lists findings only.
+        ontology: the parent maps for propagated support (None: direct rows only).
+        labels: "silver", "gold" or "facts", shown with each row.
+        image_id: shown in the header.
+        expected: an answer to compare with (e.g. the built file's).
+
+    Raises:
+        EvaluationError: wrong bindings, or facts that cannot answer.
+
+    Example:
+        >>> from cxrvqa.programs import bundled_programs
+        >>> facts = ImageFacts([("left lung", "pneumonia", "disease")], "AP", "F", {})
+        >>> explain(bundled_programs()["program_22"], facts, {"attribute": "pneumonia"}).answer
+        ['yes']
+    """
+    bindings = dict(bindings)
+    evaluate(program, facts, **{k: v for k, v in bindings.items() if v is not None})  # checks bindings
+    values: dict[int, Value] = {}
+
+    def record(node: n.Expr, value: Value) -> Value:
+        values[id(node)] = value
+        return value
+
+    traced = compile_program(program, record)
+    answer = render(traced.run(facts, [bindings.get(p.name) for p in program.params]))  # type: ignore[arg-type]
+    steps = tuple(_steps(program, values))
+    looked_at = sorted(frozenset().union(*_read_findings(program, values)))
+    table = _supporting_rows(rows, ontology, labels) if rows is not None else {}
+    support = {element: tuple(Support(f, tuple(table.get(f[:2], ())))
+                              for f in _involved(element, looked_at, program.returns))
+               for element in answer}
+    return Explanation(program, bindings, answer, steps, support, image_id, labels,
+                       facts.viewpos, facts.gender, rows is not None, expected)
+
+
+def _read_findings(program: n.Program, values: Mapping[int, Value]) -> Iterable[frozenset[Finding]]:
+    """The Findings values that a projection, exists, empty or count read: where answers come from."""
+    for root in (*(let.value for let in program.lets), program.body):
+        for node in _descendants(root):
+            value = values.get(id(node.args[0])) if isinstance(node, n.Call) else None
+            if isinstance(value, frozenset) and any(isinstance(v, tuple) for v in value):
+                yield value  # type: ignore[misc]  # a set of findings, checked above
+
+
+def _descendants(node: n.Expr) -> Iterable[n.Expr]:
+    yield node
+    for child in _children(node):
+        yield from _descendants(child)
+
+
+def _involved(element: str, looked_at: Sequence[Finding], returns: str) -> list[Finding]:
+    if returns == "bool":
+        return list(looked_at)
+    return [f for f in looked_at if element in (f[0].lower(), f[1].lower())]
+
+
+# --- the trace -------------------------------------------------------------------------------
+
+def _steps(program: n.Program, values: Mapping[int, Value]) -> Iterable[Step]:
+    for let in program.lets:
+        yield Step(0, f"let {let.name} = {let.value}", _show(values.get(id(let.value), _NOT_EVALUATED)))
+        yield from _walk(let.value, values, 1, show_self=False)
+    yield from _walk(program.body, values, 0, show_self=True)
+
+
+def _walk(node: n.Expr, values: Mapping[int, Value], depth: int, show_self: bool) -> Iterable[Step]:
+    """Pre-order steps of ``node``'s subtree, literals and the bare ``findings`` left out."""
+    if isinstance(node, _LITERALS) or node == n.Fact("findings"):
+        return
+    if show_self:
+        yield Step(depth, str(node), _show(values.get(id(node), _NOT_EVALUATED)))
+        depth += 1
+    for child in _children(node):
+        yield from _walk(child, values, depth, show_self=True)
+
+
+def _children(node: n.Expr) -> tuple[n.Expr, ...]:
+    match node:
+        case n.Filter():
+            return (node.source, *(c.value for c in node.conditions))
+        case n.Call():
+            return node.args
+        case n.SetOf():
+            return node.elements
+        case n.Binary():
+            return (node.left, node.right)
+        case n.Not():
+            return (node.operand,)
+    return ()
+
+
+def _show(value: object) -> str:
+    if value is _NOT_EVALUATED:
+        return "(not evaluated)"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if value is None:
+        return "unknown"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    if isinstance(value, frozenset):
+        shown = sorted(f"{v[0]} / {v[1]} ({v[2]})" if isinstance(v, tuple) else str(v) for v in value)
+        return "{" + ", ".join(shown) + "}"
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+# --- label rows behind findings ---------------------------------------------------------------
+
+def _supporting_rows(rows: Iterable[Mapping[str, Any]], ontology: Ontology | None,
+                     labels: str) -> dict[tuple[str, str], list[LabelRow]]:
+    """(object, attribute) -> the positive surviving rows that name it directly or by propagation."""
+    table: dict[tuple[str, str], list[LabelRow]] = {}
+    attribute_parents = ontology.attribute_parents if ontology else {}
+    object_parents = ontology.object_parents if ontology else {}
+    for row in _latest_rows(rows):
+        if int(row["relation"]) != 1:
+            continue
+        obj, attribute = str(row["bbox"]), str(row["label_name"])
+        attributes = [(attribute, None), *((p, f"attribute '{attribute}'")
+                                           for p in attribute_parents.get(attribute, ()))]
+        objects = [(obj, None), *((p, f"object '{obj}'") for p in object_parents.get(obj, ()))]
+        for (target_attribute, by_attribute), (target_object, by_object) in itertools.product(
+                attributes, objects):
+            via = " and ".join(v for v in (by_attribute, by_object) if v) or None
+            table.setdefault((target_object, target_attribute), []).append(LabelRow(
+                obj, attribute, str(row["categoryID"]), 1, str(row["row_id"]), via, labels))
+    return table
+
+
+def _latest_rows(rows: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """pipeline.md §4 steps 1 and 3 on one image's rows: per (bbox, label) the latest sentence."""
+    latest: dict[tuple[str, str], tuple[float, Mapping[str, Any]]] = {}
+    for row in rows:
+        if row["categoryID"] == "nlp" or row["bbox"] == "unknown":
+            continue
+        key = (row["bbox"], row["label_name"])
+        location = float(str(row["row_id"]).rsplit("|", 1)[-1])
+        if key not in latest or location >= latest[key][0]:  # ties: the later row
+            latest[key] = (location, row)
+    return [row for _, row in latest.values()]
+
+
+# --- images, records and sources --------------------------------------------------------------
+
+def parse_bindings(pairs: Iterable[str]) -> dict[str, str]:
+    """``["object=left lung", "attribute_1=pneumonia"]`` -> bindings by parameter name.
+
+    Raises:
+        EvaluationError: a pair without ``=``.
+    """
+    bindings = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise EvaluationError(f"argument {pair!r}: expected NAME=VALUE, e.g. object='left lung'")
+        bindings[name.strip()] = value.strip().strip("'\"")
+    return bindings
+
+
+def record_bindings(program: n.Program, record: Mapping[str, Any]) -> dict[str, str | None]:
+    """A question record's ``template_arguments`` as bindings by parameter name."""
+    arguments = record.get("template_arguments") or {}
+    bindings: dict[str, str | None] = {}
+    for kind, keys, positions in argument_plan(program):
+        given = arguments.get(kind) or {}
+        for key, position in zip(keys, positions):
+            bindings[program.params[position].name] = given.get(key)
+    return bindings
+
+
+def explain_image(index: SceneIndex, image_id: str, program: n.Program,
+                  bindings: Mapping[str, str | None], *, rows: Iterable[Mapping[str, Any]] | None,
+                  labels: str | None = None, expected: list[str] | None = None) -> Explanation:
+    """Explain ``program`` on an indexed image with the silver or gold facts (default: whichever holds it)."""
+    labels = labels or ("gold" if image_id in index.gold else "silver")
+    facts = (index.gold if labels == "gold" else index.silver).get(image_id)
+    if facts is None:
+        raise DataError(f"image {image_id!r}: not a labelled image of the {labels} cohort")
+    return explain(program, facts, bindings, rows=rows, ontology=index.ontology, labels=labels,
+                   image_id=image_id, expected=expected)
+
+
+def explain_record(index: SceneIndex, record: Mapping[str, Any], *,
+                   rows: Iterable[Mapping[str, Any]] | None, labels: str,
+                   programs: Mapping[str, n.Program] | None = None) -> Explanation:
+    """Explain one built (or question) record; ``labels`` follows its file (test: gold)."""
+    programs = programs if programs is not None else bundled_programs()
+    program = programs.get(str(record.get("template_program")))
+    if program is None:
+        raise EvaluationError(f"unknown template program {record.get('template_program')!r}")
+    return explain_image(index, str(record["image_id"]), program, record_bindings(program, record),
+                         rows=rows, labels=labels, expected=record.get("answer"))
+
+
+def explain_from_sources(layout: SourceLayout, *, image_id: str | None = None,
+                         program: str | None = None, bindings: Mapping[str, str] | None = None,
+                         record: str | None = None, dataset_dir: Path | None = None,
+                         labels: str | None = None) -> Explanation:
+    """What ``cxrvqa explain`` runs: either image + program + bindings, or ``record="split:idx"``.
+
+    Raises:
+        DataError: unknown image or record, unreadable files.
+        EvaluationError: unknown program or wrong bindings.
+    """
+    from cxrvqa.build.index import load_index
+
+    if record is not None:
+        found = _built_record(Path(dataset_dir or "mimiccxrvqa/dataset"), record)
+        cohort = "gold" if record.partition(":")[0] == "test" else "silver"
+        return explain_record(load_index(layout), found, rows=label_rows(layout, cohort, found["image_id"]),
+                              labels=cohort)
+    index = load_index(layout)
+    chosen = bundled_programs().get(program or "")
+    if chosen is None or image_id is None:
+        raise EvaluationError(f"unknown template program {program!r}" if image_id else
+                              "explain needs --image-id with --program, or --record")
+    cohort = labels or ("gold" if image_id in index.gold else "silver")
+    return explain_image(index, image_id, chosen, bindings or {}, labels=cohort,
+                         rows=label_rows(layout, cohort, image_id))
+
+
+def label_rows(layout: SourceLayout, labels: str, image_id: str) -> list[dict[str, Any]]:
+    """One image's silver or gold label rows, in file order."""
+    from cxrvqa.build import loaders
+    from cxrvqa.build.index import load_silver_rows
+
+    frame = (loaders.read_gold_labels(layout.gold_labels) if labels == "gold"
+             else load_silver_rows(layout)[0])
+    return frame[frame["image_id"] == image_id].to_dict("records")
+
+
+def _built_record(dataset_dir: Path, key: str) -> dict[str, Any]:
+    from cxrvqa.tools.verify import read_records
+
+    split, _, idx = key.partition(":")
+    if not idx.isdigit():
+        raise DataError(f"record {key!r}: expected SPLIT:IDX, e.g. test:12")
+    path = dataset_dir / f"{split}.json"
+    for record in read_records(path):
+        if record.get("idx") == int(idx):
+            return record
+    raise DataError(f"{path}: no record with idx {idx}")
