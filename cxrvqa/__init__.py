@@ -12,6 +12,7 @@ Everything else is importable but may change.
 
 from __future__ import annotations
 
+from cxrvqa import _compat
 from cxrvqa.errors import (
                            CxrvqaError,
                            DataError,
@@ -32,6 +33,8 @@ from cxrvqa.lang.source import Span
 from cxrvqa.programs import answer, evaluate, load_program, load_programs
 
 __version__ = "0.1.0"
+
+_compat.install()  # the 0.1 module paths, deprecated (see cxrvqa/_compat.py)
 
 __all__ = [
     "CxrvqaError",

@@ -8,6 +8,8 @@ generator and tests.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 __all__ = [
     "ABNORMAL_CATEGORIES",
     "ATTRIBUTES_BY_CATEGORY",
@@ -22,6 +24,8 @@ __all__ = [
     "VQA_CATEGORIES",
     "VQA_OBJECTS",
     "ARGUMENT_KINDS",
+    "FIXED_ANSWERS",
+    "answer_vocabulary",
     "CATEGORY_WORDS",
     "GENDER_WORDS",
     "category_of",
@@ -135,6 +139,20 @@ CATEGORY_WORDS: dict[str, str] = {
     "disease": "diseases", "tubesandlines": "tubes/lines", "device": "devices",
 }
 GENDER_WORDS: dict[str, str] = {"M": "male", "F": "female"}
+
+# Answers every build can give besides objects and attributes: yes/no, views, genders (lower case).
+FIXED_ANSWERS: tuple[str, ...] = ("yes", "no", "ap", "pa", "m", "f")
+
+
+def answer_vocabulary(objects: Iterable[str], attributes: Iterable[str]) -> list[str]:
+    """The sorted answers of a build over these objects and attributes (what ans2idx.json maps).
+
+    Example:
+        >>> len(answer_vocabulary(VQA_OBJECTS, VQA_ATTRIBUTES))
+        110
+    """
+    return sorted({*objects, *attributes, *FIXED_ANSWERS})
+
 
 _CATEGORY_OF = {a: c for c in CATEGORIES for a in ATTRIBUTES_BY_CATEGORY[c]}
 

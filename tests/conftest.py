@@ -9,9 +9,15 @@ overrides the depth of generated programs (tests/strategies.py).
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
+
+# Tests live in one folder per layer (lang/, build/, tools/, synth/, e2e/); the shared helpers,
+# strategies, naive evaluator and the independent oracle stay here, importable from all of them.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 settings.register_profile("ci", derandomize=True, max_examples=100, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from cxrvqa.errors import DataError
-from cxrvqa.facts import Finding
 from cxrvqa.build.jsonio import paused_gc
 from cxrvqa.build.ontology import Ontology
+from cxrvqa.errors import DataError
+from cxrvqa.facts import Finding
 from cxrvqa.vocab import REMOVED_ATTRIBUTES, REMOVED_OBJECTS
 
 __all__ = ["ImageLabels", "image_labels"]

@@ -13,7 +13,12 @@ from pathlib import Path
 
 from cxrvqa.build import loaders
 from cxrvqa.errors import DataError
-from cxrvqa.vocab import CATEGORIES, REMOVED_ATTRIBUTES, REMOVED_OBJECTS
+from cxrvqa.vocab import (
+    CATEGORIES,
+    REMOVED_ATTRIBUTES,
+    REMOVED_OBJECTS,
+    answer_vocabulary,
+)
 
 __all__ = ["Ontology", "load_ontology", "build_ontology"]
 
@@ -42,10 +47,8 @@ class Ontology:
 
     def answer_vocabulary(self) -> list[str]:
         """The answers a build can give: objects, attributes, yes/no, views, genders (sorted)."""
-        names = {o for o in self.objects if o not in REMOVED_OBJECTS}
-        names |= {a for a in self.attributes if a not in REMOVED_ATTRIBUTES}
-        names |= {"yes", "no", "ap", "pa", "m", "f"}
-        return sorted(names)
+        return answer_vocabulary((o for o in self.objects if o not in REMOVED_OBJECTS),
+                                 (a for a in self.attributes if a not in REMOVED_ATTRIBUTES))
 
 
 def load_ontology(objects_file: Path, attributes_file: Path, ontology_file: Path) -> Ontology:

@@ -12,9 +12,9 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 from typing_extensions import TypedDict
 
+from cxrvqa.build.jsonio import paused_gc, read_json
 from cxrvqa.build.layout import QUESTION_FILES
 from cxrvqa.errors import DataError
-from cxrvqa.build.jsonio import paused_gc, read_json
 from cxrvqa.vocab import ARGUMENT_KINDS
 
 __all__ = ["QuestionRecord", "read_question_file", "read_split"]

@@ -41,16 +41,23 @@ from multiprocessing import Pool
 from operator import itemgetter
 from pathlib import Path, PurePosixPath
 from types import MappingProxyType
-from typing import Any, Literal, NamedTuple, Protocol, TextIO
+from typing import Any, NamedTuple, Protocol, TextIO
 
 import numpy as np
 import pandas as pd
 from pandas.api.types import union_categoricals
 from tqdm import tqdm
 
-from cxrvqa.build.layout import (GRAPH_SUFFIX, SCENE_GRAPH_ZIP, SCENE_TABULAR, SILVER_BOXES,
-                                 SILVER_LABELS, SceneGraphSource, find_scene_graphs,
-                                 is_graph_name)
+from cxrvqa.build.layout import (
+    GRAPH_SUFFIX,
+    SCENE_GRAPH_ZIP,
+    SCENE_TABULAR,
+    SILVER_BOXES,
+    SILVER_LABELS,
+    SceneGraphSource,
+    find_scene_graphs,
+    is_graph_name,
+)
 from cxrvqa.build.zipsalvage import Salvaged, read_member, salvage
 from cxrvqa.errors import DataError
 

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from cxrvqa.errors import DataError
-from cxrvqa.vocab import VQA_ATTRIBUTES, VQA_OBJECTS
+from cxrvqa.vocab import VQA_ATTRIBUTES, VQA_OBJECTS, answer_vocabulary
 
 __all__ = ["EvaluationReport", "GroupScore", "default_vocabulary", "evaluate", "score"]
 
@@ -50,7 +50,7 @@ _PROGRAM_NUMBER = re.compile(r"(\d+)$")
 
 def default_vocabulary() -> list[str]:
     """The 110 answers of the default vocabulary, sorted (what ``ans2idx.json`` maps)."""
-    return sorted({*VQA_OBJECTS, *VQA_ATTRIBUTES, "yes", "no", "ap", "pa", "m", "f"})
+    return answer_vocabulary(VQA_OBJECTS, VQA_ATTRIBUTES)
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from cxrvqa.tools.explain import (
     parse_bindings,
 )
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 PROGRAMS = bundled_programs()
 LESION = "mass/nodule (not otherwise specified)"
 ONTOLOGY = SimpleNamespace(attribute_parents={LESION: ("lung lesion",)},

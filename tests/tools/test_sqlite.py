@@ -19,7 +19,7 @@ from cxrvqa.programs import answer, bundled_programs
 from cxrvqa.tools.sqlite import QuestionMatcher, register
 from cxrvqa.vocab import CATEGORY_WORDS
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 @pytest.fixture(scope="module")

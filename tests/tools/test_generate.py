@@ -181,7 +181,7 @@ def test_questions_need_the_facts_they_ask_about(index: SceneIndex) -> None:
 
 def test_check_points_at_a_paraphrase_slot_without_param(tmp_path: Path) -> None:
     program = tmp_path / "program_2.cxr"
-    text = (Path(__file__).parent.parent / "programs" / "program_2.cxr").read_text()
+    text = (Path(__file__).resolve().parents[2] / "programs" / "program_2.cxr").read_text()
     base = 'template "Is there ${attribute} in the ${object}?"\n'
     program.write_text(text.replace(base, base + 'template "Is ${finding} in the ${object}?"\n'))
     out = io.StringIO()

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from cxrvqa.errors import DataError
 from cxrvqa.tools.evaluate import default_vocabulary, evaluate, score
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 VOCAB = ["left lung", "no", "pneumonia", "right lung", "yes"]
 
 

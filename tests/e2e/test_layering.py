@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parent.parent / "cxrvqa"
+PACKAGE = Path(__file__).resolve().parents[2] / "cxrvqa"
 FOUNDATION = {"errors", "vocab", "facts"}
 ALLOWED: dict[str, set[str]] = {
     "foundation": set(),

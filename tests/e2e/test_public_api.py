@@ -14,7 +14,7 @@ import pytest
 
 import cxrvqa
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PUBLIC = [
     "CxrvqaError", "DataError", "Diagnostic", "EvaluationError", "ImageFacts", "Program",
     "ProgramError", "ProgramHeaderError", "ProgramNameError", "ProgramSyntaxError",
@@ -96,3 +96,22 @@ def test_example_script_answers_its_new_template() -> None:
     done = subprocess.run([sys.executable, str(ROOT / "examples" / "answer_new_template.py")],
                           capture_output=True, text=True, env=env, check=True)
     assert done.stdout == "left lung: ['yes']\nright lung: ['no']\n"
+
+
+@pytest.mark.parametrize("old", ["pipeline", "sources", "sqlite", "interpreter"])
+def test_old_module_paths_work_with_a_deprecation_warning(old: str) -> None:
+    from cxrvqa._compat import MOVED
+
+    new = importlib.import_module(f"cxrvqa.{MOVED[old]}")
+    sys.modules.pop(f"cxrvqa.{old}", None)
+    with pytest.warns(DeprecationWarning, match=f"cxrvqa.{old} moved to cxrvqa.{MOVED[old]}"):
+        assert importlib.import_module(f"cxrvqa.{old}") is new
+
+
+def test_old_paths_of_the_readme_still_resolve() -> None:
+    for old in ("cxrvqa.pipeline", "cxrvqa.sources"):
+        sys.modules.pop(old, None)
+    with pytest.warns(DeprecationWarning):
+        from cxrvqa.pipeline import build, load_index  # noqa: F401
+        from cxrvqa.sources import SourceLayout  # noqa: F401
+    assert cxrvqa.check.__module__ == "cxrvqa.lang.check" and callable(cxrvqa.evaluate)

@@ -40,7 +40,7 @@ from cxrvqa.tools.download import (
     resolve_credentials,
 )
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 USER, PASSWORD = "alice", "pw-Zq8!never-leak-4711"
 CREDS = Credentials(USER, PASSWORD)
 FAST = RetryPolicy(attempts=3, backoff=0.0, timeout=10.0)

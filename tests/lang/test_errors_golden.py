@@ -16,7 +16,7 @@ import pytest
 from cxrvqa import Diagnostic, ProgramError, check, parse
 from cxrvqa.lang.diagnostics import ERROR_CODES
 
-GOLDEN = Path(__file__).parent / "golden" / "errors"
+GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "errors"
 FILES = sorted(GOLDEN.glob("*.cxr"))
 HEADER = re.compile(r"^(?P<path>[^:]+):(?P<line>\d+):(?P<column>\d+): error: (?P<message>.*)$")
 

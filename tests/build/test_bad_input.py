@@ -17,7 +17,7 @@ import pytest
 from oracle import OracleError, build_reference
 from treebuilder import SourceTree, build_argv
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 QUESTION_FILES = {"_train_part1.json", "_train_part2.json", "_valid.json", "_test.json"}
 RUN_CLI = "import sys; from cxrvqa.cli import main; sys.exit(main(sys.argv[1:]))"
 LOCATOR = re.compile(r"\b(record|line|idx|row)\b\D{0,3}\d+|\.\w+:\d+", re.IGNORECASE)

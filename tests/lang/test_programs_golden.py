@@ -17,7 +17,7 @@ from naive_eval import NaiveError, naive_answer, naive_evaluate
 from cxrvqa import EvaluationError, ImageFacts, Program, answer
 from cxrvqa.programs import bundled_programs
 
-CASES = Path(__file__).parent / "golden" / "cases"
+CASES = Path(__file__).resolve().parents[1] / "golden" / "cases"
 
 
 def read_scenes(path: Path) -> dict[str, ImageFacts]:
