@@ -8,10 +8,13 @@ dataset_dir=Path("cxrvqa-demo/mimiccxrvqa/dataset"))`` does the same for a built
 
 from __future__ import annotations
 
-from types import SimpleNamespace
+import json
 
 from cxrvqa import ImageFacts, load_programs
+from cxrvqa.build.ontology import build_ontology
+from cxrvqa.synth.ontology import attribute_lines, ontology_json
 from cxrvqa.tools.explain import explain
+from cxrvqa.vocab import REPORT_OBJECTS
 
 facts = ImageFacts([("left lung", "pneumonia", "disease"),
                     ("left lung", "lung opacity", "anatomicalfinding"),
@@ -24,8 +27,10 @@ rows = [
     {"row_id": "5001|1", "bbox": "left lower lung zone", "categoryID": "anatomicalfinding",
      "label_name": "lung opacity", "relation": 1},
 ]
-# The ontology's parent maps: a finding at the lower zone is also one of the lung.
-ontology = SimpleNamespace(attribute_parents={}, object_parents={"left lower lung zone": ("left lung",)})
+# The ontology the build uses (here the synthetic tree's semantics files stand in for Chest
+# ImaGenome's): among other things, a finding at the lower zone is also one of the lung.
+ontology = build_ontology(REPORT_OBJECTS, [tuple(line.split("|")) for line in attribute_lines()],
+                          json.loads(ontology_json()))
 
 program = load_programs()["program_13"]
 explanation = explain(program, facts, {"category": "anatomicalfinding", "object_1": "left lung",

@@ -9,7 +9,7 @@ question generation, statistics, explanations and the SQL bridge read.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -44,6 +44,9 @@ class SceneIndex:
     gold: Mapping[str, ImageFacts]
     meta: Mapping[str, ImageMeta]
     ontology: Ontology
+    # (labels, image) -> the image's label rows as read, in file order: kept only for the images
+    # ``load_index(..., keep_rows_of=...)`` names, so that an explanation reads the sources once.
+    rows: Mapping[tuple[str, str], pd.DataFrame] = field(default_factory=dict)
 
 
 def load_silver_rows(layout: SourceLayout, *, progress: bool = False
@@ -107,8 +110,12 @@ def _facts(images: frozenset[str], positives: Mapping[str, frozenset], meta: Map
             for image in sorted(images)}
 
 
-def load_index(layout: SourceLayout, *, stages: Stages | None = None) -> SceneIndex:
-    """Read the sources and compute the facts of every labelled cohort image (pipeline.md §2–§4)."""
+def load_index(layout: SourceLayout, *, stages: Stages | None = None,
+               keep_rows_of: frozenset[str] = frozenset()) -> SceneIndex:
+    """Read the sources and compute the facts of every labelled cohort image (pipeline.md §2–§4).
+
+    ``keep_rows_of`` names images whose silver and gold label rows the index keeps (``rows``).
+    """
     stages = stages or Stages()
     with stages.stage("load sources"):
         metadata = loaders.read_metadata(layout.metadata)
@@ -123,6 +130,9 @@ def load_index(layout: SourceLayout, *, stages: Stages | None = None) -> SceneIn
     with stages.stage("compute labels"):
         silver = image_labels(silver_rows, cohorts.silver, ontology, silver_source)
         gold = image_labels(gold_rows, cohorts.gold, ontology, str(layout.gold_labels))
+        rows = {(labels, image): frame[frame["image_id"] == image].reset_index(drop=True)
+                for labels, frame in (("silver", silver_rows), ("gold", gold_rows))
+                for image in sorted(keep_rows_of)}
         del silver_rows, gold_rows  # the largest tables; only boxes and metadata are read on
     # Only acyclic objects from here on (~240 K facts, metadata and box rows): without the
     # cycle collector's rescans of them all, this stage takes about half the time.
@@ -133,4 +143,5 @@ def load_index(layout: SourceLayout, *, stages: Stages | None = None) -> SceneIn
                               first_boxes(silver_boxes, silver.labelled))
         gold_facts = _facts(gold.labelled, gold.positives, meta, genders,
                             first_boxes(gold_boxes, gold.labelled))
-    return SceneIndex(silver=silver_facts, gold=gold_facts, meta=meta, ontology=ontology)
+    return SceneIndex(silver=silver_facts, gold=gold_facts, meta=meta, ontology=ontology,
+                      rows=rows)

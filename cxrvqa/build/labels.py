@@ -21,18 +21,34 @@ from cxrvqa.errors import DataError
 from cxrvqa.facts import Finding
 from cxrvqa.vocab import REMOVED_ATTRIBUTES, REMOVED_OBJECTS
 
-__all__ = ["ImageLabels", "image_labels"]
+__all__ = ["ImageLabels", "LabelOrigin", "image_labels"]
 
 _KEY = ["image_id", "bbox", "label_name"]
 _EXEMPT = frozenset({"abnormal", "normal", "artifact"})
 
 
 @dataclass(frozen=True)
+class LabelOrigin:
+    """Which input row made a positive finding, and how it got there.
+
+    Attributes:
+        row: position of the row in the label rows given to ``image_labels``.
+        via_attribute: the child attribute it was copied from (step 4), else None.
+        via_object: the child object it was copied from (step 5), else None.
+    """
+
+    row: int
+    via_attribute: str | None
+    via_object: str | None
+
+
+@dataclass(frozen=True)
 class ImageLabels:
-    """Images that have labels after §4 step 7, and their positive findings."""
+    """Images that have labels after §4 step 7, their positive findings and (when asked) origins."""
 
     labelled: frozenset[str]
     positives: Mapping[str, frozenset[Finding]]
+    origins: Mapping[tuple[str, Finding], LabelOrigin] | None = None
 
 
 @dataclass(frozen=True)
@@ -96,6 +112,8 @@ def _propagate(rows: pd.DataFrame, parents: Mapping[str, tuple[str, ...]], colum
                           "_parent": index.get_indexer([p for _, p in pairs]),
                           "_step": np.arange(len(pairs))})
     copies = rows.merge(edges, left_on=column, right_on="_child").sort_values(["_step", "_seq"])
+    if f"_via_{column}" in copies:  # provenance: remember the child the copy came from
+        copies[f"_via_{column}"] = copies[column]
     copies[column] = copies["_parent"]
     if category is not None:
         of_label = names.categoryID.get_indexer([category.get(label) for label in index])
@@ -120,7 +138,7 @@ def _drop_impossible(rows: pd.DataFrame, ontology: Ontology, names: _Names,
 
 
 def image_labels(rows: pd.DataFrame, cohort: frozenset[str], ontology: Ontology,
-                 source: str = "labels") -> ImageLabels:
+                 source: str = "labels", *, origins: bool = False) -> ImageLabels:
     """Apply pipeline.md §4 steps 1–8 to label rows of one source (file order kept).
 
     Args:
@@ -129,21 +147,40 @@ def image_labels(rows: pd.DataFrame, cohort: frozenset[str], ontology: Ontology,
         cohort: the images to keep (step 2).
         ontology: the edited ontology (parent maps, possible pairs).
         source: the file the rows come from, for error messages.
+        origins: also record, for each positive finding, the row that won and the
+            propagation that brought it (``ImageLabels.origins``; costs three columns).
     """
     # Steps 1 and 2 as one mask, so the large input table is copied once.
     kept = ((rows["categoryID"] != "nlp") & (rows["bbox"] != "unknown")
             & rows["image_id"].isin(list(cohort)))
+    positions = np.flatnonzero(kept.to_numpy())
     rows = rows[kept]
     coded, names = _coded(rows, ontology, _sentence_locations(rows["row_id"], source))
     del rows
+    if origins:
+        coded = coded.assign(_row=positions, _via_label_name=-1, _via_bbox=-1)
     coded = _keep_last(coded)
     coded = _propagate(coded, ontology.attribute_parents, "label_name", names, ontology.category)
     coded = _propagate(coded, ontology.object_parents, "bbox", names, None)
     coded = _drop_impossible(coded, ontology, names, source)
     coded = coded[~coded["bbox"].isin(names.codes("bbox", REMOVED_OBJECTS))
                   & ~coded["label_name"].isin(names.codes("label_name", REMOVED_ATTRIBUTES))]
+    positive = coded[coded["relation"] == 1]
     return ImageLabels(labelled=frozenset(names.image_id[np.unique(coded["image_id"].to_numpy())]),
-                       positives=_positives(coded[coded["relation"] == 1], names))
+                       positives=_positives(positive, names),
+                       origins=_origins(positive, names) if origins else None)
+
+
+def _origins(rows: pd.DataFrame, names: _Names) -> dict[tuple[str, Finding], LabelOrigin]:
+    def name(index: pd.Index, code: int) -> str | None:
+        return None if code < 0 else str(index[code])
+
+    return {(names.image_id[image], (names.bbox[bbox], names.label_name[label],
+                                     names.categoryID[category])):
+            LabelOrigin(row, name(names.label_name, via_label), name(names.bbox, via_bbox))
+            for image, bbox, label, category, row, via_label, via_bbox in zip(*(
+                rows[c].tolist() for c in ("image_id", "bbox", "label_name", "categoryID", "_row",
+                                           "_via_label_name", "_via_bbox")))}
 
 
 def _positives(rows: pd.DataFrame, names: _Names) -> dict[str, frozenset[Finding]]:

@@ -6,14 +6,13 @@ it, so an explanation can never disagree with an answer. Nodes that were not
 evaluated (the right side of a short-circuited ``and``/``or``) show as such.
 
 Support: every finding the evaluation read (a finding in the argument of a
-projection, ``exists``, ``empty`` or ``count``) is matched with the label rows of the image that make it positive.
-A row supports a finding (o, a) when it is the row that survives the report
-level rule for its own (bbox, label) (the latest sentence, pipeline.md §4 step
-3), says relation 1, and names (o, a) directly or reaches it by one level of
-attribute and/or object propagation (steps 4 and 5). A list answer's element is
-supported by the looked-at findings that name it; a yes/no answer by all of
-them. View positions and genders come from the metadata and patients files,
-not from label rows.
+projection, ``exists``, ``empty`` or ``count``) is matched with the one label row
+that made it positive in the build: the image's rows go through the build's own
+label step (``cxrvqa.build.labels.image_labels`` with ``origins=True``), which
+records the row that won each (object, attribute) and the attribute and object
+propagation that brought it there. A list answer's element is supported by the
+looked-at findings that name it; a yes/no answer by all of them. View positions
+and genders come from the metadata and patients files, not from label rows.
 
 Python API::
 
@@ -25,12 +24,14 @@ Python API::
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import pandas as pd
+
+from cxrvqa.build.labels import image_labels
 from cxrvqa.errors import DataError, EvaluationError
 from cxrvqa.facts import Finding, ImageFacts
 from cxrvqa.lang import nodes as n
@@ -44,7 +45,7 @@ if TYPE_CHECKING:
     from cxrvqa.build.ontology import Ontology
 
 __all__ = ["Explanation", "LabelRow", "Step", "Support", "explain", "explain_from_sources",
-           "explain_image", "explain_record", "label_rows", "parse_bindings", "record_bindings"]
+           "explain_image", "explain_record", "parse_bindings", "record_bindings"]
 
 _LITERALS = (n.Term, n.TermSet, n.Number)
 _NOT_EVALUATED = object()
@@ -141,7 +142,8 @@ class Explanation:
 
 
 def explain(program: n.Program, facts: ImageFacts, bindings: Mapping[str, str | None], *,
-            rows: Iterable[Mapping[str, Any]] | None = None, ontology: Ontology | None = None,
+            rows: Iterable[Mapping[str, Any]] | pd.DataFrame | None = None,
+            ontology: Ontology | None = None,
             labels: str = "facts", image_id: str | None = None,
             expected: list[str] | None = None) -> Explanation:
     """Answer ``program`` on ``facts`` and explain how.
@@ -152,7 +154,7 @@ def explain(program: n.Program, facts: ImageFacts, bindings: Mapping[str, str | 
         bindings: one value per parameter name (ignored parameters may be left out).
         rows: the image's label rows (keys row_id, bbox, categoryID, label_name,
             relation), in file order; without them support lists findings only.
-        ontology: the parent maps for propagated support (None: direct rows only).
+        ontology: the build's ontology; needed with ``rows`` (the label step uses it).
         labels: "silver", "gold" or "facts", shown with each row.
         image_id: shown in the header.
         expected: an answer to compare with (e.g. the built file's).
@@ -178,7 +180,10 @@ def explain(program: n.Program, facts: ImageFacts, bindings: Mapping[str, str | 
     answer = render(traced.run(facts, [bindings.get(p.name) for p in program.params]))  # type: ignore[arg-type]
     steps = tuple(_steps(program, values))
     looked_at = sorted(frozenset().union(*_read_findings(program, values)))
-    table = _supporting_rows(rows, ontology, labels) if rows is not None else {}
+    if rows is not None and ontology is None:
+        raise ValueError("explain: label rows need the ontology the build used")
+    table = (_winning_rows(rows, ontology, labels, image_id or "image")
+             if rows is not None and ontology is not None else {})
     support = {element: tuple(Support(f, tuple(table.get(f[:2], ())))
                               for f in _involved(element, looked_at, program.returns))
                for element in answer}
@@ -259,38 +264,24 @@ def _show(value: object) -> str:
 
 # --- label rows behind findings ---------------------------------------------------------------
 
-def _supporting_rows(rows: Iterable[Mapping[str, Any]], ontology: Ontology | None,
-                     labels: str) -> dict[tuple[str, str], list[LabelRow]]:
-    """(object, attribute) -> the positive surviving rows that name it directly or by propagation."""
+def _winning_rows(rows: Iterable[Mapping[str, Any]] | pd.DataFrame, ontology: Ontology,
+                  labels: str, image_id: str) -> dict[tuple[str, str], list[LabelRow]]:
+    """(object, attribute) -> the row the build's label step kept for it, for positive findings."""
+    frame = pd.DataFrame(rows if isinstance(rows, pd.DataFrame) else list(rows))
+    if frame.empty:
+        return {}
+    frame = frame.assign(image_id=image_id).reset_index(drop=True)
+    origins = image_labels(frame, frozenset({image_id}), ontology, f"label rows of {image_id}",
+                           origins=True).origins or {}
     table: dict[tuple[str, str], list[LabelRow]] = {}
-    attribute_parents = ontology.attribute_parents if ontology else {}
-    object_parents = ontology.object_parents if ontology else {}
-    for row in _latest_rows(rows):
-        if int(row["relation"]) != 1:
-            continue
-        obj, attribute = str(row["bbox"]), str(row["label_name"])
-        attributes = [(attribute, None), *((p, f"attribute '{attribute}'")
-                                           for p in attribute_parents.get(attribute, ()))]
-        objects = [(obj, None), *((p, f"object '{obj}'") for p in object_parents.get(obj, ()))]
-        for (target_attribute, by_attribute), (target_object, by_object) in itertools.product(
-                attributes, objects):
-            via = " and ".join(v for v in (by_attribute, by_object) if v) or None
-            table.setdefault((target_object, target_attribute), []).append(LabelRow(
-                obj, attribute, str(row["categoryID"]), 1, str(row["row_id"]), via, labels))
+    for (_, (obj, attribute, _category)), origin in origins.items():
+        row = frame.iloc[origin.row]
+        via = " and ".join(f"{kind} '{name}'" for kind, name in (
+            ("attribute", origin.via_attribute), ("object", origin.via_object)) if name) or None
+        table[obj, attribute] = [LabelRow(str(row["bbox"]), str(row["label_name"]),
+                                          str(row["categoryID"]), int(row["relation"]),
+                                          str(row["row_id"]), via, labels)]
     return table
-
-
-def _latest_rows(rows: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    """pipeline.md §4 steps 1 and 3 on one image's rows: per (bbox, label) the latest sentence."""
-    latest: dict[tuple[str, str], tuple[float, Mapping[str, Any]]] = {}
-    for row in rows:
-        if row["categoryID"] == "nlp" or row["bbox"] == "unknown":
-            continue
-        key = (row["bbox"], row["label_name"])
-        location = float(str(row["row_id"]).rsplit("|", 1)[-1])
-        if key not in latest or location >= latest[key][0]:  # ties: the later row
-            latest[key] = (location, row)
-    return [row for _, row in latest.values()]
 
 
 # --- images, records and sources --------------------------------------------------------------
@@ -360,26 +351,18 @@ def explain_from_sources(layout: SourceLayout, *, image_id: str | None = None,
     if record is not None:
         found = _built_record(Path(dataset_dir or "mimiccxrvqa/dataset"), record)
         cohort = "gold" if record.partition(":")[0] == "test" else "silver"
-        return explain_record(load_index(layout), found, rows=label_rows(layout, cohort, found["image_id"]),
-                              labels=cohort)
-    index = load_index(layout)
-    chosen = bundled_programs().get(program or "")
-    if chosen is None or image_id is None:
-        raise EvaluationError(f"unknown template program {program!r}" if image_id else
-                              "explain needs --image-id with --program, or --record")
+        image = str(found["image_id"])
+        index = load_index(layout, keep_rows_of=frozenset({image}))
+        return explain_record(index, found, rows=index.rows[cohort, image], labels=cohort)
+    if image_id is None or program is None:
+        raise EvaluationError("explain needs --image-id with --program, or --record")
+    chosen = bundled_programs().get(program)
+    if chosen is None:
+        raise EvaluationError(f"unknown template program {program!r}")
+    index = load_index(layout, keep_rows_of=frozenset({image_id}))
     cohort = labels or ("gold" if image_id in index.gold else "silver")
     return explain_image(index, image_id, chosen, bindings or {}, labels=cohort,
-                         rows=label_rows(layout, cohort, image_id))
-
-
-def label_rows(layout: SourceLayout, labels: str, image_id: str) -> list[dict[str, Any]]:
-    """One image's silver or gold label rows, in file order."""
-    from cxrvqa.build import loaders
-    from cxrvqa.build.index import load_silver_rows
-
-    frame = (loaders.read_gold_labels(layout.gold_labels) if labels == "gold"
-             else load_silver_rows(layout)[0])
-    return frame[frame["image_id"] == image_id].to_dict("records")
+                         rows=index.rows[cohort, image_id])
 
 
 def _built_record(dataset_dir: Path, key: str) -> dict[str, Any]:

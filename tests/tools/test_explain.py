@@ -8,25 +8,32 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
+import pandas as pd
 import pytest
 from helpers import built_demo
 
+from cxrvqa.build.labels import image_labels
 from cxrvqa.build.loaders import read_gold_labels
+from cxrvqa.build.ontology import build_ontology
 from cxrvqa.errors import DataError, EvaluationError
 from cxrvqa.facts import ImageFacts
 from cxrvqa.programs import bundled_programs
+from cxrvqa.synth.ontology import attribute_lines, ontology_json
 from cxrvqa.tools.explain import (
     explain,
     explain_from_sources,
     explain_record,
     parse_bindings,
 )
+from cxrvqa.vocab import REPORT_OBJECTS
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 PROGRAMS = bundled_programs()
 LESION = "mass/nodule (not otherwise specified)"
-ONTOLOGY = SimpleNamespace(attribute_parents={LESION: ("lung lesion",)},
-                           object_parents={"left lower lung zone": ("left lung",)})
+# The synthetic semantics files: LESION's parents are lung opacity and lung lesion, and the left
+# lower lung zone's parent is the left lung.
+ONTOLOGY = build_ontology(REPORT_OBJECTS, [tuple(line.split("|")) for line in attribute_lines()],
+                          json.loads(ontology_json()))
 
 
 @pytest.fixture(scope="module")
@@ -57,29 +64,36 @@ def test_steps_show_each_value_and_skip_short_circuited_ones() -> None:
     assert result.support == {"no": ()}
 
 
-def test_support_rows_follow_the_latest_sentence_and_propagation() -> None:
-    facts = ImageFacts([("left lung", "pneumonia", "disease"),
-                        ("left lung", "lung lesion", "anatomicalfinding"),
-                        ("left lower lung zone", "lung lesion", "anatomicalfinding")])
+def test_support_is_the_row_the_label_step_kept_and_how_it_got_there() -> None:
     rows = [row("9|3", "left lung", "pneumonia", 0, "disease"),
             row("9|5", "left lung", "pneumonia", 1, "disease"),      # later sentence wins
-            row("9|2", "left lung", "lung lesion", 1),
-            row("9|4", "left lung", "lung lesion", 0),               # overrides 9|2
+            row("9|1", "left lung", "lung lesion", 0),               # loses the tie to a copy
             row("9|1", "left lower lung zone", LESION, 1),
             row("9|1", "left lower lung zone", "pneumonia", 1, "nlp")]  # nlp rows never count
+    labels = image_labels(pd.DataFrame(rows).assign(image_id="i"), frozenset({"i"}), ONTOLOGY)
+    facts = ImageFacts(labels.positives["i"])
     result = explain(PROGRAMS["program_7"], facts, {"category": "anatomicalfinding",
                                                     "object": "left lung"},
-                     rows=rows, ontology=ONTOLOGY, labels="gold")  # type: ignore[arg-type]
-    assert result.answer == ["lung lesion"]
+                     rows=rows, ontology=ONTOLOGY, labels="gold", image_id="i")
+    assert result.answer == ["lung lesion", "lung opacity", LESION]
     (support,) = result.support["lung lesion"]
     assert support.finding == ("left lung", "lung lesion", "anatomicalfinding")
-    assert [(r.row_id, r.attribute, r.via, r.labels) for r in support.rows] == [
-        ("9|1", LESION, f"attribute '{LESION}' and object 'left lower lung zone'", "gold")]
+    # On equal sent_loc a propagated copy beats the original row (pipeline.md §4 step 4).
+    assert [(r.row_id, r.object, r.attribute, r.via, r.labels) for r in support.rows] == [
+        ("9|1", "left lower lung zone", LESION,
+         f"attribute '{LESION}' and object 'left lower lung zone'", "gold")]
+    (support,) = result.support[LESION]
+    assert [(r.row_id, r.via) for r in support.rows] == [("9|1", "object 'left lower lung zone'")]
     disease = explain(PROGRAMS["program_2"], facts, {"attribute": "pneumonia", "object": "left lung"},
-                      rows=rows, ontology=ONTOLOGY)  # type: ignore[arg-type]
+                      rows=rows, ontology=ONTOLOGY)
     assert [(r.row_id, r.via) for s in disease.support["yes"] for r in s.rows] == [("9|5", None)]
-    text = disease.render()
-    assert "row 9|5: left lung / pneumonia (disease) relation=1, direct" in text
+    assert "row 9|5: left lung / pneumonia (disease) relation=1, direct" in disease.render()
+
+
+def test_rows_without_the_ontology_are_refused() -> None:
+    with pytest.raises(ValueError, match="ontology"):
+        explain(PROGRAMS["program_22"], ImageFacts([]), {"attribute": "pneumonia"},
+                rows=[row("9|1", "left lung", "pneumonia", 1, "disease")])
 
 
 def test_without_rows_findings_are_listed_alone() -> None:
@@ -105,7 +119,9 @@ def test_every_built_record_is_explained_with_its_answer_and_rows(demo: SimpleNa
     for record in json.loads((demo.dataset / "test.json").read_text()):
         result = explain_record(demo.index, record, rows=rows[record["image_id"]], labels="gold")
         assert result.answer == record["answer"] == result.expected
-        assert all(support.rows for supports in result.support.values() for support in supports)
+        # Every finding an answer rests on is positive, so the label step kept one row for it.
+        assert all(len(support.rows) == 1 and support.rows[0].relation == 1
+                   for supports in result.support.values() for support in supports)
 
 
 def test_record_and_image_modes_from_sources(demo: SimpleNamespace) -> None:
