@@ -5,6 +5,12 @@ A silver scene graph joins an image's boxes to its study's report. The two
 graphs, so a reader of either source must see the same rows. Gold rows re-annotate
 the first-study report (some relations flipped, a few sentences added) and gold
 boxes are drawn afresh, so test answers differ from what silver data would give.
+
+Graphs have the real files' density (~40 KB of JSON): every ``attributes[]`` field,
+sentence-level cue lists, and, after a previous exam, ``relationships[]`` entries
+comparing a region's box with the previous image's (source-formats.md §3.1.4; the
+entry keys follow the published comparison tables). The previous image's boxes are
+re-drawn from its own seeded generator, so graphs can still be written in any order.
 """
 
 from __future__ import annotations
