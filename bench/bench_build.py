@@ -10,10 +10,14 @@ bench/RESULTS.md, so the whole benchmark is one command:
     python bench/bench_build.py                        # 8 K, 24 K and 66.5 K patients
     python bench/bench_build.py --profile              # + a pyinstrument profile of the largest build
     python bench/bench_build.py --sizes 2000 --questions-per-template 20 --results /tmp/r.md
+    python bench/bench_build.py --generate-only --sizes 66500   # the real-size tree, no build
 
 66.5 K patients matches the real sources: ~378 K metadata rows, ~230 K frontal images
 with scene graphs, 500 gold patients; 2600 questions per template and split give the
-published ~377 K questions (fewer where a template runs out of images).
+published ~377 K questions (fewer where a template runs out of images). The generator
+writes the real data's density (~40 KB scene graphs with every field, ~50 label rows
+per graph), and every run reports the largest tree's sizes next to the published or
+estimated real ones (source-formats.md), in an "input sizes: synthetic vs real" table.
 """
 
 from __future__ import annotations
@@ -26,11 +30,13 @@ import shutil
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 from cxrvqa.build.index import load_index
 from cxrvqa.build.layout import SourceLayout
-from cxrvqa.synth import SynthConfig, write_questions, write_sources
+from cxrvqa.synth import SynthConfig, SynthManifest, write_questions, write_sources
+from cxrvqa.synth.tree import CIG
 
 _CHILD = """
 import hashlib, json, os, sys, time
@@ -77,22 +83,75 @@ def _inputs(root: Path, index_silver: int, index_gold: int) -> dict:
             "silver_images": index_silver, "gold_images": index_gold}
 
 
-def bench_size(patients: int, per_template: int, work: Path, with_zip: bool,
-               profile: Path | None) -> dict:
-    """Build one tree from its tabular files, then (with_zip) from its scene-graph zip alone."""
+# The real sources' sizes (source-formats.md §2, §3, §3.1, §3.2, §3.6); "~" marks estimates.
+REAL_INPUTS = {
+    "metadata rows": "377,110",
+    "scene graphs": "242,072",
+    "avg graph KB": "~42.5 (10.3 GB / 242,072)",
+    "uncompressed JSON GB": "~10.3",
+    "zip GB": "~1-1.4 (estimate; whole project zip 1.55 GB)",
+    "silver label rows": "~10,000,000 (estimate)",
+    "box rows": "~8.7 M (242,072 x 36, estimate)",
+    "gold label rows": "unknown (8,735,969 bytes)",
+    "gold box rows": "25,989",
+}
+
+
+def _tree_sizes(root: Path, manifest: SynthManifest) -> dict:
+    """The generated tree's inputs, in the units of REAL_INPUTS."""
+    zipped = root / CIG / "silver_dataset" / "scene_graph.zip"
+    sizes = {"metadata rows": f"{manifest.images:,}", "scene graphs": f"{manifest.scene_graphs:,}",
+             "silver label rows": f"{manifest.silver_label_rows:,}",
+             "box rows": f"{manifest.silver_box_rows:,}",
+             "gold label rows": f"{manifest.gold_label_rows:,} ({_bytes(root, 'gold_attributes'):,} bytes)",
+             "gold box rows": f"{manifest.gold_box_rows:,}"}
+    if zipped.exists():
+        with zipfile.ZipFile(zipped) as archive:
+            json_bytes = sum(info.file_size for info in archive.infolist())
+        sizes.update({"avg graph KB": f"{json_bytes / max(1, manifest.scene_graphs) / 1000:.1f}",
+                      "uncompressed JSON GB": f"{json_bytes / 1e9:.2f}",
+                      "zip GB": f"{zipped.stat().st_size / 1e9:.2f}"})
+    return sizes
+
+
+def _bytes(root: Path, prefix: str) -> int:
+    return sum(path.stat().st_size for path in (root / CIG / "gold_dataset").glob(prefix + "*"))
+
+
+def _sizes_table(result: dict) -> list[str]:
+    sizes = result["sizes"]
+    lines = [f"Input sizes: synthetic ({result['patients']:,} patients, generated in "
+             f"{result['generate_s']['sources']:.0f} s) vs real:\n",
+             "| input | synthetic | real |", "|---|---:|---:|"]
+    lines += [f"| {name} | {sizes.get(name, 'not written')} | {real} |"
+              for name, real in REAL_INPUTS.items()]
+    return lines
+
+
+def generate_size(patients: int, per_template: int, work: Path, with_zip: bool,
+                  questions: bool = True) -> tuple[Path, dict]:
+    """Write one tree (and its question files); its generation times and input sizes."""
     root = work / f"tree-{patients}"
     shutil.rmtree(root, ignore_errors=True)
     config = SynthConfig(patients=patients, seed=7, questions_per_template=per_template,
                          scene_graphs="zip" if with_zip else "none")
     started = time.perf_counter()
-    write_sources(root, config)
+    manifest = write_sources(root, config)
     sources_s = time.perf_counter() - started
-    index = load_index(SourceLayout.from_root(root))
-    write_questions(root, index, config)
-    result = {"patients": patients, "inputs": _inputs(root, len(index.silver), len(index.gold)),
-              "generate_s": {"sources": sources_s,
-                             "questions": time.perf_counter() - started - sources_s}}
-    del index
+    result = {"patients": patients, "sizes": _tree_sizes(root, manifest),
+              "generate_s": {"sources": sources_s}}
+    if questions:
+        index = load_index(SourceLayout.from_root(root))
+        write_questions(root, index, config)
+        result["inputs"] = _inputs(root, len(index.silver), len(index.gold))
+        result["generate_s"]["questions"] = time.perf_counter() - started - sources_s
+    return root, result
+
+
+def bench_size(patients: int, per_template: int, work: Path, with_zip: bool,
+               profile: Path | None) -> dict:
+    """Build one tree from its tabular files, then (with_zip) from its scene-graph zip alone."""
+    root, result = generate_size(patients, per_template, work, with_zip)
     result["tabular"] = _run_build(root)  # the tabular files win over the graphs
     if profile is not None:
         _run_build(root, profile)  # a run of its own: the profiler slows what it measures
@@ -171,11 +230,13 @@ def _report(results: list[dict], load: tuple[float, float]) -> str:
     generation = "; ".join(
         f"{r['patients']:,} patients: " + ", ".join(f"{k} {v:.0f} s" for k, v in r["generate_s"].items())
         for r in results)
+    largest = max(results, key=lambda r: r["patients"])
     return "\n".join([
         f"\n## Run of {time.strftime('%Y-%m-%d %H:%M')}\n",
         f"Machine: {_machine()}; 1-minute load average {load[0]:.1f} before and {load[1]:.1f} after "
         "(other jobs share this machine: wall times are upper bounds, CPU times steadier).",
         f"Generation (not part of the build): {generation}.\n",
+        *_sizes_table(largest), "",
         *_summary_table(results), "",
         _agreement(results), "",
         "Per stage (stage CPU and peak RSS are the build process's; the whole-build CPU adds the "
@@ -192,12 +253,19 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true",
                         help="profile the largest tabular build with pyinstrument "
                              "(pip install pyinstrument) into bench/profile-build.txt")
+    parser.add_argument("--generate-only", action="store_true",
+                        help="only generate each tree (scene graphs zipped unless --no-zip) and "
+                             "report its input sizes against the real ones; no questions, no build")
+    parser.add_argument("--keep", action="store_true", help="keep the generated trees (--generate-only)")
     parser.add_argument("--work", type=Path, default=Path("bench/out"))
     parser.add_argument("--results", type=Path, default=Path("bench/RESULTS.md"))
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     sizes = [int(s) for s in args.sizes.split(",")]
     load_before = os.getloadavg()[0]
+    if args.generate_only:
+        _generate_only(sizes, args, load_before)
+        return
     results = []
     for size in sizes:
         profile = Path("bench/profile-build.txt") if args.profile and size == max(sizes) else None
@@ -205,6 +273,23 @@ def main() -> None:
                                   profile))
         print(json.dumps(results[-1]), flush=True)
     text = _report(results, (load_before, os.getloadavg()[0]))
+    with args.results.open("a", encoding="utf-8") as handle:
+        handle.write(text)
+    print(text)
+
+
+def _generate_only(sizes: list[int], args: argparse.Namespace, load_before: float) -> None:
+    sections = [f"\n## Generation of {time.strftime('%Y-%m-%d %H:%M')}\n"]
+    for size in sizes:
+        root, result = generate_size(size, args.questions_per_template, args.work,
+                                     not args.no_zip, questions=False)
+        if not args.keep:
+            shutil.rmtree(root)
+        print(json.dumps(result), flush=True)
+        sections += [*_sizes_table(result), ""]
+    sections.insert(1, f"Machine: {_machine()}; 1-minute load average {load_before:.1f} before and "
+                       f"{os.getloadavg()[0]:.1f} after; sources only (no question files), seed 7.\n")
+    text = "\n".join(sections)
     with args.results.open("a", encoding="utf-8") as handle:
         handle.write(text)
     print(text)

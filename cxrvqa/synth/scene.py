@@ -5,6 +5,12 @@ A silver scene graph joins an image's boxes to its study's report. The two
 graphs, so a reader of either source must see the same rows. Gold rows re-annotate
 the first-study report (some relations flipped, a few sentences added) and gold
 boxes are drawn afresh, so test answers differ from what silver data would give.
+
+Graphs have the real files' density (~40 KB of JSON): every ``attributes[]`` field,
+sentence-level cue lists, and, after a previous exam, ``relationships[]`` entries
+comparing a region's box with the previous image's (source-formats.md §3.1.4; the
+entry keys follow the published comparison tables). The previous image's boxes are
+re-drawn from its own seeded generator, so graphs can still be written in any order.
 """
 
 from __future__ import annotations
@@ -27,7 +33,9 @@ __all__ = [
     "box_rows",
     "gold_box_rows",
     "gold_label_rows",
+    "label_lines",
     "label_rows",
+    "previous_image",
     "scene_graph",
 ]
 
@@ -66,7 +74,13 @@ _MIDLINE: dict[str, tuple[int, int, int, int]] = {
 _WIDE_CANDIDATES = ("trachea", "carina", "svc", "cavoatrial junction", "aortic arch")
 _NARROW_CANDIDATES = ("right lung", "left lung", "mediastinum", "abdomen")
 _REASONS = ("Evaluate for pneumonia.", "Shortness of breath.", "Line placement.",
-            "Preoperative assessment.", "Chest pain, assess for effusion.")
+            "Preoperative assessment.", "Chest pain, assess for effusion.",
+            "___-year-old man with fever and productive cough // evaluate for pneumonia.",
+            "___-year-old woman with worsening dyspnea and leg swelling // evaluate for "
+            "pulmonary edema or effusion.",
+            "___ year old with new right internal jugular line // assess line position, "
+            "rule out pneumothorax.",
+            "History: ___ with hypoxia after extubation. Question: interval change?")
 
 
 def _base_box(name: str) -> tuple[int, int, int, int]:
@@ -120,9 +134,10 @@ class _Resize(NamedTuple):
                 float(round((y1 - top) / ratio)), float(round((y2 - top) / ratio)))
 
 
-def _objects(rng: random.Random, image: Image) -> list[dict[str, Any]]:
+def _boxes(rng: random.Random, image: Image) -> tuple[dict[str, list[int]], list[int] | None]:
+    """An image's boxes with its quirk applied, and a duplicate box's twin (draws in file order)."""
     if image.quirk == "no_boxes":
-        return []
+        return {}, None
     names = BBOX_NAMES
     if image.quirk == "missing_box":
         dropped = rng.choice(names)
@@ -133,15 +148,26 @@ def _objects(rng: random.Random, image: Image) -> list[dict[str, Any]]:
     elif image.quirk == "narrow_box":
         box = boxes[rng.choice(_NARROW_CANDIDATES)]
         box[2] = box[0]
-    resize = _Resize.of(image)
-    objects = [_object(image.dicom_id, name, box, resize) for name, box in boxes.items()]
+    twin = None
     if image.quirk == "duplicate_box":
         name = rng.choice(names)
         # Shifted, not resized: the twin's width is ordinary, only its x1/x2 differ.
         dx, dy = rng.choice((-3, -2, 2, 3)), rng.choice((-3, -2, 2, 3))
         x1, y1, x2, y2 = boxes[name]
-        twin = [x1 + dx, y1 + dy, x2 + dx, y2 + dy]
-        objects.append(_object(image.dicom_id, name, twin, resize))
+        twin = [name, x1 + dx, y1 + dy, x2 + dx, y2 + dy]
+    return boxes, twin
+
+
+def _image_rng(image: Image, seed: int) -> random.Random:
+    return random.Random(f"cxrvqa-synth/boxes/{seed}/{image.dicom_id}")
+
+
+def _objects(boxes: dict[str, list[int]], twin: list[Any] | None,
+             image: Image) -> list[dict[str, Any]]:
+    resize = _Resize.of(image)
+    objects = [_object(image.dicom_id, name, box, resize) for name, box in boxes.items()]
+    if twin is not None:
+        objects.append(_object(image.dicom_id, twin[0], twin[1:], resize))
     return objects
 
 
@@ -155,31 +181,41 @@ def _object(dicom_id: str, name: str, box: list[int], resize: _Resize) -> dict[s
             "original_y2": oy2, "original_width": ox2 - ox1, "original_height": oy2 - oy1}
 
 
-def _cues(sentence: Sentence, tags: tuple[str, ...]) -> dict[str, list[str]]:
-    affirmed = [tag.rsplit("|", 1)[-1] for tag in tags if "|yes|" in tag and "nlp|" not in tag]
-    return {
-        "comparison_cues": ["comparison|yes|no change"] if "unchanged" in sentence.text else [],
-        "temporal_cues": [],
-        "severity_cues": ["severity|yes|hedge"] if sentence.text.startswith("Possible") else [],
-        "texture_cues": ["texture|yes|opacity"] if any("opacity" in a for a in affirmed) else [],
-    }
+_CUE_KEYS = ("comparison_cues", "temporal_cues", "severity_cues", "texture_cues")
+_NO_CUES: dict[str, list[str]] = {key: [] for key in _CUE_KEYS}
+
+
+def _cues(sentence: Sentence) -> dict[str, list[str]]:
+    """The sentence's cue tags by cue list (shared by every region of the sentence)."""
+    if not sentence.cues:
+        return _NO_CUES
+    cues: dict[str, list[str]] = {key: [] for key in _CUE_KEYS}
+    for cue in sentence.cues:
+        cues[cue.partition("|")[0] + "_cues"].append(cue)
+    return cues
+
+
+def _ids(tags: tuple[str, ...]) -> list[str]:
+    return [concept_id(tag.rsplit("|", 1)[-1]) for tag in tags]
 
 
 def _attributes(image: Image, study: Study, report: list[Sentence]) -> list[dict[str, Any]]:
     """One entry per region in order of first mention, with parallel per-phrase lists."""
     entries: dict[str, dict[str, Any]] = {}
     for sentence in report:
+        cues = _cues(sentence)
+        phrase_id = f"{study.study_id}|{sentence.index}"
         for mention in sentence.mentions:
             entry = entries.get(mention.bbox)
             if entry is None:
                 entry = entries[mention.bbox] = _entry(image, mention.bbox)
             entry["attributes"].append(list(mention.tags))
-            entry["attributes_ids"].append([concept_id(t.rsplit("|", 1)[-1]) for t in mention.tags])
+            entry["attributes_ids"].append(_ids(mention.tags))
             entry["phrases"].append(sentence.text)
-            entry["phrase_IDs"].append(f"{study.study_id}|{sentence.index}")
+            entry["phrase_IDs"].append(phrase_id)
             entry["sections"].append("finalreport")
-            for key, cues in _cues(sentence, mention.tags).items():
-                entry[key].append(cues)
+            for key in _CUE_KEYS:
+                entry[key].append(cues[key])
     return list(entries.values())
 
 
@@ -192,18 +228,80 @@ def _entry(image: Image, bbox: str) -> dict[str, Any]:
             "texture_cues": [], "object_id": f"{image.dicom_id}_{bbox}"}
 
 
+def previous_image(patient: Patient, study: Study) -> Image | None:
+    """The image of the previous study that a comparison refers to (one with a scene graph)."""
+    if study.order < 2:
+        return None
+    previous = patient.studies[study.order - 2]
+    selected = previous.selected
+    if selected is not None and selected.has_graph:
+        return selected
+    return next((image for image in previous.images if image.has_graph), None)
+
+
+def _relationships(image: Image, study: Study, report: list[Sentence],
+                   objects: list[dict[str, Any]], previous: Image | None,
+                   seed: int) -> list[dict[str, Any]]:
+    """Comparison relations: per comparing sentence, each region boxed in both images."""
+    if previous is None or not objects:
+        return []
+    compared = [sentence for sentence in report
+                if any(cue.startswith("comparison|") for cue in sentence.cues)]
+    if not compared:
+        return []
+    rng = _image_rng(previous, seed)
+    rng.choice(_REASONS)
+    before, _ = _boxes(rng, previous)
+    current = {obj["bbox_name"]: obj for obj in reversed(objects)}  # the first one counts
+    resize = _Resize.of(previous)
+    relations = []
+    for sentence in compared:
+        names = [cue for cue in sentence.cues if cue.startswith("comparison|")]
+        comparison = ";;".join(name.rsplit("|", 1)[-1] for name in names)
+        for mention in sentence.mentions:
+            obj, box = current.get(mention.bbox), before.get(mention.bbox)
+            if obj is None or box is None:
+                continue
+            ox1, ox2, oy1, oy2 = resize.original(box)
+            relations.append({
+                "relationship_id": f"{image.dicom_id}|{previous.dicom_id}|{mention.bbox}|"
+                                   f"{sentence.index}",
+                "subject_id": obj["object_id"], "object_id": f"{previous.dicom_id}_{mention.bbox}",
+                "bbox_name": mention.bbox, "synsets": obj["synsets"], "name": obj["name"],
+                "relationship_names": names, "comparison": comparison,
+                "attributes": list(mention.tags), "attributes_ids": _ids(mention.tags),
+                "phrase": sentence.text, "phrase_ID": f"{study.study_id}|{sentence.index}",
+                "section": "finalreport",
+                "bbox_coord_224_subject": [obj["x1"], obj["y1"], obj["x2"], obj["y2"]],
+                "bbox_coord_224_object": list(box),
+                "bbox_coord_original_subject": [obj["original_x1"], obj["original_y1"],
+                                                obj["original_x2"], obj["original_y2"]],
+                "bbox_coord_original_object": [ox1, oy1, ox2, oy2],
+                "current_image_id": image.dicom_id, "previous_image_id": previous.dicom_id,
+            })
+    return relations
+
+
 def scene_graph(patient: Patient, study: Study, image: Image, report: list[Sentence],
-                seed: int) -> dict[str, Any]:
-    """The ``<dicom_id>_SceneGraph.json`` document of a frontal image."""
-    rng = random.Random(f"cxrvqa-synth/boxes/{seed}/{image.dicom_id}")
+                seed: int, relationships: bool = True) -> dict[str, Any]:
+    """The ``<dicom_id>_SceneGraph.json`` document of a frontal image.
+
+    ``relationships=False`` leaves ``relationships`` empty (for graphs only flattened, never
+    written: no table row comes from them).
+    """
+    rng = _image_rng(image, seed)
     decade = min(patient.age // 10 * 10, 90)
+    reason = rng.choice(_REASONS)
+    objects = _objects(*_boxes(rng, image), image)
     return {
         "image_id": image.dicom_id, "viewpoint": image.view, "patient_id": patient.subject_id,
         "study_id": study.study_id, "gender": patient.gender,
-        "age_decile": f"{decade}-{decade + 10}", "reason_for_exam": rng.choice(_REASONS),
+        "age_decile": f"{decade}-{decade + 10}", "reason_for_exam": reason,
         "StudyOrder": study.order, "StudyDateTime": image.datetime_text,
-        "objects": _objects(rng, image), "attributes": _attributes(image, study, report),
-        "relationships": [],
+        "objects": objects, "attributes": _attributes(image, study, report),
+        "relationships": _relationships(image, study, report, objects,
+                                        previous_image(patient, study), seed)
+        if relationships else [],
     }
 
 
@@ -216,6 +314,29 @@ def label_rows(graph: dict[str, Any]) -> Iterator[tuple[object, ...]]:
                 category, polarity, label = tag.split("|")
                 yield (graph["study_id"], graph["image_id"], phrase_id, sent_loc,
                        entry["bbox_name"], category, label, int(polarity == "yes"), polarity)
+
+
+# "category|yes/no|label" -> the last four TSV columns of its rows (few distinct tags).
+_TAG_COLUMNS: dict[str, str] = {}
+
+
+def _tag_columns(tag: str) -> str:
+    category, polarity, label = tag.split("|")
+    text = _TAG_COLUMNS[tag] = f"{category}\t{label}\t{int(polarity == 'yes')}\t{polarity}"
+    return text
+
+
+def label_lines(graph: dict[str, Any]) -> list[str]:
+    """``label_rows`` as TSV lines (tab-joined ``str`` values), without a tuple per row."""
+    lines = []
+    head = f"{graph['study_id']}\t{graph['image_id']}\t"
+    columns = _TAG_COLUMNS.get
+    for entry in graph["attributes"]:
+        bbox = entry["bbox_name"]
+        for phrase_id, tags in zip(entry["phrase_IDs"], entry["attributes"]):
+            prefix = f"{head}{phrase_id}\t{phrase_id.rsplit('|', 1)[-1]}\t{bbox}\t"
+            lines += [prefix + (columns(tag) or _tag_columns(tag)) for tag in tags]
+    return lines
 
 
 def box_rows(graph: dict[str, Any]) -> Iterator[tuple[object, ...]]:
@@ -234,12 +355,21 @@ def gold_label_rows(patient: Patient, study: Study, image_id: str, report: list[
         tag = f"{category_of(attribute)}|yes|{attribute}"
         sentences.append(Sentence(sentences[-1].index + 1, f"Also {attribute} in the {obj}.",
                                   (Mention(obj, (tag,)),)))
+    # A flip is drawn per tag of the report's own sentences; a sentence added for density
+    # (see synth_report) follows the last draw for its region and label, or is kept.
+    flipped: dict[tuple[str, str], bool] = {}
     for sentence in sentences:
         text = sentence.text.replace("\n", " ")
         for mention in sentence.mentions:
             for tag in mention.tags:
                 category, polarity, label = tag.split("|")
-                if category != "nlp" and rng.random() < 0.1:
+                if category == "nlp":
+                    flip = False
+                elif sentence.added:
+                    flip = flipped.get((mention.bbox, label), False)
+                else:
+                    flip = flipped[mention.bbox, label] = rng.random() < 0.1
+                if flip:
                     polarity = "no" if polarity == "yes" else "yes"
                 yield (patient.subject_id, study.study_id, f"{image_id}.dcm",
                        f"{study.study_id}|{sentence.index}", mention.bbox, category, label,

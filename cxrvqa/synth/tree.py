@@ -39,7 +39,7 @@ from cxrvqa.synth.scene import (
     box_rows,
     gold_box_rows,
     gold_label_rows,
-    label_rows,
+    label_lines,
     scene_graph,
 )
 from cxrvqa.vocab import REPORT_OBJECTS
@@ -230,10 +230,14 @@ def _write_silver(folder: Path, cohort: Cohort, config: SynthConfig) -> _Silver:
         boxes.write("\t".join(BOX_COLUMNS) + "\n")
         for _, patient, study, image in tqdm(images, desc="scene graphs", unit="image",
                                              disable=not config.progress):
-            report = study_report(study.study_id, study.kind, config.seed)
-            graph = scene_graph(patient, study, image, report, config.seed)
+            report = study_report(study.study_id, study.kind, config.seed, study.order > 1)
+            graph = scene_graph(patient, study, image, report, config.seed,
+                                relationships=config.scene_graphs != "none")
             sink(image.dicom_id, graph)
-            label_count += _write_tsv_rows(labels, label_rows(graph))
+            lines = label_lines(graph)
+            if lines:
+                labels.write("\n".join(lines) + "\n")
+            label_count += len(lines)
             box_count += _write_tsv_rows(boxes, box_rows(graph))
     graph_files = {"none": [], "dir": [folder / "scene_graph"],
                    "zip": [folder / "scene_graph.zip"]}[config.scene_graphs]

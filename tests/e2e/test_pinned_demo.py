@@ -21,10 +21,10 @@ from cxrvqa.cli import main
 DEMO = ["--patients", "700", "--seed", "7"]
 
 PINS = {
-    "tree": "cc8061bb7482d8be5a67dc115013f0fa9d734e5fac7d5a0ef0620de94b014493",
-    "built": "196d6c0be29835b9a902b7a20915db27ff9a992c4dee582326803c65d955d30b",
-    "generated": "adb506ecdca208328842eba9ae2c9f99ad41fc539baeb9c34f2466576334a3f1",
-    "export": "e1095e37a15f4247c67c25ad324c9377f03ef99e64800119144b47d5025d9806",
+    "tree": "f55852a2e85513ff8cc2b72ac590b44a4fe787b0cfbe3c1ee02f3d381249a968",
+    "built": "141b80f93ffbf573423ef44cdd1db6a9cd3c4b82e54e870fd01fa398b555815c",
+    "generated": "1367704f04caaacdaa2c3544bc6dd3e944185f75165958916283182ea7f87f25",
+    "export": "a9b937fee1b6ce828a55e55913377b78d071fe1c5775f9dcc616609c462b09f0",
 }
 
 
