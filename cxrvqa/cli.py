@@ -10,17 +10,25 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
 import time
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from cxrvqa import __version__
 from cxrvqa.build.layout import DATASET_SUBDIR, SourceLayout
-from cxrvqa.errors import EXIT_DATA, EXIT_DIFFERENCE, EXIT_OK, CxrvqaError
+from cxrvqa.errors import EXIT_DATA, EXIT_DIFFERENCE, EXIT_OK, EXIT_USAGE, CxrvqaError
 from cxrvqa.vocab import SPLITS
 
-__all__ = ["main"]
+__all__ = ["EXIT_CODES", "main"]
+
+EXIT_CODES = """Exit codes:
+  0  success
+  1  check found errors in a program, or verify found differences
+  2  usage error (a command line that cannot be run as given)
+  3  data error: a missing, unreadable or inconsistent file, a download or export failure"""
 
 def _splits(text: str) -> tuple[str, ...]:
     chosen = tuple(part.strip() for part in text.split(",") if part.strip())
@@ -34,14 +42,40 @@ def _progress() -> bool:
     return sys.stderr.isatty()
 
 
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps description and epilog line breaks; adds "(default: X)" where the help does not say it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if ("default" in text or action.default in (None, False, argparse.SUPPRESS)
+                or action.required or not action.option_strings):
+            return text
+        return text + " (default: %(default)s)"
+
+
+def _examples(*lines: str) -> str:
+    """An "Examples:" epilog, one command per line (``# ...`` explains the line before it)."""
+    return "Examples:\n" + "\n".join(f"  {line}" for line in lines)
+
+
+def _command(subparsers: Any, name: str, summary: str, description: str,
+             examples: Sequence[str]) -> argparse.ArgumentParser:
+    """A subcommand parser with a one-line summary, a paragraph and an Examples epilog."""
+    return subparsers.add_parser(name, help=summary, description=textwrap.fill(description, 79),
+                                 epilog=_examples(*examples), formatter_class=_HelpFormatter)
+
+
 # --- build ---------------------------------------------------------------------------------
 
 def _add_source_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--physionet-root", type=Path, default=Path("."),
                         help="folder that contains physionet.org/files/ (default: .)")
-    parser.add_argument("--mimic-cxr-jpg-dir", type=Path, help="MIMIC-CXR-JPG 2.0.0 folder")
-    parser.add_argument("--chest-imagenome-dir", type=Path, help="Chest ImaGenome 1.0.0 folder")
-    parser.add_argument("--mimic-iv-dir", type=Path, help="MIMIC-IV 2.2 folder")
+    parser.add_argument("--mimic-cxr-jpg-dir", type=Path, help="MIMIC-CXR-JPG 2.0.0 folder "
+                        "(default: ROOT/physionet.org/files/mimic-cxr-jpg/2.0.0)")
+    parser.add_argument("--chest-imagenome-dir", type=Path, help="Chest ImaGenome 1.0.0 folder "
+                        "(default: ROOT/physionet.org/files/chest-imagenome/1.0.0)")
+    parser.add_argument("--mimic-iv-dir", type=Path, help="MIMIC-IV 2.2 folder "
+                        "(default: ROOT/physionet.org/files/mimiciv/2.2)")
 
 
 def _layout(args: argparse.Namespace) -> SourceLayout:
@@ -51,7 +85,14 @@ def _layout(args: argparse.Namespace) -> SourceLayout:
 
 
 def _add_build(subparsers: Any) -> None:
-    parser = subparsers.add_parser("build", help="build train/valid/test.json from the sources")
+    parser = _command(
+        subparsers, "build", "build train/valid/test.json from the sources",
+        "Answer every released question (mimiccxrvqa/dataset/_*.json) from the PhysioNet sources "
+        "and write train.json, valid.json, test.json and ans2idx.json with the published "
+        "builder's exact bytes. All files are written or none. ROOT below is --physionet-root.",
+        ["cxrvqa build                                  # in the folder holding physionet.org/",
+         "cxrvqa build --physionet-root /data --splits test",
+         "cxrvqa build --output-dir /tmp/built"])
     _add_source_options(parser)
     parser.add_argument("--dataset-dir", type=Path, default=DATASET_SUBDIR,
                         help="folder with the released question files (default: mimiccxrvqa/dataset)")
@@ -101,8 +142,15 @@ def _answer_kind(answer: list[str]) -> str:
 # --- demo ----------------------------------------------------------------------------------
 
 def _add_demo(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "demo", help="write a synthetic PhysioNet tree with question files, then build it")
+    parser = _command(
+        subparsers, "demo", "write a synthetic PhysioNet tree with question files, then build it",
+        "Write a synthetic PhysioNet tree shaped exactly like the real sources (no credentials "
+        "needed), add released-style question files for all 48 templates, build them and print "
+        "a summary: questions per split by kind of answer (yes, no, empty list, other list) and "
+        "the time of each stage.",
+        ["cxrvqa demo                                   # ./cxrvqa-demo, 1000 patients",
+         "cxrvqa demo --patients 8000 --scene-graphs zip --out big-demo",
+         "cd cxrvqa-demo && cxrvqa build                # rebuild it as you will the real data"])
     parser.add_argument("--out", type=Path, default=Path("cxrvqa-demo"),
                         help="folder to write (default: ./cxrvqa-demo)")
     parser.add_argument("--patients", type=int, default=1000,
@@ -132,7 +180,12 @@ def _run_demo(args: argparse.Namespace) -> int:
 # --- check ---------------------------------------------------------------------------------
 
 def _add_check(subparsers: Any) -> None:
-    parser = subparsers.add_parser("check", help="parse and type-check program files")
+    parser = _command(
+        subparsers, "check", "parse and type-check program files",
+        "Parse and type-check template programs (.cxr files, or every .cxr file of a folder) and "
+        "print compiler-style errors with line, column and a caret. Exits 1 when any file has "
+        "an error.",
+        ["cxrvqa check my_template.cxr", "cxrvqa check programs/"])
     parser.add_argument("paths", nargs="+", type=Path, help="program files or folders")
     parser.set_defaults(run=_run_check)
 
@@ -146,18 +199,33 @@ def _run_check(args: argparse.Namespace) -> int:
 # --- generate / stats ---------------------------------------------------------------------
 
 def _add_generate(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "generate", help="sample new balanced questions from the template programs")
+    parser = _command(
+        subparsers, "generate", "sample new balanced questions from the template programs",
+        "Sample images and arguments for each template program (only possible object/attribute "
+        "pairs), answer them and flatten each template's answer distribution. The same seed "
+        "gives the same file for any number of workers. Records use the released question-file "
+        "format; --complete adds subject_id, study_id and image_path (the built format).",
+        ["cxrvqa generate --split valid --per-template 200 --seed 1 --out new_valid.json",
+         "cxrvqa generate --split test --per-template 20 --templates program_1,program_22",
+         "cxrvqa generate --split train --per-template 500 --complete --workers 2"])
     _add_source_options(parser)
-    parser.add_argument("--split", choices=SPLITS, required=True)
+    parser.add_argument("--split", choices=SPLITS, required=True,
+                        help="which images to draw from: train/valid by the published split "
+                             "rule, test from the 500 gold images")
     parser.add_argument("--per-template", type=int, required=True,
-                        help="questions per template program")
+                        help="questions per template program (fewer when the images do not "
+                             "allow that many distinct questions)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    parser.add_argument("--templates", type=_names, help="comma list, e.g. program_1,program_22")
+    parser.add_argument("--templates", type=_names,
+                        help="comma list, e.g. program_1,program_22 (default: all 48)")
     parser.add_argument("--out", type=Path, help="output file (default: generated_<split>.json)")
     parser.add_argument("--no-answers", action="store_true", help="leave the answers out")
     parser.add_argument("--no-paraphrases", action="store_true", help="use base wordings only")
-    parser.add_argument("--workers", type=int, default=1, help="processes (same output for any)")
+    parser.add_argument("--complete", action="store_true",
+                        help="write built records (with subject_id, study_id, image_path), "
+                             "ready to train on")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="processes; the output is the same for any number")
     parser.set_defaults(run=_run_generate)
 
 
@@ -179,10 +247,25 @@ def _run_generate(args: argparse.Namespace) -> int:
 
 
 def _add_stats(subparsers: Any) -> None:
-    parser = subparsers.add_parser("stats", help="audit built or generated question files")
-    parser.add_argument("files", nargs="+", type=Path)
+    parser = _command(
+        subparsers, "stats", "audit built or generated question files",
+        "Count questions per split, template, content and semantic type; the answer "
+        "distribution and empty-answer rate per template; patients and images shared between "
+        "splits; duplicate questions per image; with --sources the agreement of gold and silver "
+        "labels. PATHS mixes files and dataset folders (a folder means its built "
+        "train/valid/test.json); other files (ans2idx.json, SHA256SUMS, released _*.json in a "
+        "folder) are skipped with a note.",
+        ["cxrvqa stats mimiccxrvqa/dataset",
+         "cxrvqa stats mimiccxrvqa/dataset new_valid.json --json",
+         "cxrvqa stats mimiccxrvqa/dataset --report card.html --sources",
+         "cxrvqa stats mimiccxrvqa/dataset --plot charts/    # needs pip install 'cxrvqa[plot]'"])
+    parser.add_argument("files", nargs="+", type=Path, metavar="PATH",
+                        help="built or generated question files, or dataset folders")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
-    parser.add_argument("--plot", type=Path, metavar="DIR", help="write PNG bar charts here")
+    parser.add_argument("--plot", type=Path, metavar="DIR",
+                        help="write the charts here as PNG and SVG (needs matplotlib)")
+    parser.add_argument("--report", type=Path, metavar="HTML",
+                        help="write a self-contained HTML dataset card (works offline)")
     parser.add_argument("--sources", action="store_true",
                         help="also compare gold and silver labels on the test images")
     _add_source_options(parser)
@@ -202,10 +285,23 @@ def _run_stats(args: argparse.Namespace) -> int:
 # --- evaluate / explain --------------------------------------------------------------------
 
 def _add_evaluate(subparsers: Any) -> None:
-    parser = subparsers.add_parser("evaluate", help="score VQA predictions against a built split")
-    parser.add_argument("--predictions", type=Path, required=True)
+    parser = _command(
+        subparsers, "evaluate", "score VQA predictions against a built split",
+        "Score predictions against a built split file: exact-set accuracy (overall, per content "
+        "type, semantic type and template), micro F1, macro F1 over the whole answer vocabulary "
+        "(answers absent from the split count as 0), macro F1 over the answers present in the "
+        "split, and the support-weighted F1 the original baselines called macro F1. Missing, "
+        "extra, malformed and unknown predictions are counted, not fatal.",
+        ["cxrvqa evaluate --predictions preds.jsonl --gold mimiccxrvqa/dataset/test.json",
+         "cxrvqa evaluate --predictions preds.json --gold valid.json --ans2idx ans2idx.json --json"])
+    parser.add_argument("--predictions", type=Path, required=True,
+                        help='a JSON list [{"split": "test", "idx": 0, "answer": ["yes"]}, ...], '
+                             'a JSON object {"test:0": ["yes"], ...}, or JSON Lines with one '
+                             'such record per line; answers are lists of strings')
     parser.add_argument("--gold", type=Path, required=True, help="a built train/valid/test.json")
-    parser.add_argument("--ans2idx", type=Path, help="answer vocabulary (default: beside --gold)")
+    parser.add_argument("--ans2idx", type=Path,
+                        help="answer vocabulary (default: ans2idx.json beside --gold, else the "
+                             "110 answers)")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.set_defaults(run=_run_evaluate)
 
@@ -219,16 +315,26 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
 
 def _add_explain(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "explain", help="show how an answer is computed and which label rows support it")
+    parser = _command(
+        subparsers, "explain", "show how an answer is computed and which label rows support it",
+        "Answer one question and show the program, the value of every step and, for each "
+        "answer element, the label rows behind it (report sentence row_id, relation, parent "
+        "propagation, silver or gold). Name a built record, or an image, a program and its "
+        "arguments.",
+        ["cxrvqa explain --record test:12",
+         'cxrvqa explain --image-id ID --program program_2 --args object="left lung" '
+         'attribute=pneumonia',
+         "cxrvqa explain --record valid:3 --json"])
     _add_source_options(parser)
     parser.add_argument("--record", metavar="SPLIT:IDX", help="a record of a built split file")
-    parser.add_argument("--dataset-dir", type=Path, default=DATASET_SUBDIR)
+    parser.add_argument("--dataset-dir", type=Path, default=DATASET_SUBDIR,
+                        help="folder with the built split files that --record reads")
     parser.add_argument("--image-id", help="an image of the cohorts")
     parser.add_argument("--program", help="template program, e.g. program_2")
     parser.add_argument("--args", nargs="*", default=[], metavar="NAME=VALUE",
                         help='bindings, e.g. object="left lung" attribute=pneumonia')
-    parser.add_argument("--labels", choices=("silver", "gold"), help="which labels to read")
+    parser.add_argument("--labels", choices=("silver", "gold"),
+                        help="which labels to read (default: gold for test images, else silver)")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.set_defaults(run=_run_explain)
 
@@ -246,8 +352,13 @@ def _run_explain(args: argparse.Namespace) -> int:
 # --- scene-tabular ------------------------------------------------------------------------
 
 def _add_scene_tabular(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "scene-tabular", help="write the silver scene_tabular TSVs from the scene graphs")
+    parser = _command(
+        subparsers, "scene-tabular", "write the silver scene_tabular TSVs from the scene graphs",
+        "Read the Chest ImaGenome silver scene graphs (scene_graph.zip without extracting it, or "
+        "an extracted scene_graph/ folder) and write attribute_relations_tabular.txt and "
+        "bbox_objects_tabular.txt for other tools. cxrvqa build does not need them.",
+        ["cxrvqa scene-tabular",
+         "cxrvqa scene-tabular --chest-imagenome-dir /data/chest-imagenome/1.0.0 --skip-bad"])
     parser.add_argument("--chest-imagenome-dir", type=Path,
                         default=SourceLayout.from_root(".").chest_imagenome,
                         help="Chest ImaGenome 1.0.0 folder (default: ./physionet.org/files/"
@@ -281,10 +392,17 @@ def _add_download_options(parser: argparse.ArgumentParser) -> None:
                         "~/.netrc, or a prompt); the password comes from $PHYSIONET_PASSWORD, "
                         "~/.netrc or a hidden prompt, never from the command line")
     parser.add_argument("--workers", type=int, default=4, help="parallel transfers (default: 4)")
+    # The credential options above are not needed by download-images --dry-run.
 
 
 def _add_download(subparsers: Any) -> None:
-    parser = subparsers.add_parser("download", help="fetch the PhysioNet files a build reads")
+    parser = _command(
+        subparsers, "download", "fetch the PhysioNet files a build reads",
+        "Fetch exactly the MIMIC-CXR-JPG, Chest ImaGenome and MIMIC-IV files cxrvqa build reads "
+        "(PhysioNet credentials and signed data use agreements needed), in parallel, resumable, "
+        "verified against each project's SHA256SUMS.txt.",
+        ["PHYSIONET_USERNAME=you cxrvqa download",
+         "cxrvqa download --root /data --workers 8"])
     _add_download_options(parser)
     parser.set_defaults(run=_run_download)
 
@@ -300,8 +418,14 @@ def _run_download(args: argparse.Namespace) -> int:
 
 
 def _add_download_images(subparsers: Any) -> None:
-    parser = subparsers.add_parser("download-images",
-                                   help="fetch the JPGs the built dataset files reference")
+    parser = _command(
+        subparsers, "download-images", "fetch the JPGs the built dataset files reference",
+        "Fetch only the MIMIC-CXR-JPG images that the built split files reference (their "
+        "image_path, relative to physionet.org/files/mimic-cxr-jpg/2.0.0/files/). --dry-run "
+        "works offline without credentials: it prints the count, the paths and the total "
+        "size of the images already present.",
+        ["cxrvqa download-images --splits test --dry-run",
+         "cxrvqa download-images --splits test --workers 8"])
     _add_download_options(parser)
     parser.add_argument("--splits", type=_splits, default=SPLITS,
                         help="comma list of splits (default: train,valid,test)")
@@ -331,8 +455,13 @@ def _run_download_images(args: argparse.Namespace) -> int:
 # --- verify / export ----------------------------------------------------------------------
 
 def _add_verify(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "verify", help="compare built files with a SHA256SUMS list, or with another build")
+    parser = _command(
+        subparsers, "verify", "compare built files with a SHA256SUMS list, or with another build",
+        "Compare the SHA-256 of the built files with a SHA256SUMS-format list, or compare two "
+        "builds record by record (which records differ, per split and template). Exits 1 when "
+        "anything differs.",
+        ["cxrvqa verify", "cxrvqa verify --checksums path/to/SHA256SUMS.txt",
+         "cxrvqa verify --against path/to/other/dataset", "cxrvqa verify --write-checksums"])
     parser.add_argument("--dataset-dir", type=Path, default=DATASET_SUBDIR,
                         help="folder with the built files (default: mimiccxrvqa/dataset)")
     parser.add_argument("--checksums", type=Path,
@@ -362,8 +491,15 @@ def _run_verify(args: argparse.Namespace) -> int:
 
 
 def _add_export(subparsers: Any) -> None:
-    parser = subparsers.add_parser("export", help="write the built splits as Parquet or a HF dataset")
-    parser.add_argument("--format", choices=("parquet", "hf"), required=True)
+    parser = _command(
+        subparsers, "export", "write the built splits as Parquet or a HF dataset",
+        "Write the built splits as Parquet files or a Hugging Face dataset folder "
+        "(datasets.load_from_disk), keeping every field, with template_arguments as a struct of "
+        "string lists and answer_multihot over ans2idx.json. Needs pip install 'cxrvqa[export]'.",
+        ["cxrvqa export --format parquet --out parquet/",
+         "cxrvqa export --format hf --out hf/ --dataset-dir mimiccxrvqa/dataset"])
+    parser.add_argument("--format", choices=("parquet", "hf"), required=True,
+                        help="parquet: <split>.parquet files; hf: a DatasetDict folder")
     parser.add_argument("--out", type=Path, required=True, help="new folder to write")
     parser.add_argument("--dataset-dir", type=Path, default=DATASET_SUBDIR,
                         help="folder with the built files (default: mimiccxrvqa/dataset)")
@@ -382,7 +518,10 @@ def _run_export(args: argparse.Namespace) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="cxrvqa", description="Build MIMIC-CXR-VQA from PhysioNet sources.")
+        prog="cxrvqa", description="Build MIMIC-CXR-VQA from PhysioNet sources.",
+        epilog=EXIT_CODES + "\n\nRun `cxrvqa COMMAND --help` for a command's options and examples.",
+        formatter_class=_HelpFormatter)
+    parser.add_argument("--version", action="version", version=f"cxrvqa {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_build, _add_demo, _add_check, _add_generate, _add_stats, _add_evaluate,
                 _add_explain, _add_scene_tabular, _add_download, _add_download_images,
@@ -393,7 +532,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
-    args = _parser().parse_args(argv)
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:  # --help, --version (0) and usage errors (2): a code, not an exit
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     try:
         return int(args.run(args))
     except CxrvqaError as exc:
