@@ -273,12 +273,32 @@ def _add_stats(subparsers: Any) -> None:
 
 
 def _run_stats(args: argparse.Namespace) -> int:
-    from cxrvqa.tools.stats import compute_stats, render_stats, stats_json, write_plots
+    from cxrvqa.tools.card import write_card
+    from cxrvqa.tools.stats import (
+        compute_stats,
+        question_paths,
+        render_stats,
+        require_matplotlib,
+        stats_json,
+        write_plots,
+    )
 
-    stats = compute_stats(args.files, _layout(args) if args.sources else None)
-    print(stats_json(stats) if args.json else render_stats(stats))
     if args.plot is not None:
-        print(write_plots(stats, args.plot))
+        require_matplotlib()  # fail before the work, not after
+    files, notes = question_paths(args.files)
+    for note in notes:
+        print(f"cxrvqa: note: {note}", file=sys.stderr)
+    stats = compute_stats(files, _layout(args) if args.sources else None)
+    print(stats_json(stats) if args.json else render_stats(stats))
+    messages = []
+    if args.plot is not None:
+        messages.append(write_plots(stats, args.plot))
+    if args.report is not None:
+        messages.append(write_card(stats, args.report, notes=notes,
+                                   generator=f"cxrvqa {__version__}"))
+    # With --json, stdout stays one JSON document.
+    for message in messages:
+        print(message, file=sys.stderr if args.json else sys.stdout)
     return EXIT_OK
 
 
