@@ -12,7 +12,6 @@ import json
 import sys
 import textwrap
 import time
-from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -120,23 +119,7 @@ def _run_build(args: argparse.Namespace) -> int:
 
 
 def _print_summary(report: Any, seconds: float) -> None:
-    print(f"{'split':<8}{'questions':>10}{'yes':>8}{'no':>8}{'empty':>8}{'list':>8}")
-    for split, records in report.records.items():
-        kinds = Counter(_answer_kind(record["answer"]) for record in records)
-        print(f"{split:<8}{len(records):>10}{kinds['yes']:>8}{kinds['no']:>8}"
-              f"{kinds['empty']:>8}{kinds['list']:>8}")
-    content = Counter(record["content_type"] for records in report.records.values()
-                      for record in records)
-    print("content types: " + ", ".join(f"{name} {count}" for name, count in sorted(content.items())))
-    print("stages: " + ", ".join(f"{stage.name} {stage.wall:.2f}s" for stage in report.stages.times))
-    total = sum(report.counts().values())
-    print(f"built {total} questions into {report.output_dir} in {seconds:.1f}s")
-
-
-def _answer_kind(answer: list[str]) -> str:
-    if answer == ["yes"] or answer == ["no"]:
-        return answer[0]
-    return "list" if answer else "empty"
+    print(report.summary(seconds))
 
 
 # --- demo ----------------------------------------------------------------------------------
@@ -156,22 +139,35 @@ def _add_demo(subparsers: Any) -> None:
     parser.add_argument("--patients", type=int, default=1000,
                         help="patients, including the 500 gold ones (default: 1000)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    parser.add_argument("--scene-graphs", choices=("none", "dir", "zip"), default="none",
+                        help="also write the silver scene graphs: none, an extracted "
+                             "scene_graph/ folder, or scene_graph.zip (to try the zip path, "
+                             "delete silver_dataset/scene_tabular/ and run cxrvqa build)")
     parser.set_defaults(run=_run_demo)
 
 
 def _run_demo(args: argparse.Namespace) -> int:
     from cxrvqa.build.index import load_index
     from cxrvqa.build.pipeline import build
+    from cxrvqa.build.stages import Stages
     from cxrvqa.synth import SynthConfig, write_questions, write_sources
 
     started = time.perf_counter()
-    config = SynthConfig(patients=args.patients, seed=args.seed)
+    config = SynthConfig(patients=args.patients, seed=args.seed, scene_graphs=args.scene_graphs,
+                         progress=_progress())
     layout = SourceLayout.from_root(args.out)
-    write_sources(args.out, config)
-    index = load_index(layout)
-    written = write_questions(args.out, index, config)
+    stages = Stages(progress=_progress())
+    # Writing a large tree takes a while: say so even without a terminal for the bars.
+    print(f"cxrvqa demo: writing a synthetic PhysioNet tree of {args.patients} patients to "
+          f"{args.out}…", file=sys.stderr, flush=True)
+    with stages.stage("write synthetic tree"):
+        write_sources(args.out, config)
+    index = load_index(layout, stages=stages)
+    with stages.stage("write question files"):
+        written = write_questions(args.out, index, config)
     print(f"wrote a synthetic PhysioNet tree and {sum(written.values())} questions to {args.out}")
-    report = build(layout, args.out / DATASET_SUBDIR, progress=_progress(), index=index)
+    report = build(layout, args.out / DATASET_SUBDIR, progress=_progress(), index=index,
+                   stages=stages)
     _print_summary(report, time.perf_counter() - started)
     print(f"next: cd {args.out} && cxrvqa build")
     return EXIT_OK
@@ -451,7 +447,9 @@ def _add_download_images(subparsers: Any) -> None:
                         help="comma list of splits (default: train,valid,test)")
     parser.add_argument("--dataset-dir", type=Path, default=DATASET_SUBDIR,
                         help="folder with the built files (default: mimiccxrvqa/dataset)")
-    parser.add_argument("--dry-run", action="store_true", help="list the files, fetch nothing")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="list the images and the sizes known locally; offline, no "
+                             "credentials, fetches nothing")
     parser.set_defaults(run=_run_download_images)
 
 
@@ -459,15 +457,22 @@ def _run_download_images(args: argparse.Namespace) -> int:
     from cxrvqa.tools.download import (
         download_images,
         image_paths_from_dataset,
+        offline_image_plan,
+        offline_plan_summary,
         resolve_credentials,
     )
 
     paths = image_paths_from_dataset(args.dataset_dir, args.splits)
+    if args.dry_run:  # offline: no credentials, no network
+        plan = offline_image_plan(args.root, paths)
+        files = SourceLayout.from_root(args.root).mimic_cxr_jpg / "files"
+        print(f"images the built {','.join(args.splits)} files reference, relative to {files}/:")
+        print("\n".join(path.removeprefix("files/") for path in sorted(set(paths))))
+        print(offline_plan_summary(plan))
+        return EXIT_OK
     report = download_images(args.root, paths, base_url=args.base_url,
                              credentials=resolve_credentials(args.username),
-                             workers=args.workers, dry_run=args.dry_run, progress=_progress())
-    if args.dry_run:
-        print("\n".join(report.paths("planned")))
+                             workers=args.workers, dry_run=False, progress=_progress())
     print(report.summary())
     return EXIT_OK
 
