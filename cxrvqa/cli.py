@@ -18,7 +18,7 @@ from typing import Any
 
 from cxrvqa import __version__
 from cxrvqa.build.layout import DATASET_SUBDIR, SourceLayout
-from cxrvqa.errors import EXIT_DATA, EXIT_DIFFERENCE, EXIT_OK, EXIT_USAGE, CxrvqaError
+from cxrvqa.errors import EXIT_DATA, EXIT_DIFFERENCE, EXIT_OK, EXIT_USAGE, CxrvqaError, UsageError
 from cxrvqa.vocab import SPLITS
 
 __all__ = ["EXIT_CODES", "main"]
@@ -232,11 +232,14 @@ def _names(text: str) -> tuple[str, ...]:
 def _run_generate(args: argparse.Namespace) -> int:
     from cxrvqa.tools.generate import GenerateOptions, run_generate
 
+    if args.complete and args.no_answers:
+        raise UsageError("--complete writes records ready to train on, with answers; "
+                         "drop --no-answers")
     out = args.out or Path(f"generated_{args.split}.json")
     options = GenerateOptions(args.per_template, args.seed, templates=args.templates,
                               answers=not args.no_answers, paraphrases=not args.no_paraphrases,
                               workers=args.workers)
-    generated = run_generate(_layout(args), args.split, options, out)
+    generated = run_generate(_layout(args), args.split, options, out, complete=args.complete)
     print(generated.render_balance())
     print(f"generated {len(generated.records)} {args.split} questions into {out}")
     return EXIT_OK
