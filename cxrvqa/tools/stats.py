@@ -21,6 +21,7 @@ from cxrvqa.build.layout import ANS2IDX_FILE, BUILT_FILES, QUESTION_FILES
 from cxrvqa.errors import CxrvqaError, DataError, EvaluationError
 from cxrvqa.facts import ImageFacts
 from cxrvqa.tools.charts import ANSWER_COLOURS, SPLIT_COLOURS, Chart, save_with_matplotlib
+from cxrvqa.vocab import FIXED_ANSWERS
 
 if TYPE_CHECKING:
     from cxrvqa.build.index import SceneIndex
@@ -414,7 +415,7 @@ def _answer_chart(answers: Mapping[str, Mapping[str, int]]) -> Chart:
 
 def _empty_chart(answers: Mapping[str, Mapping[str, int]]) -> Chart:
     # Only templates with list answers: a yes/no or choice template cannot answer [].
-    rows = [p for p, counts in answers.items() if set(counts) - {"yes", "no", "ap", "pa", "m", "f"}]
+    rows = [p for p, counts in answers.items() if set(counts) - set(FIXED_ANSWERS)]
     notes = [f"{answers[p].get('[]', 0)} of {sum(answers[p].values())}" for p in rows]
     return Chart("empty_answer_rate", "Empty-answer rate per template with list answers", rows,
                  ["empty answers"],
