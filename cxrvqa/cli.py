@@ -351,9 +351,11 @@ def _add_explain(subparsers: Any) -> None:
     parser.add_argument("--image-id", help="an image of the cohorts")
     parser.add_argument("--program", help="template program, e.g. program_2")
     parser.add_argument("--args", nargs="*", default=[], metavar="NAME=VALUE",
-                        help='bindings, e.g. object="left lung" attribute=pneumonia')
+                        help='bindings, e.g. object="left lung" attribute=pneumonia '
+                             '(default: none)')
     parser.add_argument("--labels", choices=("silver", "gold"),
-                        help="which labels to read (default: gold for test images, else silver)")
+                        help="which labels to read (default: gold for gold images and test "
+                             "records, else silver)")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.set_defaults(run=_run_explain)
 
