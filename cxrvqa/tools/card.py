@@ -28,6 +28,7 @@ th:first-child, td:first-child, td.text { text-align: left; }
 .flag { color: #b00; font-weight: bold; }
 .note { color: #555; font-size: 0.9em; }
 figure { margin: 1em 0; }
+svg { max-width: 100%; height: auto; }
 """
 
 _EXPLAIN = {

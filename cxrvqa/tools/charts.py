@@ -108,8 +108,10 @@ def svg(chart: Chart) -> str:
     top = 34 + (22 if legend else 0)
     height = top + per_row * len(chart.rows) + 34
     scale = _BAR_AREA / chart.top
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" width="{_WIDTH}" '
-             f'height="{height}" viewBox="0 0 {_WIDTH} {height}" '
+    notes = max((len(note) for note in chart.notes or ()), default=0) * 6.2
+    width = max(_WIDTH, int(bar_x + _BAR_AREA + _notes_offset(chart) + notes + 8))
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" width="{width}" '
+             f'height="{height}" viewBox="0 0 {width} {height}" '
              f'font-family="Helvetica, Arial, sans-serif" data-chart="{escape(chart.name)}">',
              f"<title>{escape(chart.title)}</title>",
              _text(0, 18, chart.title, size=14, weight="bold")]
@@ -123,6 +125,11 @@ def svg(chart: Chart) -> str:
             chart, number, bar_x, y, scale)
     parts.append("</svg>")
     return "\n".join(parts)
+
+
+def _notes_offset(chart: Chart) -> int:
+    """Where notes start after the bar area: past the value labels of grouped bars."""
+    return 60 if chart.mode == "grouped" else 8
 
 
 def _legend(chart: Chart, x: float, y: float) -> list[str]:
@@ -165,7 +172,8 @@ def _grouped_row(chart: Chart, number: int, x: float, y: float, scale: float) ->
         parts.append(_text(x + width + 4, bar_y + 10, chart.value_text(value), size=10,
                            fill="#444"))
     if chart.notes:
-        parts.append(_text(x + _BAR_AREA + 70, y + 14, chart.notes[number], size=11,
+        parts.append(_text(x + _BAR_AREA + _notes_offset(chart), y + 14, chart.notes[number],
+                           size=11,
                            fill="#444"))
     return parts
 
@@ -185,7 +193,8 @@ def _stacked_row(chart: Chart, number: int, x: float, y: float, scale: float) ->
             parts.append(_text(left + 3, y + 15, label, size=10, fill="#111"))
         left += width
     if chart.notes:
-        parts.append(_text(x + _BAR_AREA + 8, y + 15, chart.notes[number], size=11,
+        parts.append(_text(x + _BAR_AREA + _notes_offset(chart), y + 15, chart.notes[number],
+                           size=11,
                            fill="#444"))
     elif chart.mode == "stacked" and not chart.share:
         parts.append(_text(left + 4, y + 15, chart.value_text(sum(chart.values[number])),

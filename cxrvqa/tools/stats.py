@@ -406,11 +406,16 @@ def _answer_chart(answers: Mapping[str, Mapping[str, int]]) -> Chart:
         values.append([count / total for _, count in top] + [rest / total])
         labels.append([answer for answer, _ in top] + [f"{len(counts) - _TOP_ANSWERS} other answers"
                                                        if rest else ""])
-        notes.append(f"{len(counts)} answers, {total} questions")
+        named = "; ".join(f"{_short(answer)} {count / total:.0%}" for answer, count in top if answer)
+        notes.append(f"{named} ({len(counts)} answers, {total} q.)")
     series = ["most frequent answer", "2nd", "3rd", "all other answers"]
     return Chart("answer_distribution", "Answer distribution per template (top answers named)",
                  list(answers), series, values, mode="stacked", share=True, axis="share of questions",
                  labels=labels, notes=notes, colours=ANSWER_COLOURS)
+
+
+def _short(answer: str, width: int = 22) -> str:
+    return answer if len(answer) <= width else answer[:width - 1] + "…"
 
 
 def _empty_chart(answers: Mapping[str, Mapping[str, int]]) -> Chart:

@@ -140,6 +140,7 @@ def test_per_split_types_and_charts(tmp_path: Path) -> None:
     assert answers.values == [[0.6, 0.4, 0.0, 0.0], [0.5, 0.5, 0.0, 0.0]]
     assert answers.labels is not None and answers.labels[0][:2] == ["yes", "no"]
     assert answers.labels[1][:2] == ["[]", "a, b"]
+    assert answers.notes == ["yes 60%; no 40% (2 answers, 5 q.)", "[] 50%; a, b 50% (2 answers, 2 q.)"]
     empty = made["empty_answer_rate"]  # yes/no templates cannot be empty: left out
     assert (empty.rows, empty.values, empty.notes) == (["program_25"], [[0.5]], ["1 of 2"])
     assert "gold_silver_agreement" not in made
