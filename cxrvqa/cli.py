@@ -27,7 +27,8 @@ EXIT_CODES = """Exit codes:
   0  success
   1  check found errors in a program, or verify found differences
   2  usage error (a command line that cannot be run as given)
-  3  data error: a missing, unreadable or inconsistent file, a download or export failure"""
+  3  data error: a missing, unreadable or inconsistent file, a download or export failure
+  130  interrupted (Ctrl-C)"""
 
 def _splits(text: str) -> tuple[str, ...]:
     chosen = tuple(part.strip() for part in text.split(",") if part.strip())
