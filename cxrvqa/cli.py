@@ -10,17 +10,25 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
 import time
-from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from cxrvqa import __version__
 from cxrvqa.build.layout import DATASET_SUBDIR, SourceLayout
-from cxrvqa.errors import EXIT_DATA, EXIT_DIFFERENCE, EXIT_OK, CxrvqaError
+from cxrvqa.errors import EXIT_DATA, EXIT_DIFFERENCE, EXIT_OK, EXIT_USAGE, CxrvqaError, UsageError
 from cxrvqa.vocab import SPLITS
 
-__all__ = ["main"]
+__all__ = ["EXIT_CODES", "main"]
+
+EXIT_CODES = """Exit codes:
+  0  success
+  1  check found errors in a program, or verify found differences
+  2  usage error (a command line that cannot be run as given)
+  3  data error: a missing, unreadable or inconsistent file, a download or export failure
+  130  interrupted (Ctrl-C)"""
 
 def _splits(text: str) -> tuple[str, ...]:
     chosen = tuple(part.strip() for part in text.split(",") if part.strip())
@@ -34,14 +42,40 @@ def _progress() -> bool:
     return sys.stderr.isatty()
 
 
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps description and epilog line breaks; adds "(default: X)" where the help does not say it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if ("default" in text or action.default in (None, False, argparse.SUPPRESS)
+                or action.required or not action.option_strings):
+            return text
+        return text + " (default: %(default)s)"
+
+
+def _examples(*lines: str) -> str:
+    """An "Examples:" epilog, one command per line (``# ...`` explains the line before it)."""
+    return "Examples:\n" + "\n".join(f"  {line}" for line in lines)
+
+
+def _command(subparsers: Any, name: str, summary: str, description: str,
+             examples: Sequence[str]) -> argparse.ArgumentParser:
+    """A subcommand parser with a one-line summary, a paragraph and an Examples epilog."""
+    return subparsers.add_parser(name, help=summary, description=textwrap.fill(description, 79),
+                                 epilog=_examples(*examples), formatter_class=_HelpFormatter)
+
+
 # --- build ---------------------------------------------------------------------------------
 
 def _add_source_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--physionet-root", type=Path, default=Path("."),
                         help="folder that contains physionet.org/files/ (default: .)")
-    parser.add_argument("--mimic-cxr-jpg-dir", type=Path, help="MIMIC-CXR-JPG 2.0.0 folder")
-    parser.add_argument("--chest-imagenome-dir", type=Path, help="Chest ImaGenome 1.0.0 folder")
-    parser.add_argument("--mimic-iv-dir", type=Path, help="MIMIC-IV 2.2 folder")
+    parser.add_argument("--mimic-cxr-jpg-dir", type=Path, help="MIMIC-CXR-JPG 2.0.0 folder "
+                        "(default: ROOT/physionet.org/files/mimic-cxr-jpg/2.0.0)")
+    parser.add_argument("--chest-imagenome-dir", type=Path, help="Chest ImaGenome 1.0.0 folder "
+                        "(default: ROOT/physionet.org/files/chest-imagenome/1.0.0)")
+    parser.add_argument("--mimic-iv-dir", type=Path, help="MIMIC-IV 2.2 folder "
+                        "(default: ROOT/physionet.org/files/mimiciv/2.2)")
 
 
 def _layout(args: argparse.Namespace) -> SourceLayout:
@@ -51,7 +85,14 @@ def _layout(args: argparse.Namespace) -> SourceLayout:
 
 
 def _add_build(subparsers: Any) -> None:
-    parser = subparsers.add_parser("build", help="build train/valid/test.json from the sources")
+    parser = _command(
+        subparsers, "build", "build train/valid/test.json from the sources",
+        "Answer every released question (mimiccxrvqa/dataset/_*.json) from the PhysioNet sources "
+        "and write train.json, valid.json, test.json and ans2idx.json with the published "
+        "builder's exact bytes. All files are written or none. ROOT below is --physionet-root.",
+        ["cxrvqa build                                  # in the folder holding physionet.org/",
+         "cxrvqa build --physionet-root /data --splits test",
+         "cxrvqa build --output-dir /tmp/built"])
     _add_source_options(parser)
     parser.add_argument("--dataset-dir", type=Path, default=DATASET_SUBDIR,
                         help="folder with the released question files (default: mimiccxrvqa/dataset)")
@@ -79,51 +120,55 @@ def _run_build(args: argparse.Namespace) -> int:
 
 
 def _print_summary(report: Any, seconds: float) -> None:
-    print(f"{'split':<8}{'questions':>10}{'yes':>8}{'no':>8}{'empty':>8}{'list':>8}")
-    for split, records in report.records.items():
-        kinds = Counter(_answer_kind(record["answer"]) for record in records)
-        print(f"{split:<8}{len(records):>10}{kinds['yes']:>8}{kinds['no']:>8}"
-              f"{kinds['empty']:>8}{kinds['list']:>8}")
-    content = Counter(record["content_type"] for records in report.records.values()
-                      for record in records)
-    print("content types: " + ", ".join(f"{name} {count}" for name, count in sorted(content.items())))
-    print("stages: " + ", ".join(f"{stage.name} {stage.wall:.2f}s" for stage in report.stages.times))
-    total = sum(report.counts().values())
-    print(f"built {total} questions into {report.output_dir} in {seconds:.1f}s")
-
-
-def _answer_kind(answer: list[str]) -> str:
-    if answer == ["yes"] or answer == ["no"]:
-        return answer[0]
-    return "list" if answer else "empty"
+    print(report.summary(seconds))
 
 
 # --- demo ----------------------------------------------------------------------------------
 
 def _add_demo(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "demo", help="write a synthetic PhysioNet tree with question files, then build it")
+    parser = _command(
+        subparsers, "demo", "write a synthetic PhysioNet tree with question files, then build it",
+        "Write a synthetic PhysioNet tree shaped exactly like the real sources (no credentials "
+        "needed), add released-style question files for all 48 templates, build them and print "
+        "a summary: questions per split by kind of answer (yes, no, empty list, other list) and "
+        "the time of each stage.",
+        ["cxrvqa demo                                   # ./cxrvqa-demo, 1000 patients",
+         "cxrvqa demo --patients 8000 --scene-graphs zip --out big-demo",
+         "cd cxrvqa-demo && cxrvqa build                # rebuild it as you will the real data"])
     parser.add_argument("--out", type=Path, default=Path("cxrvqa-demo"),
                         help="folder to write (default: ./cxrvqa-demo)")
     parser.add_argument("--patients", type=int, default=1000,
                         help="patients, including the 500 gold ones (default: 1000)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    parser.add_argument("--scene-graphs", choices=("none", "dir", "zip"), default="none",
+                        help="also write the silver scene graphs: none, an extracted "
+                             "scene_graph/ folder, or scene_graph.zip (to try the zip path, "
+                             "delete silver_dataset/scene_tabular/ and run cxrvqa build)")
     parser.set_defaults(run=_run_demo)
 
 
 def _run_demo(args: argparse.Namespace) -> int:
     from cxrvqa.build.index import load_index
     from cxrvqa.build.pipeline import build
+    from cxrvqa.build.stages import Stages
     from cxrvqa.synth import SynthConfig, write_questions, write_sources
 
     started = time.perf_counter()
-    config = SynthConfig(patients=args.patients, seed=args.seed)
+    config = SynthConfig(patients=args.patients, seed=args.seed, scene_graphs=args.scene_graphs,
+                         progress=_progress())
     layout = SourceLayout.from_root(args.out)
-    write_sources(args.out, config)
-    index = load_index(layout)
-    written = write_questions(args.out, index, config)
+    stages = Stages(progress=_progress())
+    # Writing a large tree takes a while: say so even without a terminal for the bars.
+    print(f"cxrvqa demo: writing a synthetic PhysioNet tree of {args.patients} patients to "
+          f"{args.out}…", file=sys.stderr, flush=True)
+    with stages.stage("write synthetic tree"):
+        write_sources(args.out, config)
+    index = load_index(layout, stages=stages)
+    with stages.stage("write question files"):
+        written = write_questions(args.out, index, config)
     print(f"wrote a synthetic PhysioNet tree and {sum(written.values())} questions to {args.out}")
-    report = build(layout, args.out / DATASET_SUBDIR, progress=_progress(), index=index)
+    report = build(layout, args.out / DATASET_SUBDIR, progress=_progress(), index=index,
+                   stages=stages)
     _print_summary(report, time.perf_counter() - started)
     print(f"next: cd {args.out} && cxrvqa build")
     return EXIT_OK
@@ -132,7 +177,12 @@ def _run_demo(args: argparse.Namespace) -> int:
 # --- check ---------------------------------------------------------------------------------
 
 def _add_check(subparsers: Any) -> None:
-    parser = subparsers.add_parser("check", help="parse and type-check program files")
+    parser = _command(
+        subparsers, "check", "parse and type-check program files",
+        "Parse and type-check template programs (.cxr files, or every .cxr file of a folder) and "
+        "print compiler-style errors with line, column and a caret. Exits 1 when any file has "
+        "an error.",
+        ["cxrvqa check my_template.cxr", "cxrvqa check programs/"])
     parser.add_argument("paths", nargs="+", type=Path, help="program files or folders")
     parser.set_defaults(run=_run_check)
 
@@ -146,18 +196,33 @@ def _run_check(args: argparse.Namespace) -> int:
 # --- generate / stats ---------------------------------------------------------------------
 
 def _add_generate(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "generate", help="sample new balanced questions from the template programs")
+    parser = _command(
+        subparsers, "generate", "sample new balanced questions from the template programs",
+        "Sample images and arguments for each template program (only possible object/attribute "
+        "pairs), answer them and flatten each template's answer distribution. The same seed "
+        "gives the same file for any number of workers. Records use the released question-file "
+        "format; --complete adds subject_id, study_id and image_path (the built format).",
+        ["cxrvqa generate --split valid --per-template 200 --seed 1 --out new_valid.json",
+         "cxrvqa generate --split test --per-template 20 --templates program_1,program_22",
+         "cxrvqa generate --split train --per-template 500 --complete --workers 2"])
     _add_source_options(parser)
-    parser.add_argument("--split", choices=SPLITS, required=True)
+    parser.add_argument("--split", choices=SPLITS, required=True,
+                        help="which images to draw from: train/valid by the published split "
+                             "rule, test from the 500 gold images")
     parser.add_argument("--per-template", type=int, required=True,
-                        help="questions per template program")
+                        help="questions per template program (fewer when the images do not "
+                             "allow that many distinct questions)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    parser.add_argument("--templates", type=_names, help="comma list, e.g. program_1,program_22")
+    parser.add_argument("--templates", type=_names,
+                        help="comma list, e.g. program_1,program_22 (default: all 48)")
     parser.add_argument("--out", type=Path, help="output file (default: generated_<split>.json)")
     parser.add_argument("--no-answers", action="store_true", help="leave the answers out")
     parser.add_argument("--no-paraphrases", action="store_true", help="use base wordings only")
-    parser.add_argument("--workers", type=int, default=1, help="processes (same output for any)")
+    parser.add_argument("--complete", action="store_true",
+                        help="write built records (with subject_id, study_id, image_path), "
+                             "ready to train on")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="processes; the output is the same for any number")
     parser.set_defaults(run=_run_generate)
 
 
@@ -168,21 +233,39 @@ def _names(text: str) -> tuple[str, ...]:
 def _run_generate(args: argparse.Namespace) -> int:
     from cxrvqa.tools.generate import GenerateOptions, run_generate
 
+    if args.complete and args.no_answers:
+        raise UsageError("--complete writes records ready to train on, with answers; "
+                         "drop --no-answers")
     out = args.out or Path(f"generated_{args.split}.json")
     options = GenerateOptions(args.per_template, args.seed, templates=args.templates,
                               answers=not args.no_answers, paraphrases=not args.no_paraphrases,
                               workers=args.workers)
-    generated = run_generate(_layout(args), args.split, options, out)
+    generated = run_generate(_layout(args), args.split, options, out, complete=args.complete)
     print(generated.render_balance())
     print(f"generated {len(generated.records)} {args.split} questions into {out}")
     return EXIT_OK
 
 
 def _add_stats(subparsers: Any) -> None:
-    parser = subparsers.add_parser("stats", help="audit built or generated question files")
-    parser.add_argument("files", nargs="+", type=Path)
+    parser = _command(
+        subparsers, "stats", "audit built or generated question files",
+        "Count questions per split, template, content and semantic type; the answer "
+        "distribution and empty-answer rate per template; patients and images shared between "
+        "splits; duplicate questions per image; with --sources the agreement of gold and silver "
+        "labels. PATHS mixes files and dataset folders (a folder means its built "
+        "train/valid/test.json); other files (ans2idx.json, SHA256SUMS, released _*.json in a "
+        "folder) are skipped with a note.",
+        ["cxrvqa stats mimiccxrvqa/dataset",
+         "cxrvqa stats mimiccxrvqa/dataset new_valid.json --json",
+         "cxrvqa stats mimiccxrvqa/dataset --report card.html --sources",
+         "cxrvqa stats mimiccxrvqa/dataset --plot charts/    # needs pip install 'cxrvqa[plot]'"])
+    parser.add_argument("files", nargs="+", type=Path, metavar="PATH",
+                        help="built or generated question files, or dataset folders")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
-    parser.add_argument("--plot", type=Path, metavar="DIR", help="write PNG bar charts here")
+    parser.add_argument("--plot", type=Path, metavar="DIR",
+                        help="write the charts here as PNG and SVG (needs matplotlib)")
+    parser.add_argument("--report", type=Path, metavar="HTML",
+                        help="write a self-contained HTML dataset card (works offline)")
     parser.add_argument("--sources", action="store_true",
                         help="also compare gold and silver labels on the test images")
     _add_source_options(parser)
@@ -190,22 +273,55 @@ def _add_stats(subparsers: Any) -> None:
 
 
 def _run_stats(args: argparse.Namespace) -> int:
-    from cxrvqa.tools.stats import compute_stats, render_stats, stats_json, write_plots
+    from cxrvqa.tools.card import write_card
+    from cxrvqa.tools.stats import (
+        compute_stats,
+        question_paths,
+        render_stats,
+        require_matplotlib,
+        stats_json,
+        write_plots,
+    )
 
-    stats = compute_stats(args.files, _layout(args) if args.sources else None)
-    print(stats_json(stats) if args.json else render_stats(stats))
     if args.plot is not None:
-        print(write_plots(stats, args.plot))
+        require_matplotlib()  # fail before the work, not after
+    files, notes = question_paths(args.files)
+    for note in notes:
+        print(f"cxrvqa: note: {note}", file=sys.stderr)
+    stats = compute_stats(files, _layout(args) if args.sources else None)
+    print(stats_json(stats) if args.json else render_stats(stats))
+    messages = []
+    if args.plot is not None:
+        messages.append(write_plots(stats, args.plot))
+    if args.report is not None:
+        messages.append(write_card(stats, args.report, notes=notes,
+                                   generator=f"cxrvqa {__version__}"))
+    # With --json, stdout stays one JSON document.
+    for message in messages:
+        print(message, file=sys.stderr if args.json else sys.stdout)
     return EXIT_OK
 
 
 # --- evaluate / explain --------------------------------------------------------------------
 
 def _add_evaluate(subparsers: Any) -> None:
-    parser = subparsers.add_parser("evaluate", help="score VQA predictions against a built split")
-    parser.add_argument("--predictions", type=Path, required=True)
+    parser = _command(
+        subparsers, "evaluate", "score VQA predictions against a built split",
+        "Score predictions against a built split file: exact-set accuracy (overall, per content "
+        "type, semantic type and template), micro F1, macro F1 over the whole answer vocabulary "
+        "(answers absent from the split count as 0), macro F1 over the answers present in the "
+        "split, and the support-weighted F1 the original baselines called macro F1. Missing, "
+        "extra, malformed and unknown predictions are counted, not fatal.",
+        ["cxrvqa evaluate --predictions preds.jsonl --gold mimiccxrvqa/dataset/test.json",
+         "cxrvqa evaluate --predictions preds.json --gold valid.json --ans2idx ans2idx.json --json"])
+    parser.add_argument("--predictions", type=Path, required=True,
+                        help='a JSON list [{"split": "test", "idx": 0, "answer": ["yes"]}, ...], '
+                             'a JSON object {"test:0": ["yes"], ...}, or JSON Lines with one '
+                             'such record per line; answers are lists of strings')
     parser.add_argument("--gold", type=Path, required=True, help="a built train/valid/test.json")
-    parser.add_argument("--ans2idx", type=Path, help="answer vocabulary (default: beside --gold)")
+    parser.add_argument("--ans2idx", type=Path,
+                        help="answer vocabulary (default: ans2idx.json beside --gold, else the "
+                             "110 answers)")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.set_defaults(run=_run_evaluate)
 
@@ -219,16 +335,28 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
 
 def _add_explain(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "explain", help="show how an answer is computed and which label rows support it")
+    parser = _command(
+        subparsers, "explain", "show how an answer is computed and which label rows support it",
+        "Answer one question and show the program, the value of every step and, for each "
+        "answer element, the label rows behind it (report sentence row_id, relation, parent "
+        "propagation, silver or gold). Name a built record, or an image, a program and its "
+        "arguments.",
+        ["cxrvqa explain --record test:12",
+         'cxrvqa explain --image-id ID --program program_2 --args object="left lung" '
+         'attribute=pneumonia',
+         "cxrvqa explain --record valid:3 --json"])
     _add_source_options(parser)
     parser.add_argument("--record", metavar="SPLIT:IDX", help="a record of a built split file")
-    parser.add_argument("--dataset-dir", type=Path, default=DATASET_SUBDIR)
+    parser.add_argument("--dataset-dir", type=Path, default=DATASET_SUBDIR,
+                        help="folder with the built split files that --record reads")
     parser.add_argument("--image-id", help="an image of the cohorts")
     parser.add_argument("--program", help="template program, e.g. program_2")
     parser.add_argument("--args", nargs="*", default=[], metavar="NAME=VALUE",
-                        help='bindings, e.g. object="left lung" attribute=pneumonia')
-    parser.add_argument("--labels", choices=("silver", "gold"), help="which labels to read")
+                        help='bindings, e.g. object="left lung" attribute=pneumonia '
+                             '(default: none)')
+    parser.add_argument("--labels", choices=("silver", "gold"),
+                        help="which labels to read (default: gold for gold images and test "
+                             "records, else silver)")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.set_defaults(run=_run_explain)
 
@@ -246,8 +374,13 @@ def _run_explain(args: argparse.Namespace) -> int:
 # --- scene-tabular ------------------------------------------------------------------------
 
 def _add_scene_tabular(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "scene-tabular", help="write the silver scene_tabular TSVs from the scene graphs")
+    parser = _command(
+        subparsers, "scene-tabular", "write the silver scene_tabular TSVs from the scene graphs",
+        "Read the Chest ImaGenome silver scene graphs (scene_graph.zip without extracting it, or "
+        "an extracted scene_graph/ folder) and write attribute_relations_tabular.txt and "
+        "bbox_objects_tabular.txt for other tools. cxrvqa build does not need them.",
+        ["cxrvqa scene-tabular",
+         "cxrvqa scene-tabular --chest-imagenome-dir /data/chest-imagenome/1.0.0 --skip-bad"])
     parser.add_argument("--chest-imagenome-dir", type=Path,
                         default=SourceLayout.from_root(".").chest_imagenome,
                         help="Chest ImaGenome 1.0.0 folder (default: ./physionet.org/files/"
@@ -281,10 +414,17 @@ def _add_download_options(parser: argparse.ArgumentParser) -> None:
                         "~/.netrc, or a prompt); the password comes from $PHYSIONET_PASSWORD, "
                         "~/.netrc or a hidden prompt, never from the command line")
     parser.add_argument("--workers", type=int, default=4, help="parallel transfers (default: 4)")
+    # The credential options above are not needed by download-images --dry-run.
 
 
 def _add_download(subparsers: Any) -> None:
-    parser = subparsers.add_parser("download", help="fetch the PhysioNet files a build reads")
+    parser = _command(
+        subparsers, "download", "fetch the PhysioNet files a build reads",
+        "Fetch exactly the MIMIC-CXR-JPG, Chest ImaGenome and MIMIC-IV files cxrvqa build reads "
+        "(PhysioNet credentials and signed data use agreements needed), in parallel, resumable, "
+        "verified against each project's SHA256SUMS.txt.",
+        ["PHYSIONET_USERNAME=you cxrvqa download",
+         "cxrvqa download --root /data --workers 8"])
     _add_download_options(parser)
     parser.set_defaults(run=_run_download)
 
@@ -300,14 +440,22 @@ def _run_download(args: argparse.Namespace) -> int:
 
 
 def _add_download_images(subparsers: Any) -> None:
-    parser = subparsers.add_parser("download-images",
-                                   help="fetch the JPGs the built dataset files reference")
+    parser = _command(
+        subparsers, "download-images", "fetch the JPGs the built dataset files reference",
+        "Fetch only the MIMIC-CXR-JPG images that the built split files reference (their "
+        "image_path, relative to physionet.org/files/mimic-cxr-jpg/2.0.0/files/). --dry-run "
+        "works offline without credentials: it prints the count, the paths and the total "
+        "size of the images already present.",
+        ["cxrvqa download-images --splits test --dry-run",
+         "cxrvqa download-images --splits test --workers 8"])
     _add_download_options(parser)
     parser.add_argument("--splits", type=_splits, default=SPLITS,
                         help="comma list of splits (default: train,valid,test)")
     parser.add_argument("--dataset-dir", type=Path, default=DATASET_SUBDIR,
                         help="folder with the built files (default: mimiccxrvqa/dataset)")
-    parser.add_argument("--dry-run", action="store_true", help="list the files, fetch nothing")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="list the images and the sizes known locally; offline, no "
+                             "credentials, fetches nothing")
     parser.set_defaults(run=_run_download_images)
 
 
@@ -315,15 +463,22 @@ def _run_download_images(args: argparse.Namespace) -> int:
     from cxrvqa.tools.download import (
         download_images,
         image_paths_from_dataset,
+        offline_image_plan,
+        offline_plan_summary,
         resolve_credentials,
     )
 
     paths = image_paths_from_dataset(args.dataset_dir, args.splits)
+    if args.dry_run:  # offline: no credentials, no network
+        plan = offline_image_plan(args.root, paths)
+        files = SourceLayout.from_root(args.root).mimic_cxr_jpg / "files"
+        print(f"images the built {','.join(args.splits)} files reference, relative to {files}/:")
+        print("\n".join(path.removeprefix("files/") for path in sorted(set(paths))))
+        print(offline_plan_summary(plan))
+        return EXIT_OK
     report = download_images(args.root, paths, base_url=args.base_url,
                              credentials=resolve_credentials(args.username),
-                             workers=args.workers, dry_run=args.dry_run, progress=_progress())
-    if args.dry_run:
-        print("\n".join(report.paths("planned")))
+                             workers=args.workers, dry_run=False, progress=_progress())
     print(report.summary())
     return EXIT_OK
 
@@ -331,8 +486,13 @@ def _run_download_images(args: argparse.Namespace) -> int:
 # --- verify / export ----------------------------------------------------------------------
 
 def _add_verify(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "verify", help="compare built files with a SHA256SUMS list, or with another build")
+    parser = _command(
+        subparsers, "verify", "compare built files with a SHA256SUMS list, or with another build",
+        "Compare the SHA-256 of the built files with a SHA256SUMS-format list, or compare two "
+        "builds record by record (which records differ, per split and template). Exits 1 when "
+        "anything differs.",
+        ["cxrvqa verify", "cxrvqa verify --checksums path/to/SHA256SUMS.txt",
+         "cxrvqa verify --against path/to/other/dataset", "cxrvqa verify --write-checksums"])
     parser.add_argument("--dataset-dir", type=Path, default=DATASET_SUBDIR,
                         help="folder with the built files (default: mimiccxrvqa/dataset)")
     parser.add_argument("--checksums", type=Path,
@@ -362,8 +522,15 @@ def _run_verify(args: argparse.Namespace) -> int:
 
 
 def _add_export(subparsers: Any) -> None:
-    parser = subparsers.add_parser("export", help="write the built splits as Parquet or a HF dataset")
-    parser.add_argument("--format", choices=("parquet", "hf"), required=True)
+    parser = _command(
+        subparsers, "export", "write the built splits as Parquet or a HF dataset",
+        "Write the built splits as Parquet files or a Hugging Face dataset folder "
+        "(datasets.load_from_disk), keeping every field, with template_arguments as a struct of "
+        "string lists and answer_multihot over ans2idx.json. Needs pip install 'cxrvqa[export]'.",
+        ["cxrvqa export --format parquet --out parquet/",
+         "cxrvqa export --format hf --out hf/ --dataset-dir mimiccxrvqa/dataset"])
+    parser.add_argument("--format", choices=("parquet", "hf"), required=True,
+                        help="parquet: <split>.parquet files; hf: a DatasetDict folder")
     parser.add_argument("--out", type=Path, required=True, help="new folder to write")
     parser.add_argument("--dataset-dir", type=Path, default=DATASET_SUBDIR,
                         help="folder with the built files (default: mimiccxrvqa/dataset)")
@@ -382,7 +549,10 @@ def _run_export(args: argparse.Namespace) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="cxrvqa", description="Build MIMIC-CXR-VQA from PhysioNet sources.")
+        prog="cxrvqa", description="Build MIMIC-CXR-VQA from PhysioNet sources.",
+        epilog=EXIT_CODES + "\n\nRun `cxrvqa COMMAND --help` for a command's options and examples.",
+        formatter_class=_HelpFormatter)
+    parser.add_argument("--version", action="version", version=f"cxrvqa {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_build, _add_demo, _add_check, _add_generate, _add_stats, _add_evaluate,
                 _add_explain, _add_scene_tabular, _add_download, _add_download_images,
@@ -393,7 +563,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
-    args = _parser().parse_args(argv)
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:  # --help, --version (0) and usage errors (2): a code, not an exit
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     try:
         return int(args.run(args))
     except CxrvqaError as exc:

@@ -12,12 +12,18 @@ from cxrvqa.build.index import ImageMeta
 from cxrvqa.errors import CxrvqaError, DataError
 from cxrvqa.facts import ImageFacts
 
-__all__ = ["answer_split", "image_path"]
+__all__ = ["answer_split", "image_identity", "image_path"]
 
 
 def image_path(meta: ImageMeta, image_id: str) -> str:
+    """The JPG's path relative to ``physionet.org/files/mimic-cxr-jpg/2.0.0/files/``."""
     subject = str(meta.subject_id)
     return f"p{subject[:2]}/p{subject}/s{meta.study_id}/{image_id}.jpg"
+
+
+def image_identity(meta: ImageMeta, image_id: str) -> tuple[str, str, str]:
+    """The subject_id, study_id and image_path of an output record (as strings)."""
+    return str(meta.subject_id), str(meta.study_id), image_path(meta, image_id)
 
 
 def _where(path: Path, number: int, question: dict[str, Any]) -> str:
@@ -41,8 +47,7 @@ def answer_split(questions: Sequence[tuple[Path, int, dict[str, Any]]], facts: M
         except CxrvqaError as exc:
             raise DataError(f"{_where(path, number, question)}: {exc}") from None
         if image not in identity:
-            identity[image] = (str(meta[image].subject_id), str(meta[image].study_id),
-                               image_path(meta[image], image))
+            identity[image] = image_identity(meta[image], image)
         subject_id, study_id, path = identity[image]
         records.append({
             "split": question["split"], "idx": question["idx"], "subject_id": subject_id,

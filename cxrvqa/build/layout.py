@@ -14,6 +14,8 @@ from pathlib import Path, PurePosixPath
 from typing import Literal
 
 __all__ = [
+    "ANS2IDX_FILE",
+    "BUILT_FILES",
     "CHEST_IMAGENOME",
     "GRAPH_SUFFIX",
     "DATASET_SUBDIR",
@@ -41,6 +43,10 @@ QUESTION_FILES: dict[str, tuple[str, ...]] = {
     "test": ("_test.json",),
 }
 """The released question files of each split; a split is its files concatenated in this order."""
+
+BUILT_FILES: dict[str, str] = {"train": "train.json", "valid": "valid.json", "test": "test.json"}
+"""The file ``cxrvqa build`` writes for each split, beside ``ANS2IDX_FILE``."""
+ANS2IDX_FILE = "ans2idx.json"
 
 
 @dataclass(frozen=True)

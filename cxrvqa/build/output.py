@@ -16,7 +16,7 @@ from json.encoder import encode_basestring_ascii as _quote
 from pathlib import Path
 from typing import Any
 
-__all__ = ["OUTPUT_KEYS", "ans2idx_bytes", "dataset_bytes", "write_files_atomically"]
+__all__ = ["OUTPUT_KEYS", "ans2idx_bytes", "dataset_bytes", "folder_mode", "write_files_atomically"]
 
 
 OUTPUT_KEYS = ("split", "idx", "subject_id", "study_id", "image_id", "image_path", "question",
@@ -136,6 +136,11 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def folder_mode() -> int:
+    """The mode ``mkdir`` gives a new folder under the current umask (``mkdtemp`` gives 0700)."""
+    return 0o777 & ~_umask()
 
 
 def write_files_atomically(directory: Path, files: Mapping[str, bytes]) -> None:

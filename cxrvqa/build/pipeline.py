@@ -6,6 +6,9 @@ own) are kept in the report for the summary and the benchmarks.
 
 from __future__ import annotations
 
+import os
+import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -24,29 +27,73 @@ from cxrvqa.vocab import SPLITS
 __all__ = ["BuildReport", "build"]
 
 
-@dataclass
+@dataclass(repr=False)  # the records run to hundreds of MB of text
 class BuildReport:
-    """What a build did: records per split, answers by template, stage times."""
+    """What a build did: records per split, stage times, where the files went, how long it took."""
 
     records: dict[str, list[dict[str, Any]]]
     stages: Stages
     output_dir: Path
+    seconds: float = 0.0
+
+    def __repr__(self) -> str:
+        return (f"BuildReport(counts={self.counts()!r}, output_dir={str(self.output_dir)!r}, "
+                f"seconds={self.seconds:.2f})")
 
     def counts(self) -> dict[str, int]:
         return {split: len(records) for split, records in self.records.items()}
 
+    def summary(self, total_seconds: float | None = None) -> str:
+        """The summary ``cxrvqa build`` prints: answers by kind per split, types, stage times.
 
-def build(layout: SourceLayout, dataset_dir: Path, output_dir: Path | None = None,
-          splits: Sequence[str] = SPLITS, *, progress: bool = False,
-          index: SceneIndex | None = None) -> BuildReport:
+        ``total_seconds`` is the caller's whole run (default: the build's own time); what
+        the timed stages do not cover is shown as "other", so the stage times add up.
+        """
+        total = self.seconds if total_seconds is None else total_seconds
+        lines = [f"{'split':<8}{'questions':>10}{'yes':>8}{'no':>8}{'empty':>8}{'list':>8}"]
+        for split, records in self.records.items():
+            kinds = Counter(_answer_kind(record["answer"]) for record in records)
+            lines.append(f"{split:<8}{len(records):>10}{kinds['yes']:>8}{kinds['no']:>8}"
+                         f"{kinds['empty']:>8}{kinds['list']:>8}")
+        lines.append("(answers: yes and no; empty is []; list is any other answer, e.g. "
+                     "['left lung'] or ['ap'])")
+        content = Counter(record["content_type"] for records in self.records.values()
+                          for record in records)
+        lines.append("content types: " + ", ".join(f"{name} {count}"
+                                                    for name, count in sorted(content.items())))
+        timed = [(stage.name, stage.wall) for stage in self.stages.times]
+        timed.append(("other", max(0.0, total - sum(wall for _, wall in timed))))
+        lines.append("stages: " + ", ".join(f"{name} {wall:.2f}s" for name, wall in timed)
+                     + f" (total {total:.2f}s)")
+        lines.append(f"built {sum(self.counts().values())} questions into {self.output_dir} "
+                     f"in {total:.1f}s")
+        return "\n".join(lines)
+
+
+def _answer_kind(answer: list[str]) -> str:
+    if answer == ["yes"] or answer == ["no"]:
+        return answer[0]
+    return "list" if answer else "empty"
+
+
+def build(layout: SourceLayout | str | os.PathLike[str], dataset_dir: str | os.PathLike[str],
+          output_dir: str | os.PathLike[str] | None = None, splits: Sequence[str] = SPLITS, *,
+          progress: bool = False, index: SceneIndex | None = None,
+          stages: Stages | None = None) -> BuildReport:
     """Build the requested splits and write them with ans2idx.json, all or nothing.
 
-    ``index`` is the result of ``load_index(layout)`` when the caller already has it.
+    ``layout`` is a ``SourceLayout`` or the download root (the folder holding
+    ``physionet.org/``). ``index`` is the result of ``load_index(layout)`` when the caller
+    already has it; ``stages`` collects the stage times (with the caller's own stages).
     """
     from cxrvqa.programs import answer, load_programs
 
-    output_dir = output_dir or dataset_dir
-    stages = Stages(progress=progress)
+    started = time.perf_counter()
+    if not isinstance(layout, SourceLayout):
+        layout = SourceLayout.from_root(Path(layout))
+    dataset_dir = Path(dataset_dir)
+    output_dir = Path(output_dir) if output_dir is not None else dataset_dir
+    stages = stages if stages is not None else Stages(progress=progress)
     with stages.stage("read questions"):
         questions = {split: read_split(dataset_dir, split) for split in splits}
         programs = load_programs()
@@ -66,4 +113,5 @@ def build(layout: SourceLayout, dataset_dir: Path, output_dir: Path | None = Non
         files = {f"{split}.json": dataset_bytes(records[split]) for split in splits}
         files["ans2idx.json"] = ans2idx_bytes(index.ontology.answer_vocabulary())
         write_files_atomically(output_dir, files)
-    return BuildReport(records=records, stages=stages, output_dir=output_dir)
+    return BuildReport(records=records, stages=stages, output_dir=output_dir,
+                       seconds=time.perf_counter() - started)

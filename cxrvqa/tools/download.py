@@ -67,6 +67,8 @@ __all__ = [
     "download_images",
     "download_sources",
     "image_paths_from_dataset",
+    "offline_image_plan",
+    "offline_plan_summary",
     "resolve_credentials",
 ]
 
@@ -698,3 +700,30 @@ def image_paths_from_dataset(dataset_dir: Path, splits: Sequence[str]) -> list[s
                 )
             paths.add(f"files/{image_path}")
     return sorted(paths)
+
+
+def offline_image_plan(root: Path, image_paths: Iterable[str]) -> DownloadReport:
+    """What ``download_images`` would fetch, without the network or credentials.
+
+    Each image (a path relative to ``mimic-cxr-jpg/2.0.0``) is ``planned``, with its size
+    when it is already on disk under ``root`` (unverified) and ``None`` otherwise.
+    """
+    outcomes = []
+    for path in sorted(set(image_paths)):
+        local = RemoteFile(MIMIC_CXR_JPG, path).local_path
+        on_disk = Path(root) / local
+        outcomes.append(FileOutcome(local, on_disk.stat().st_size if on_disk.is_file() else None,
+                                    "planned"))
+    return DownloadReport(tuple(outcomes))
+
+
+def offline_plan_summary(report: DownloadReport) -> str:
+    """One line for ``download-images --dry-run``: the count and the sizes known offline."""
+    present = [outcome for outcome in report.files if outcome.size is not None]
+    line = f"{len(report.files)} images"
+    if len(present) == len(report.files):
+        return f"{line}, {_human(report.total_bytes)}, all already on disk"
+    line += f"; {len(present)} already on disk ({_human(report.total_bytes)})"
+    return (f"{line}; the sizes of the other {len(report.files) - len(present)} are unknown "
+            f"offline (a real run announces its total before fetching)")
+

@@ -1,23 +1,28 @@
 """Score VQA predictions against a built split file: accuracy, F1s and a list of input problems.
 
-Predictions may come in either of two shapes (both keyed by split and idx)::
+Predictions may come in any of three shapes (all keyed by split and idx)::
 
     [{"split": "test", "idx": 0, "answer": ["yes"]}, ...]     # a JSON list of records
     {"test:0": ["yes"], "test:1": ["left lung", "trachea"]}    # a JSON object "split:idx" -> answers
+    {"split": "test", "idx": 0, "answer": ["yes"]}             # JSON Lines: one record per line
 
-An answer is a list of strings (a single string counts as a one-answer list).
-Answers are compared as sets after ``strip().lower()``, the form the built files
-use. Problems in the predictions never stop scoring: missing predictions count
-as wrong, extra and malformed ones are skipped, unknown answers (not in
-``ans2idx.json``) make their record wrong and have no F1 column; each is counted
-and listed in the report. Only an unreadable gold file raises.
+An answer is a list of strings; a bare string (``"answer": "yes"``) is malformed,
+since it cannot be told apart from a list answer's text. Answers are compared as
+sets after ``strip().lower()``, the form the built files use. Problems in the
+predictions never stop scoring: missing predictions count as wrong, extra and
+malformed ones are skipped, unknown answers (not in ``ans2idx.json``) make their
+record wrong and have no F1 column; each is counted and listed in the report. A
+predictions, gold or ans2idx file that cannot be read at all raises ``DataError``.
 
 Metrics, over the gold records:
 
 - exact-set accuracy, overall and per content type, semantic type and template program;
 - micro F1 over the answer vocabulary (one binary label per answer);
 - macro F1: the unweighted mean of the per-answer F1 over the whole vocabulary
-  (an answer with no gold and no predicted occurrence scores 0, as sklearn's default);
+  (an answer with no gold and no predicted occurrence scores 0, as sklearn's default),
+  so a perfect prediction scores below 1 when some answers never occur in the split;
+- macro F1 over the answers present in the split (gold support > 0), which a
+  perfect prediction scores 1 on;
 - weighted F1: per-answer F1 weighted by gold support. The original MIMIC-CXR-VQA
   baselines reported this number as "macro F1"; it is labelled as what it is here.
 
@@ -46,6 +51,9 @@ _Key = tuple[str, int]
 _SHOWN = 5  # examples listed per kind of problem
 _GROUPS = ("content_type", "semantic_type", "template_program")
 _PROGRAM_NUMBER = re.compile(r"(\d+)$")
+MACRO_NOTE = ("macro F1 averages the F1 of every vocabulary answer; answers absent from the "
+              "split (no gold, no prediction) count as 0, so even perfect predictions score "
+              "below 1; 'present' averages only the answers the split's gold records contain")
 
 
 def default_vocabulary() -> list[str]:
@@ -77,6 +85,8 @@ class EvaluationReport:
     weighted_f1: float
     vocabulary_size: int
     groups: dict[str, list[GroupScore]]
+    present_macro_f1: float = 0.0
+    present_answers: int = 0
     problems: dict[str, int] = field(default_factory=dict)
     examples: dict[str, list[str]] = field(default_factory=dict)
 
@@ -91,6 +101,8 @@ class EvaluationReport:
             "micro_f1": self.micro_f1, "macro_f1": self.macro_f1,
             "weighted_f1": self.weighted_f1,
             "weighted_f1_note": "reported as 'macro F1' by the original baselines",
+            "macro_f1_note": MACRO_NOTE,
+            "present_macro_f1": self.present_macro_f1, "present_answers": self.present_answers,
             "vocabulary_size": self.vocabulary_size,
             "groups": {name: {g.name: {"total": g.total, "correct": g.correct,
                                        "accuracy": g.accuracy} for g in scores}
@@ -103,8 +115,12 @@ class EvaluationReport:
         lines = [f"records             {self.total}",
                  f"exact-set accuracy  {self.accuracy:.4f} ({self.correct}/{self.total})",
                  f"micro F1            {self.micro_f1:.4f}",
-                 f"macro F1            {self.macro_f1:.4f}  (unweighted, {self.vocabulary_size} answers)",
-                 f"weighted F1         {self.weighted_f1:.4f}  (the original baselines' 'macro F1')"]
+                 f"macro F1            {self.macro_f1:.4f}  (unweighted, all {self.vocabulary_size} "
+                 f"answers)",
+                 f"macro F1 (present)  {self.present_macro_f1:.4f}  (unweighted, the "
+                 f"{self.present_answers} answers present in the split)",
+                 f"weighted F1         {self.weighted_f1:.4f}  (the original baselines' 'macro F1')",
+                 f"note: {MACRO_NOTE}"]
         for name, scores in self.groups.items():
             width = max([len(name), *(len(g.name) for g in scores)])
             lines += ["", f"{name:<{width}}  {'n':>6}  {'correct':>7}  accuracy"]
@@ -150,12 +166,32 @@ def evaluate(predictions_path: str | os.PathLike[str], gold_path: str | os.PathL
     vocabulary = _read_vocabulary(Path(ans2idx_path) if ans2idx_path is not None
                                   else gold_path.with_name("ans2idx.json"), ans2idx_path is None)
     problems = _Problems()
+    data, names = _read_predictions(Path(predictions_path), problems)
+    return score(_predictions(data, problems, names), gold, vocabulary, problems)
+
+
+def _read_predictions(path: Path, problems: _Problems) -> tuple[object, list[str] | None]:
+    """The predictions as JSON data: the whole file, else a list of its JSON lines (then also
+    each list item's name, "line N")."""
     try:
-        data = json.loads(Path(predictions_path).read_bytes())
-    except (OSError, ValueError) as exc:
-        problems.add("unreadable", f"{predictions_path}: {exc}")
-        data = []
-    return score(_predictions(data, problems), gold, vocabulary, problems)
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: cannot read the predictions ({exc})") from None
+    try:
+        return json.loads(text), None
+    except ValueError as whole_error:
+        lines = [(number, line) for number, line in enumerate(text.splitlines(), 1) if line.strip()]
+        records: list[object] = []
+        for number, line in lines:
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                problems.add("unreadable", f"{path}: line {number} is not JSON")
+                records.append(None)
+        if not lines or len(lines) == problems.counts["unreadable"]:
+            raise DataError(f"{path}: expected a JSON list, a JSON object or JSON Lines of "
+                            f"predictions ({whole_error})") from None
+        return records, [f"line {number}" for number, _ in lines]
 
 
 def score(predictions: Mapping[_Key, Sequence[str]], gold: Sequence[Mapping[str, Any]],
@@ -182,17 +218,19 @@ def score(predictions: Mapping[_Key, Sequence[str]], gold: Sequence[Mapping[str,
         pairs.append((truth & known, guess & known))
     for key in sorted(predictions.keys() - gold_keys):
         problems.add("extra", _name(key))
-    micro, macro, weighted = _f1s(pairs, vocabulary)
+    micro, macro, weighted, present = _f1s(pairs, vocabulary)
     return EvaluationReport(
         total=len(results), correct=sum(ok for _, ok in results), micro_f1=micro,
         macro_f1=macro, weighted_f1=weighted, vocabulary_size=len(vocabulary),
+        present_macro_f1=present[0], present_answers=present[1],
         groups={name: _group_scores(results, name) for name in _GROUPS},
         problems=dict(problems.counts), examples=problems.examples)
 
 
 def _f1s(pairs: Iterable[tuple[set[str], set[str]]], vocabulary: Sequence[str]
-         ) -> tuple[float, float, float]:
-    """Micro, macro and support-weighted F1 over one binary label per vocabulary answer."""
+         ) -> tuple[float, float, float, tuple[float, int]]:
+    """Micro, macro and support-weighted F1 over one binary label per vocabulary answer,
+    and the macro F1 over the answers with gold support (with their number)."""
     true_pos: Counter[str] = Counter()
     false_pos: Counter[str] = Counter()
     false_neg: Counter[str] = Counter()
@@ -207,7 +245,8 @@ def _f1s(pairs: Iterable[tuple[set[str], set[str]]], vocabulary: Sequence[str]
     macro = sum(per_answer.values()) / len(vocabulary) if vocabulary else 0.0
     weighted = (sum(per_answer[a] * support[a] for a in vocabulary) / total_support
                 if total_support else 0.0)
-    return micro, macro, weighted
+    present = [per_answer[a] for a in vocabulary if support[a]]
+    return micro, macro, weighted, (sum(present) / len(present) if present else 0.0, len(present))
 
 
 def _f1(true_pos: int, false_pos: int, false_neg: int) -> float:
@@ -239,21 +278,30 @@ def _name(key: _Key) -> str:
     return f"{key[0]}:{key[1]}"
 
 
-def _predictions(data: object, problems: _Problems) -> dict[_Key, list[str]]:
-    """(split, idx) -> answers from either accepted shape; bad entries go to ``problems``."""
+def _predictions(data: object, problems: _Problems,
+                 names: Sequence[str] | None = None) -> dict[_Key, list[str]]:
+    """(split, idx) -> answers from any accepted shape; bad entries go to ``problems``.
+
+    ``names`` names the items of a list (default "record N"); ``None`` items were unreadable.
+    """
     if isinstance(data, dict):
         entries = [(_parse_key(text), value, f"key {text!r}") for text, value in data.items()]
     elif isinstance(data, list):
+        unreadable_lines = names is not None  # their items are None, already counted
+        names = names or [f"record {number}" for number in range(len(data))]
         entries = [(_record_key(item), item.get("answer") if isinstance(item, dict) else None,
-                    f"record {number}") for number, item in enumerate(data)]
+                    name) for name, item in zip(names, data)
+                   if not (unreadable_lines and item is None)]
     else:
-        problems.add("malformed", "predictions must be a JSON list of records or an object "
-                                  "mapping 'split:idx' to answers")
+        problems.add("malformed", "predictions must be a JSON list of records, an object "
+                                  "mapping 'split:idx' to answers, or JSON Lines of records")
         return {}
     predictions: dict[_Key, list[str]] = {}
-    for key, value, where in entries:
-        answers = [value] if isinstance(value, str) else value
-        if key is None or not isinstance(answers, list) or not all(
+    for key, answers, where in entries:
+        if key is not None and isinstance(answers, str):
+            problems.add("malformed", f"{where}: answer {answers!r} is a string; expected a list "
+                                      f"of answer strings such as [{answers!r}]")
+        elif key is None or not isinstance(answers, list) or not all(
                 isinstance(a, str) for a in answers):
             problems.add("malformed", f"{where}: expected split, idx and a list of answer strings")
         elif key in predictions:

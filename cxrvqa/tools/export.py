@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cxrvqa.build.jsonio import paused_gc, read_json
-from cxrvqa.build.output import OUTPUT_KEYS
+from cxrvqa.build.output import OUTPUT_KEYS, folder_mode
 from cxrvqa.errors import DataError, ExportError
 from cxrvqa.tools.verify import read_records, text_table
 from cxrvqa.vocab import ARGUMENT_KINDS, SPLITS
@@ -211,7 +211,9 @@ def _stage(out: Path) -> Path:
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ExportError(f"{out}: exists and is not an empty folder; choose a new output folder")
     out.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    os.chmod(staging, folder_mode())  # the published folder follows the umask, as mkdir would
+    return staging
 
 
 def _publish(staging: Path, out: Path) -> None:

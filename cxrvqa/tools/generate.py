@@ -39,7 +39,9 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
-from cxrvqa.build.output import write_files_atomically
+from cxrvqa.build.answering import image_identity
+from cxrvqa.build.index import ImageMeta
+from cxrvqa.build.output import OUTPUT_KEYS, dataset_bytes, write_files_atomically
 from cxrvqa.build.splits import SilverIndex, assign_splits
 from cxrvqa.errors import DataError, EvaluationError
 from cxrvqa.facts import Finding, ImageFacts
@@ -63,7 +65,7 @@ if TYPE_CHECKING:
     from cxrvqa.build.ontology import Ontology
 
 __all__ = ["MAX_LIST_SHARE", "BalanceRow", "GenerateOptions",
-           "Generated", "Pairs", "Template", "generate", "generate_split", "load_templates",
+           "Generated", "Pairs", "Template", "complete_records", "generate", "generate_split", "load_templates",
            "question_bytes", "run_generate", "split_pools"]
 
 MAX_LIST_SHARE = 0.2
@@ -221,13 +223,33 @@ def question_bytes(records: Sequence[Mapping[str, Any]]) -> bytes:
 
 
 def run_generate(layout: SourceLayout, split: str, options: GenerateOptions,
-                 out: Path) -> Generated:
-    """``cxrvqa generate``: read the sources, generate one split, write ``out`` atomically."""
+                 out: Path, *, complete: bool = False) -> Generated:
+    """``cxrvqa generate``: read the sources, generate one split, write ``out`` atomically.
+
+    ``complete`` writes built records instead (see ``complete_records``), in the bytes
+    of a built split file.
+    """
     from cxrvqa.build.index import load_index
 
-    generated = generate(load_index(layout), split, options)
-    write_files_atomically(out.parent, {out.name: question_bytes(generated.records)})
+    index = load_index(layout)
+    generated = generate(index, split, options)
+    data = (dataset_bytes(complete_records(generated.records, index.meta)) if complete
+            else question_bytes(generated.records))
+    write_files_atomically(out.parent, {out.name: data})
     return generated
+
+
+def complete_records(records: Sequence[Mapping[str, Any]],
+                     meta: Mapping[str, ImageMeta]) -> list[dict[str, Any]]:
+    """Question records as a build writes them: with subject_id, study_id and image_path,
+    in the built key order, so that training code reads generated and built files alike."""
+    completed = []
+    for record in records:
+        subject_id, study_id, path = image_identity(meta[record["image_id"]], record["image_id"])
+        extra = {"subject_id": subject_id, "study_id": study_id, "image_path": path}
+        completed.append({key: extra[key] if key in extra else record[key]
+                          for key in OUTPUT_KEYS if key in extra or key in record})
+    return completed
 
 
 def _chosen_programs(programs: Mapping[str, n.Program],

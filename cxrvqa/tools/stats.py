@@ -17,19 +17,24 @@ from itertools import combinations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cxrvqa.errors import DataError, EvaluationError
+from cxrvqa.build.layout import ANS2IDX_FILE, BUILT_FILES, QUESTION_FILES
+from cxrvqa.errors import CxrvqaError, DataError, EvaluationError
 from cxrvqa.facts import ImageFacts
+from cxrvqa.tools.charts import ANSWER_COLOURS, SPLIT_COLOURS, Chart, save_with_matplotlib
+from cxrvqa.vocab import FIXED_ANSWERS
 
 if TYPE_CHECKING:
     from cxrvqa.build.index import SceneIndex
     from cxrvqa.build.layout import SourceLayout
 
-__all__ = ["Agreement", "Overlap", "PLOT_EXTRA_MESSAGE", "Stats", "compute_stats",
-           "gold_silver_facts", "read_records", "render_stats", "stats_json", "write_plots"]
+__all__ = ["Agreement", "Overlap", "PLOT_EXTRA_MESSAGE", "Stats", "charts", "compute_stats",
+           "gold_silver_facts", "question_paths", "read_records", "render_stats",
+           "display_splits", "require_matplotlib", "stats_json", "write_plots"]
 
 REQUIRED_KEYS = ("split", "image_id", "question", "content_type", "semantic_type",
                  "template_program")
-PLOT_EXTRA_MESSAGE = "cxrvqa: --plot needs matplotlib: pip install 'cxrvqa[plot]'"
+PLOT_EXTRA_MESSAGE = "--plot needs matplotlib: pip install 'cxrvqa[plot]'"
+_TOP_ANSWERS = 3  # answers named per template in the answer-distribution chart
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,8 @@ class Stats:
     by_template: dict[str, dict[str, int]] = field(default_factory=dict)  # program -> split -> n
     by_content_type: dict[str, int] = field(default_factory=dict)
     by_semantic_type: dict[str, int] = field(default_factory=dict)
+    content_by_split: dict[str, dict[str, int]] = field(default_factory=dict)  # type -> split -> n
+    semantic_by_split: dict[str, dict[str, int]] = field(default_factory=dict)
     answers: dict[str, dict[str, int]] = field(default_factory=dict)  # program -> answer -> n
     answered: int = 0
     empty: int = 0
@@ -89,6 +96,51 @@ class Stats:
             data["agreement"] = {p: {**asdict(a), "rate": a.rate}
                                  for p, a in self.agreement.items()}
         return data
+
+
+def question_paths(paths: Sequence[Path]) -> tuple[list[Path], list[str]]:
+    """The question files to audit among ``paths``, and a note on each file skipped.
+
+    A folder stands for its built splits (train/valid/test.json). Named files are read,
+    except those that hold no questions (ans2idx.json, checksum lists, non-JSON files)
+    and released ``_<split>.json`` files named together with their folder's built split
+    (the same questions again, e.g. from ``dataset/*.json``).
+    """
+    chosen: list[Path] = []
+    notes: list[str] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            built = [path / name for name in BUILT_FILES.values() if (path / name).is_file()]
+            if not built:
+                raise DataError(f"{path}: no built split files ({', '.join(BUILT_FILES.values())})"
+                                f"; run `cxrvqa build` first, or name question files")
+            others = sorted(p.name for p in path.iterdir() if p.is_file() and p not in built)
+            if others:
+                notes.append(f"{path}: read the built splits only; skipped {', '.join(others)}")
+            chosen += built
+        elif not path.is_file():
+            raise DataError(f"{path}: not found")
+        else:
+            chosen.append(path)
+    files = []
+    for path in chosen:
+        reason = _not_questions(path, chosen) or ("named twice" if path in files else None)
+        if reason:
+            notes.append(f"skipped {path}: {reason}")
+        else:
+            files.append(path)
+    return files, notes
+
+
+def _not_questions(path: Path, chosen: Sequence[Path]) -> str | None:
+    if path.name == ANS2IDX_FILE:
+        return "the answer vocabulary, not questions"
+    if path.suffix != ".json":
+        return "not a JSON question file"
+    for split, released in QUESTION_FILES.items():
+        if path.name in released and path.with_name(BUILT_FILES[split]) in chosen:
+            return f"the released questions of {BUILT_FILES[split]}, which is read"
+    return None
 
 
 def read_records(paths: Sequence[Path]) -> list[dict[str, Any]]:
@@ -128,8 +180,8 @@ def compute_stats(paths: Sequence[Path], layout: SourceLayout | None = None) -> 
 
 def _count(stats: Stats, records: Iterable[Mapping[str, Any]]) -> None:
     splits: Counter[str] = Counter()
-    contents: Counter[str] = Counter()
-    semantics: Counter[str] = Counter()
+    contents: dict[str, Counter[str]] = defaultdict(Counter)
+    semantics: dict[str, Counter[str]] = defaultdict(Counter)
     templates: dict[str, Counter[str]] = defaultdict(Counter)
     answers: dict[str, Counter[str]] = defaultdict(Counter)
     seen: set[tuple[str, str, str]] = set()
@@ -137,8 +189,8 @@ def _count(stats: Stats, records: Iterable[Mapping[str, Any]]) -> None:
     for record in records:
         split, program = str(record["split"]), str(record["template_program"])
         splits[split] += 1
-        contents[str(record["content_type"])] += 1
-        semantics[str(record["semantic_type"])] += 1
+        contents[str(record["content_type"])][split] += 1
+        semantics[str(record["semantic_type"])][split] += 1
         templates[program][split] += 1
         key = (split, str(record["image_id"]), str(record["question"]))
         duplicates[split] += key in seen
@@ -148,8 +200,11 @@ def _count(stats: Stats, records: Iterable[Mapping[str, Any]]) -> None:
             stats.answered += 1
             stats.empty += not record["answer"]
     stats.by_split = dict(sorted(splits.items()))
-    stats.by_content_type = dict(sorted(contents.items()))
-    stats.by_semantic_type = dict(sorted(semantics.items()))
+    stats.by_content_type = {name: sum(contents[name].values()) for name in sorted(contents)}
+    stats.by_semantic_type = {name: sum(semantics[name].values()) for name in sorted(semantics)}
+    stats.content_by_split = {name: dict(sorted(contents[name].items())) for name in sorted(contents)}
+    stats.semantic_by_split = {name: dict(sorted(semantics[name].items()))
+                               for name in sorted(semantics)}
     stats.by_template = {p: dict(sorted(templates[p].items())) for p in _program_order(templates)}
     stats.answers = {p: dict(answers[p].most_common()) for p in _program_order(answers)}
     stats.duplicates = {split: duplicates[split] for split in stats.by_split}
@@ -276,35 +331,116 @@ def _agreement_column(agreement: Mapping[str, Agreement] | None, program: str) -
     return f"{'-' if rate is None else f'{rate:.1%}':>13}"
 
 
-def write_plots(stats: Stats, directory: Path) -> str:
-    """Bar charts of the distributions as PNGs; returns a one-line message for the user."""
+def require_matplotlib() -> None:
+    """Raise (exit 3, one line) unless matplotlib can be imported; call it before the work."""
     try:
         import matplotlib
     except ImportError:
-        return PLOT_EXTRA_MESSAGE
+        raise CxrvqaError(PLOT_EXTRA_MESSAGE) from None
     matplotlib.use("Agg")  # files only: no display needed
-    import matplotlib.pyplot as plt
 
-    charts: dict[str, tuple[str, Mapping[str, float]]] = {
-        "questions_per_template": ("questions", {p: sum(c.values())
-                                                 for p, c in stats.by_template.items()}),
-        "content_types": ("questions", stats.by_content_type),
-        "semantic_types": ("questions", stats.by_semantic_type),
-    }
-    if stats.answers:
-        charts["top_answer_share"] = ("share of the most frequent answer", {
-            p: next(iter(a.values())) / sum(a.values()) for p, a in stats.answers.items()})
-    if stats.agreement:
-        charts["gold_silver_agreement"] = ("gold = silver", {
-            p: a.rate for p, a in stats.agreement.items() if a.rate is not None})
+
+def write_plots(stats: Stats, directory: Path) -> str:
+    """Every chart of ``charts`` as PNG and SVG files; returns a one-line message for the user.
+
+    Raises:
+        CxrvqaError: matplotlib is not installed (nothing is written).
+    """
+    require_matplotlib()
+    made = charts(stats)
     directory.mkdir(parents=True, exist_ok=True)
-    for name, (label, values) in charts.items():
-        figure, axes = plt.subplots(figsize=(max(4.0, 0.25 * len(values) + 2), 4))
-        axes.bar(list(values), list(values.values()))
-        axes.set_ylabel(label)
-        axes.set_title(name.replace("_", " "))
-        axes.tick_params(axis="x", labelrotation=90, labelsize=7)
-        figure.tight_layout()
-        figure.savefig(directory / f"{name}.png", dpi=100)
-        plt.close(figure)
-    return f"wrote {len(charts)} charts to {directory}"
+    for chart in made:
+        save_with_matplotlib(chart, [directory / f"{chart.name}.png",
+                                     directory / f"{chart.name}.svg"])
+    return f"wrote {len(made)} charts (PNG and SVG) to {directory}"
+
+
+# --- charts ---------------------------------------------------------------------------------
+
+def charts(stats: Stats) -> list[Chart]:
+    """The charts of the audit, in reading order (the HTML card and ``--plot`` draw these)."""
+    splits = display_splits(stats)
+    made = [
+        Chart("split_sizes", "Questions per split", splits, ["questions"],
+              [[stats.by_split[s]] for s in splits], colours=[_split_colour(s) for s in splits]),
+        _per_split("content_types", "Questions per content type and split",
+                   stats.content_by_split, splits),
+        _per_split("semantic_types", "Questions per semantic type and split",
+                   stats.semantic_by_split, splits),
+        Chart("questions_per_template", "Questions per template, by split",
+              list(stats.by_template), splits,
+              [[counts.get(s, 0) for s in splits] for counts in stats.by_template.values()],
+              mode="stacked"),
+    ]
+    if stats.answers:
+        made += [_answer_chart(stats.answers), _empty_chart(stats.answers)]
+    if stats.agreement:
+        made.append(_agreement_chart(stats.agreement))
+    return made
+
+
+def display_splits(stats: Stats) -> list[str]:
+    """The splits of the files in the usual order: train, valid, test, then any other."""
+    order = {split: number for number, split in enumerate(BUILT_FILES)}
+    return sorted(stats.by_split, key=lambda split: (order.get(split, len(order)), split))
+
+
+def _split_colour(split: str) -> str:
+    return SPLIT_COLOURS.get(split, "#888")
+
+
+def _per_split(name: str, title: str, counts: Mapping[str, Mapping[str, int]],
+               splits: Sequence[str]) -> Chart:
+    return Chart(name, title, list(counts), splits,
+                 [[per_split.get(s, 0) for s in splits] for per_split in counts.values()])
+
+
+def _answer_chart(answers: Mapping[str, Mapping[str, int]]) -> Chart:
+    """Per template, the shares of its three most frequent answers (named) and of the rest."""
+    values, labels, notes = [], [], []
+    for counts in answers.values():
+        total = sum(counts.values())
+        top = list(counts.items())[:_TOP_ANSWERS]
+        top += [("", 0)] * (_TOP_ANSWERS - len(top))
+        rest = total - sum(count for _, count in top)
+        values.append([count / total for _, count in top] + [rest / total])
+        labels.append([answer for answer, _ in top] + [f"{len(counts) - _TOP_ANSWERS} other answers"
+                                                       if rest else ""])
+        named = "; ".join(f"{_short(answer)} {count / total:.0%}" for answer, count in top if answer)
+        notes.append(f"{named} ({len(counts)} answers, {total} q.)")
+    series = ["most frequent answer", "2nd", "3rd", "all other answers"]
+    return Chart("answer_distribution", "Answer distribution per template (top answers named)",
+                 list(answers), series, values, mode="stacked", share=True, axis="share of questions",
+                 labels=labels, notes=notes, colours=ANSWER_COLOURS)
+
+
+def _short(answer: str, width: int = 22) -> str:
+    return answer if len(answer) <= width else answer[:width - 1] + "…"
+
+
+def _empty_chart(answers: Mapping[str, Mapping[str, int]]) -> Chart:
+    # Only templates with list answers: a yes/no or choice template cannot answer [].
+    rows = [p for p, counts in answers.items() if set(counts) - set(FIXED_ANSWERS)]
+    notes = [f"{answers[p].get('[]', 0)} of {sum(answers[p].values())}" for p in rows]
+    return Chart("empty_answer_rate", "Empty-answer rate per template with list answers", rows,
+                 ["empty answers"],
+                 [[answers[p].get("[]", 0) / sum(answers[p].values())] for p in rows],
+                 share=True, axis="share of the template's questions with answer []",
+                 notes=notes, colours=["#e45756"])
+
+
+def _agreement_chart(agreement: Mapping[str, Agreement]) -> Chart:
+    rows = list(agreement)
+    notes = []
+    for program in rows:
+        tally = agreement[program]
+        answered = tally.questions - tally.no_silver_labels - tally.unanswerable
+        note = f"{tally.agree} of {answered} agree"
+        if tally.no_silver_labels or tally.unanswerable:
+            note += (f" ({tally.no_silver_labels} without silver labels, "
+                     f"{tally.unanswerable} unanswerable)")
+        notes.append(note)
+    return Chart("gold_silver_agreement", "Gold vs silver labels: same answer on the test images",
+                 rows, ["agreement"], [[agreement[p].rate or 0.0] for p in rows], share=True,
+                 axis="share of test questions with the same answer", notes=notes,
+                 colours=["#54a24b"])

@@ -74,29 +74,64 @@ def test_problems_are_counted_not_raised(files: dict[str, Path]) -> None:
     predictions = write(files["dir"] / "p.json", [
         {"split": "test", "idx": 0, "answer": ["yes", "maybe"]},  # unknown answer
         {"split": "test", "idx": 0, "answer": ["yes"]},           # duplicate
-        {"split": "test", "idx": 1, "answer": "no"},              # a string is one answer
+        {"split": "test", "idx": 1, "answer": "no"},              # malformed: a string
         {"split": "test", "idx": 9, "answer": ["no"]},            # extra
         {"split": "test", "answer": ["no"]},                       # malformed: no idx
         {"split": "test", "idx": 2, "answer": [1, 2]},             # malformed: not strings
         "garbage"])                                                # malformed
     report = evaluate(predictions, files["gold"])
-    assert report.problems == {"unreadable": 0, "malformed": 3, "duplicate": 1, "missing": 2,
+    assert report.problems == {"unreadable": 0, "malformed": 4, "duplicate": 1, "missing": 3,
                                "extra": 1, "unknown_answer": 1}
     assert report.examples["unknown_answer"] == ["test:0: 'maybe'"]
-    assert report.examples["missing"] == ["test:2", "test:3"]
-    assert report.correct == 1  # idx 1 only: idx 0 holds an unknown answer
+    assert report.examples["missing"] == ["test:1", "test:2", "test:3"]
+    assert report.examples["malformed"][0] == (
+        "record 2: answer 'no' is a string; expected a list of answer strings such as ['no']")
+    assert report.correct == 0  # idx 0 holds an unknown answer; idx 1's string is not accepted
     text = report.render()
-    assert "malformed 3" in text and "extra: test:9" in text
+    assert "malformed 4" in text and "extra: test:9" in text
 
 
-def test_unreadable_predictions_are_reported(files: dict[str, Path]) -> None:
+def test_unreadable_predictions_are_data_errors(files: dict[str, Path]) -> None:
     bad = files["dir"] / "bad.json"
     bad.write_text("{not json")
-    report = evaluate(bad, files["gold"])
-    assert report.problems["unreadable"] == 1 and report.problems["missing"] == 4
-    assert report.correct == 0
+    with pytest.raises(DataError, match=r"bad\.json: expected a JSON list, a JSON object or "
+                                        r"JSON Lines of predictions") as info:
+        evaluate(bad, files["gold"])
+    assert "\n" not in str(info.value)
+    with pytest.raises(DataError, match=r"absent\.json: cannot read the predictions"):
+        evaluate(files["dir"] / "absent.json", files["gold"])
     scalar = evaluate(write(files["dir"] / "s.json", 3), files["gold"])
     assert scalar.problems["malformed"] == 1
+
+
+def test_json_lines_predictions(files: dict[str, Path]) -> None:
+    lines = [json.dumps({"split": r["split"], "idx": r["idx"], "answer": r["answer"]})
+             for r in GOLD]
+    path = files["dir"] / "p.jsonl"
+    path.write_text("\n".join(lines) + "\n\n")
+    as_list = write(files["dir"] / "a.json", [json.loads(line) for line in lines])
+    assert evaluate(path, files["gold"]).to_json() == evaluate(as_list, files["gold"]).to_json()
+    # One broken line and one string answer: counted, the rest still scored.
+    path.write_text("\n".join([lines[0], "{broken", lines[2],
+                               json.dumps({"split": "test", "idx": 3, "answer": "yes"})]))
+    report = evaluate(path, files["gold"])
+    assert report.problems["unreadable"] == 1 and report.problems["malformed"] == 1
+    assert report.examples["unreadable"] == [f"{path}: line 2 is not JSON"]
+    assert report.examples["malformed"][0].startswith("line 4: answer 'yes' is a string")
+    assert (report.correct, report.problems["missing"]) == (2, 2)
+
+
+def test_macro_f1_over_present_answers(files: dict[str, Path]) -> None:
+    perfect = write(files["dir"] / "p.json", {f"test:{r['idx']}": r["answer"] for r in GOLD})
+    report = evaluate(perfect, files["gold"])
+    # 4 of the 5 answers occur in the gold records; pneumonia never does.
+    assert report.macro_f1 == pytest.approx(4 / 5)
+    assert (report.present_macro_f1, report.present_answers) == (1.0, 4)
+    text = report.render()
+    assert "macro F1 (present)  1.0000  (unweighted, the 4 answers present in the split)" in text
+    assert "answers absent from the split (no gold, no prediction) count as 0" in text
+    data = report.to_json()
+    assert data["present_macro_f1"] == 1.0 and "count as 0" in data["macro_f1_note"]
 
 
 def test_bad_gold_file_raises_one_line(files: dict[str, Path]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -12,14 +13,16 @@ import pytest
 
 from cxrvqa.build.index import load_index
 from cxrvqa.build.layout import SourceLayout
-from cxrvqa.errors import DataError
+from cxrvqa.errors import CxrvqaError, DataError
 from cxrvqa.programs import answer, bundled_programs
 from cxrvqa.synth import SynthConfig, write_sources
 from cxrvqa.tools.generate import GenerateOptions, generate, question_bytes
 from cxrvqa.tools.stats import (
     PLOT_EXTRA_MESSAGE,
+    charts,
     compute_stats,
     gold_silver_facts,
+    question_paths,
     render_stats,
     stats_json,
     write_plots,
@@ -98,22 +101,81 @@ def test_bad_files_are_data_errors(tmp_path: Path) -> None:
         compute_stats([_write(tmp_path / "x.json", [HAND_MADE[0], {"split": "train"}])])
 
 
-def test_plots_are_png_files(tmp_path: Path) -> None:
+def test_plots_are_png_and_svg_files(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
     stats = compute_stats([_write(tmp_path / "a.json", HAND_MADE)])
-    assert write_plots(stats, tmp_path / "plots") == f"wrote 4 charts to {tmp_path / 'plots'}"
-    charts = sorted((tmp_path / "plots").iterdir())
-    assert [p.name for p in charts] == ["content_types.png", "questions_per_template.png",
-                                        "semantic_types.png", "top_answer_share.png"]
-    assert all(p.read_bytes().startswith(b"\x89PNG") for p in charts)
+    assert write_plots(stats, tmp_path / "plots") == (
+        f"wrote 6 charts (PNG and SVG) to {tmp_path / 'plots'}")
+    names = ["answer_distribution", "content_types", "empty_answer_rate",
+             "questions_per_template", "semantic_types", "split_sizes"]
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == sorted(
+        f"{name}.{suffix}" for name in names for suffix in ("png", "svg"))
+    for name in names:
+        assert (tmp_path / "plots" / f"{name}.png").read_bytes().startswith(b"\x89PNG")
+        assert b"<svg" in (tmp_path / "plots" / f"{name}.svg").read_bytes()
 
 
 def test_plots_without_matplotlib_name_the_extra(tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # makes the import fail
     stats = compute_stats([_write(tmp_path / "a.json", HAND_MADE)])
-    assert write_plots(stats, tmp_path / "plots") == PLOT_EXTRA_MESSAGE
+    with pytest.raises(CxrvqaError, match=re.escape(PLOT_EXTRA_MESSAGE)) as info:
+        write_plots(stats, tmp_path / "plots")
+    assert info.value.exit_code == 3
     assert not (tmp_path / "plots").exists()
+
+
+def test_per_split_types_and_charts(tmp_path: Path) -> None:
+    stats = compute_stats([_write(tmp_path / "a.json", HAND_MADE)])
+    assert stats.content_by_split == {"attribute": {"test": 1, "train": 3, "valid": 1},
+                                      "presence": {"train": 1, "valid": 1}}
+    assert stats.semantic_by_split == {"query": {"train": 1, "valid": 1},
+                                       "verify": {"test": 1, "train": 3, "valid": 1}}
+    made = {chart.name: chart for chart in charts(stats)}
+    assert made["split_sizes"].rows == ["train", "valid", "test"]  # usual order, not sorted
+    assert made["content_types"].series == ["train", "valid", "test"]
+    assert made["content_types"].values == [[3, 1, 1], [1, 1, 0]]
+    answers = made["answer_distribution"]
+    # program_22: yes 3, no 2; program_25: [] 1, "a, b" 1 -- shares with the answers named.
+    assert answers.values == [[0.6, 0.4, 0.0, 0.0], [0.5, 0.5, 0.0, 0.0]]
+    assert answers.labels is not None and answers.labels[0][:2] == ["yes", "no"]
+    assert answers.labels[1][:2] == ["[]", "a, b"]
+    assert answers.notes == ["yes 60%; no 40% (2 answers, 5 q.)", "[] 50%; a, b 50% (2 answers, 2 q.)"]
+    empty = made["empty_answer_rate"]  # yes/no templates cannot be empty: left out
+    assert (empty.rows, empty.values, empty.notes) == (["program_25"], [[0.5]], ["1 of 2"])
+    assert "gold_silver_agreement" not in made
+
+
+def test_question_paths_take_built_splits_of_a_folder(tmp_path: Path) -> None:
+    dataset = tmp_path / "dataset"
+    dataset.mkdir()
+    for name in ("train.json", "test.json", "_test.json", "_train_part1.json"):
+        _write(dataset / name, HAND_MADE[:1])
+    (dataset / "ans2idx.json").write_text('{"yes": 0}')
+    (dataset / "SHA256SUMS.txt").write_text("")
+    files, notes = question_paths([dataset])
+    assert files == [dataset / "train.json", dataset / "test.json"]
+    assert notes == [f"{dataset}: read the built splits only; skipped SHA256SUMS.txt, _test.json, "
+                     f"_train_part1.json, ans2idx.json"]
+    # A shell glob names every file: released files of a split whose built file is read,
+    # the vocabulary and non-JSON files are skipped with a note; others are read.
+    extra = _write(tmp_path / "generated.json", HAND_MADE[:1])
+    files, notes = question_paths(sorted(dataset.glob("*")) + [extra, extra])
+    assert files == [dataset / "test.json", dataset / "train.json", extra]
+    assert notes == [
+        f"skipped {dataset / 'SHA256SUMS.txt'}: not a JSON question file",
+        f"skipped {dataset / '_test.json'}: the released questions of test.json, which is read",
+        f"skipped {dataset / '_train_part1.json'}: the released questions of train.json, which "
+        f"is read",
+        f"skipped {dataset / 'ans2idx.json'}: the answer vocabulary, not questions",
+        f"skipped {extra}: named twice"]
+    alone, notes = question_paths([dataset / "_test.json"])  # named alone, it is audited
+    assert alone == [dataset / "_test.json"] and notes == []
+    with pytest.raises(DataError, match="nowhere.json: not found"):
+        question_paths([tmp_path / "nowhere.json"])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match=r"empty: no built split files \(train.json"):
+        question_paths([tmp_path / "empty"])
 
 
 def test_gold_vs_silver_agreement_with_sources(tmp_path: Path) -> None:
@@ -143,4 +205,9 @@ def test_gold_vs_silver_agreement_with_sources(tmp_path: Path) -> None:
                        for r in mine if r["image_id"] in silver)
         assert tally.agree == expected
     assert "gold=silver" in render_stats(stats)
+    chart = {c.name: c for c in charts(stats)}["gold_silver_agreement"]
+    assert chart.rows == list(stats.agreement)
+    for row, values, note in zip(chart.rows, chart.values, chart.notes or []):
+        tally = stats.agreement[row]
+        assert values == [tally.rate or 0.0] and note.startswith(f"{tally.agree} of ")
     assert {o.splits for o in stats.overlaps} == set()  # one split: nothing to share
