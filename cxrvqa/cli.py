@@ -18,7 +18,14 @@ from typing import Any
 
 from cxrvqa import __version__
 from cxrvqa.build.layout import DATASET_SUBDIR, SourceLayout
-from cxrvqa.errors import EXIT_DATA, EXIT_DIFFERENCE, EXIT_OK, EXIT_USAGE, CxrvqaError, UsageError
+from cxrvqa.errors import (
+    EXIT_DATA,
+    EXIT_DIFFERENCE,
+    EXIT_OK,
+    EXIT_USAGE,
+    CxrvqaError,
+    UsageError,
+)
 from cxrvqa.vocab import SPLITS
 
 __all__ = ["EXIT_CODES", "main"]

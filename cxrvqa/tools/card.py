@@ -58,7 +58,7 @@ def write_card(stats: Stats, path: Path, *, notes: Sequence[str] = (),
 def dataset_card(stats: Stats, *, notes: Sequence[str] = (), generator: str = "cxrvqa") -> str:
     """The HTML text of the card."""
     made = {chart.name: chart for chart in charts(stats)}
-    body = [f"<h1>MIMIC-CXR-VQA dataset card</h1>",
+    body = ["<h1>MIMIC-CXR-VQA dataset card</h1>",
             f'<p class="note">Made by {escape(generator)} from {len(stats.files)} file(s): '
             f"{escape(', '.join(stats.files))}.</p>",
             *(f'<p class="note">{escape(note)}</p>' for note in notes),

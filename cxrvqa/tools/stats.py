@@ -20,7 +20,12 @@ from typing import TYPE_CHECKING, Any
 from cxrvqa.build.layout import ANS2IDX_FILE, BUILT_FILES, QUESTION_FILES
 from cxrvqa.errors import CxrvqaError, DataError, EvaluationError
 from cxrvqa.facts import ImageFacts
-from cxrvqa.tools.charts import ANSWER_COLOURS, SPLIT_COLOURS, Chart, save_with_matplotlib
+from cxrvqa.tools.charts import (
+    ANSWER_COLOURS,
+    SPLIT_COLOURS,
+    Chart,
+    save_with_matplotlib,
+)
 from cxrvqa.vocab import FIXED_ANSWERS
 
 if TYPE_CHECKING:

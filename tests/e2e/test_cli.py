@@ -239,7 +239,7 @@ def test_demo_with_scene_graph_zip(tmp_path: Path, capsys: pytest.CaptureFixture
     code, out, err = run(capsys, "demo", "--out", str(out_dir), "--patients", "501",
                          "--scene-graphs", "zip", "--seed", "4")
     assert code == 0
-    assert err.startswith(f"cxrvqa demo: writing a synthetic PhysioNet tree of 501 patients")
+    assert err.startswith("cxrvqa demo: writing a synthetic PhysioNet tree of 501 patients")
     assert "(answers: yes and no; empty is []; list is any other answer" in out
     stages = re.search(r"^stages: (.*) \(total (\d+\.\d\d)s\)$", out, re.MULTILINE)
     assert stages is not None
