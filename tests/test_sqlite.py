@@ -113,7 +113,8 @@ def test_unknown_question_error_names_the_question(demo: SimpleNamespace) -> Non
     with pytest.raises(sqlite3.OperationalError, match="user-defined function raised exception"):
         conn.execute(query).fetchall()
     with pytest.raises(sqlite3.OperationalError,
-                       match=r"^func_vqa: unknown question 'is there a unicorn\?'$"), vqa.named_errors():
+                       match=r"^func_vqa: unknown question 'is there a unicorn\?'; closest template: "
+                             r"program_22: 'Is there \$\{attribute\}\?'$"), vqa.named_errors():
         conn.execute(query).fetchall()
 
 
