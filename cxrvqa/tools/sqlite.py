@@ -27,9 +27,11 @@ image answers. An index made by hand may hold several images of one study; then
 a gold-labelled image is preferred over a silver one, and among equals the
 smallest image id answers, so the choice never depends on dict order.
 
-A study whose facts cannot answer the program (no recorded gender for "what is the
-gender of this patient?", no view position, no box for a size question) gives NULL as
-well, so one such study does not fail a statement over all studies;
+A study whose facts cannot answer the program gives NULL as well: the program reads a
+fact the image lacks (no recorded gender for "what is the gender of this patient?" or
+"is this patient male?", no view position; the rule ``generate`` uses to not ask such
+questions) or its evaluation fails (no box for a size question). So one such study does
+not fail a statement over all studies;
 ``register(..., strict=True)`` makes it fail the statement instead, naming the question.
 
 An unknown or ambiguous question makes the SQL statement fail. SQLite's Python
@@ -44,13 +46,14 @@ import json
 import sqlite3
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from cxrvqa.errors import CxrvqaError
+from cxrvqa.errors import CxrvqaError, EvaluationError
 from cxrvqa.facts import ImageFacts
 from cxrvqa.lang.nodes import Program
 from cxrvqa.programs import answer, bundled_programs
+from cxrvqa.tools.generate import _facts_read  # the one home of "which facts a program reads"
 from cxrvqa.tools.recognise import Recognition, Recogniser
 
 if TYPE_CHECKING:
@@ -89,6 +92,7 @@ class FuncVqa:
     images: Mapping[int, ImageFacts]
     strict: bool = False
     last_error: str | None = None
+    _facts: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def __call__(self, question: object, study_id: object) -> int | str | None:
         self.last_error = None
@@ -106,15 +110,26 @@ class FuncVqa:
         if facts is None:
             return None
         try:
+            lacking = [fact for fact in self._reads(program) if getattr(facts, fact) is None]
+            if lacking:  # "is this patient male?" without a recorded gender is not "no"
+                raise EvaluationError(f"{program}: no {lacking[0]} for this study")
             result = answer(self.programs, {"template_program": program,
                                             "template_arguments": arguments}, facts)
         except CxrvqaError as exc:
             if not self.strict:
-                return None  # e.g. no recorded gender: this study has no answer
+                return None  # this study has no answer; the statement goes on
             raise ValueError(f"func_vqa: question {question!r}: {exc}") from None
         if self.programs[program].returns == "bool":
             return int(result == ["yes"])
         return json.dumps(result)
+
+    def _reads(self, program: str) -> tuple[str, ...]:
+        """The facts besides findings (viewpos, gender) a program reads, once per program."""
+        reads = self._facts.get(program)
+        if reads is None:
+            reads = self._facts[program] = tuple(sorted(
+                _facts_read(self.programs[program]) - {"findings"}))
+        return reads
 
     def _parse(self, question: str) -> tuple[str, dict[str, dict[str, str]]]:
         # The recogniser caches by text: a NeuralSQL query asks one question for every row.
