@@ -77,6 +77,15 @@ OWN = [
     ("which gender is the patient?", "program_46", {}),
     ("Does the upper mediastinum measure more than a third of the thoracic width?", "program_48", {}),
     ("list all abnormality.", "program_27", {}),
+    ("Excluding the left lung, which diseases appear in the right lung?", "program_15",
+     {"object": {"0": "right lung", "1": "left lung"}, "category": {"0": "disease"}}),
+    ("Which shows abnormalities: the trachea or the svc?", "program_33",
+     {"object": {"0": "trachea", "1": "svc"}}),
+    ("Which of the abnormalities are shared by both the trachea and the svc?", "program_17",
+     {"object": {"0": "trachea", "1": "svc"}}),
+    ("list all devices or diseases", "program_26", {"category": {"0": "device", "1": "disease"}}),
+    ("Can you tell me which diseases are present?", "program_25", {"category": {"0": "disease"}}),
+    ("Tell me if there is pneumonia.", "program_22", {"attribute": {"0": "pneumonia"}}),
 ]
 
 
@@ -101,6 +110,10 @@ def test_parser_reads_unseen_wordings(recogniser: Recogniser, question: str, pro
     ("Is there pleural effusion in the lungs?", "unknown", "unknown question"),
     ("Are there tubes/lines in the left lung, the right lung?", "ambiguous",
      "could be program_37 or program_38"),
+    # A plain "and" in a list question may mean either place or both places.
+    ("List all diseases found in the left lung and the right lung.", "ambiguous",
+     "could be program_13 or program_14"),
+    ("Is there any pneumonia or not?", "unknown", "unknown question"),
 ])
 def test_refusals(recogniser: Recogniser, question: str, layer: str, message: str) -> None:
     found = recogniser.recognise(question)

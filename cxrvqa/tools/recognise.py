@@ -49,7 +49,7 @@ _COUNTED = (*PARAM_KINDS, "ratio")  # kinds whose number of terms must fit exact
 _FLAGS = ("abnormal", "location", "topic")  # words that say what is asked, without a value
 
 _MAX_CACHED = 100_000
-_TOKEN = re.compile(r"[a-z0-9]+|,")
+_TOKEN = re.compile(r"[a-z0-9]+|[,:;\u2013\u2014]")  # a colon or dash sets off a clause like a comma
 
 # How category, view, gender, ratio and flag words read in questions, beyond the vocabulary.
 _CATEGORY_EXTRA: dict[str, tuple[str, ...]] = {
@@ -79,17 +79,20 @@ _OTHER_TERMS: dict[str, dict[str, tuple[str, ...]]] = {
                               "parts", "place", "places", "anatomy"),
                  "where": ("where", "wherever")},  # a location asked with a question word
     "topic": {"view": ("view", "views", "projection", "projections", "view position",
-                       "orientation", "viewpoint"),
+                       "position", "orientation", "viewpoint"),
               "gender": ("gender", "sex", "genders"),
               "size": ("width", "wide", "wider", "widths", "broader", "breadth")},
 }
 
 _YES_NO = frozenset("is are does do did can could was were has have will would should may might "
-                    "any anything whether if".split())
+                    "any anything whether".split())
 _WH = frozenset("what which where list enumerate name identify show give provide find report "
-                "specify mention describe tell".split())
+                "specify mention describe".split())
+_BOTH = frozenset("both common shared share shares each simultaneously together overlap "
+                  "overlapping intersection mutual".split())
+_CHOICE_AFTER_OF = frozenset("two these those following both".split())
 _NOT = frozenset("not excluding exclude except without absent minus unlike lacking sparing "
-                 "spared rather".split())
+                 "spared rather apart besides".split())
 _OR = frozenset("or either whichever".split())
 _AND = frozenset("and both common shared each plus well together".split())
 _NEGATED = frozenset("no not without absent absence free normal lack lacks lacking neither nor "
@@ -166,10 +169,11 @@ class _Features:
     counts: tuple[int, ...]  # per _COUNTED kind
     abnormal: bool
     form: str  # yn | list | choice
-    conn: str | None  # and | or | not | None (no pair)
+    conn: str | None  # and | and? (a plain "and" in a list question) | or | not | None (no pair)
     location: bool
     topics: frozenset[str]
     negated: bool
+    swap: bool = False  # "excluding the Y, … the X": the pair's terms in reverse order
 
 
 @dataclass(frozen=True)
@@ -220,7 +224,7 @@ class Recogniser:
             if number % 2:
                 items.append(_Term(param_kind(piece), None, piece))
             else:
-                items.extend(self._terms(_TOKEN.findall(piece)))
+                items.extend(self._terms([_comma(t) for t in _TOKEN.findall(piece)]))
         return items
 
     def _terms(self, tokens: Sequence[str]) -> list[_Item]:
@@ -280,7 +284,7 @@ class Recogniser:
         lines = [line for line in self._by_counts.get((features.counts, features.abnormal), ())
                  if _fixed_fit(line, items)]
         why = [f"terms {_describe(features)}"]
-        for narrow in (_by_form, _by_conn, _by_location, _by_topic):
+        for narrow in (_by_form, _by_location, _by_conn, _by_topic):
             lines, reason = narrow(lines, features)
             if reason:
                 why.append(reason)
@@ -291,15 +295,18 @@ class Recogniser:
                                candidates=programs)
         if not programs:
             return self._unknown(question, items, "no program fits " + "; ".join(why))
-        arguments = _bind_in_order(self.programs[programs[0]], lines[0], items)
+        arguments = _bind_in_order(self.programs[programs[0]], lines[0], items, features.swap)
         return Recognition(question, programs[0], arguments, "parser", "; ".join(why))
 
     def _strange_words(self, items: list[_Item]) -> list[str]:
         """Words that look like (parts of) vocabulary terms but are none, or unknown places."""
         strange = [i for i in items if isinstance(i, str) and i in self._suspicious]
-        for before, the, word in zip(items, items[1:], items[2:]):
+        for at, (before, the, word) in enumerate(zip(items, items[1:], items[2:])):
+            # "in the elbow?": an unknown word where a place's name ends, not "in the given image".
+            after = items[at + 3] if at + 3 < len(items) else ","
             if (before in _PREPOSITIONS and the == "the" and isinstance(word, str)
-                    and word != "," and word not in self._known):
+                    and word != "," and word not in self._known
+                    and (after in (",", "or", "and", "but") or isinstance(after, _Term))):
                 strange.append(word)
         for item in items:
             if isinstance(item, str) and len(item) > 4 and item not in self._known:
@@ -308,7 +315,7 @@ class Recogniser:
         return list(dict.fromkeys(strange))
 
     def _vocabulary_words(self) -> tuple[str, ...]:
-        return _words_of(tuple(self._phrases))
+        return _words_of(tuple(self._display))
 
     def _unknown(self, question: str, items: list[_Item], reason: str,
                  strange: Iterable[str] = ()) -> Recognition:
@@ -367,6 +374,10 @@ def _term_table() -> dict[tuple[str, ...], _Term]:
     return table
 
 
+def _comma(token: str) -> str:
+    return token if token.isalnum() else ","
+
+
 def _trie(table: Mapping[tuple[str, ...], _Term]) -> dict[str, list[tuple[tuple[str, ...], _Term]]]:
     """First word -> (words, term), longest first."""
     trie: dict[str, list[tuple[tuple[str, ...], _Term]]] = {}
@@ -406,30 +417,39 @@ def _features(items: Sequence[_Item]) -> _Features:
     counts = tuple(len(places.get(kind, ())) for kind in _COUNTED)
     pair = next(((p[0], p[1]) for kind in PARAM_KINDS
                  if len(p := places.get(kind, ())) >= 2), None)
-    conn = _conn(items, pair, words) if pair else None
+    conn, swap = _conn(items, pair, words) if pair else (None, False)
     form = _form(items, pair, conn, words)
     if form == "choice":
         conn = "or"
-    negated = bool(words & _NEGATED) and not (conn == "not" and _between_has(items, pair, _NEGATED))
+    elif conn == "and" and form == "list" and not words & _BOTH:
+        # "list the … in the X and the Y" may mean either; "both", "common", … say which.
+        conn = "and?"
+    negated = bool(words & _NEGATED) and conn != "not"  # "but not" names the pair's exclusion
     topics = frozenset(items[n].value or "" for n in places.get("topic", ()))  # type: ignore[union-attr]
     return _Features(counts, "abnormal" in places, form, conn, "location" in places, topics,
-                     negated)
+                     negated, swap)
 
 
 def _between_has(items: Sequence[_Item], pair: tuple[int, int] | None, words: frozenset[str]) -> bool:
     return pair is not None and any(i in words for i in items[pair[0] + 1:pair[1]])
 
 
-def _conn(items: Sequence[_Item], pair: tuple[int, int], words: set[str]) -> str | None:
-    """The connective between the pair's terms, else the one the whole question implies."""
+def _conn(items: Sequence[_Item], pair: tuple[int, int], words: set[str]) -> tuple[str | None, bool]:
+    """The connective between the pair's terms, else the one the whole question implies;
+    and whether the excluded term comes first ("excluding the Y, … in the X")."""
     for conn, which in (("not", _NOT), ("or", _OR), ("and", _AND)):
         if _between_has(items, pair, which):
-            return conn
+            return conn, False
+    if any(i in _NOT for i in items[:pair[0]]):
+        return "not", True
     if "either" in words:
-        return "or"
-    if words & {"both", "common", "shared", "each"}:
-        return "and"
-    return None
+        return "or", False
+    if words & _BOTH:
+        return "and", False
+    only = {"only", "exclusively", "exclusive", "solely", "uniquely", "unique"}
+    if words & only:  # what is "only in the X" comes first
+        return "not", _between_has(items, pair, frozenset(only))
+    return None, False
 
 
 def _form(items: Sequence[_Item], pair: tuple[int, int] | None, conn: str | None,
@@ -440,21 +460,39 @@ def _form(items: Sequence[_Item], pair: tuple[int, int] | None, conn: str | None
     if first == _WHERE:
         first = "where"
     if first in _YES_NO and items[at + 1:at + 2] == ["you"]:  # type: ignore[operator]
-        # "can you list …" asks for a list; "can you see …" does not.
-        after = next((i for i in items[at + 2:] if i != "please"), None)  # type: ignore[operator]
-        first = after if after in _WH else "is"
-    if "whether" in words or first in _YES_NO:
+        # "can you list …" / "can you tell me which …" ask for a list; "can you see …" does not.
+        after = next((i for i in items[at + 2:] if i in _YES_NO or i in _WH or i == "if"),  # type: ignore[operator]
+                     None)
+        first = "what" if after in _WH else "is"
+    if first in _YES_NO or (first is None and "if" in words):  # "tell me if there is …"
         return "yn"
     if pair is not None and conn == "or" and "either" not in words and "," in items[
-            max(pair[0] - 3, 0):pair[0]]:
+            max(pair[0] - 3, 0):pair[0]] and not _asks_for_findings(items):
         return "choice"
-    if "which" in words and ("two" in words or _follows(items, "which", ("of", "one"))):
+    if _which_of(items, pair):
         return "choice"
     return "list"
 
 
-def _follows(items: Sequence[_Item], word: str, nexts: tuple[str, ...]) -> bool:
-    return any(a == word and b in nexts for a, b in zip(items, items[1:]))
+def _asks_for_findings(items: Sequence[_Item]) -> bool:
+    """"what abnormalities …": the answer is findings, not one of two named places."""
+    return any(a in ("what", "which") and isinstance(b, _Term) and b.kind == "abnormal"
+               for a, b in zip(items, items[1:]))
+
+
+def _which_of(items: Sequence[_Item], pair: tuple[int, int] | None) -> bool:
+    """"which one …", "which of the two …", "which of the X and the Y …" (not "which of the findings")."""
+    for at, (word, after) in enumerate(zip(items, items[1:])):
+        if word != "which":
+            continue
+        if after == "one":
+            return True
+        if after == "of":
+            nxt = at + 2 + (items[at + 2:at + 3] == ["the"])
+            if nxt < len(items) and (items[nxt] in _CHOICE_AFTER_OF
+                                     or (pair is not None and nxt == pair[0])):
+                return True
+    return False
 
 
 def _fixed_fit(line: _Line, items: Sequence[_Item]) -> bool:
@@ -489,8 +527,9 @@ def _by_form(lines: list[_Line], f: _Features) -> tuple[list[_Line], str]:
 def _by_conn(lines: list[_Line], f: _Features) -> tuple[list[_Line], str]:
     if f.conn is None:
         return lines, ""
-    kept = [line for line in lines if line.features.conn in (f.conn, None)]
-    if not kept and f.form == "list" and f.counts[2] == 2 and f.conn in ("and", "or"):
+    allowed = {"and": ("and", "and?"), "and?": ("and", "and?", "or")}.get(f.conn, (f.conn,))
+    kept = [line for line in lines if line.features.conn in (*allowed, None)]
+    if not kept and f.form == "list" and f.counts[2] == 2 and f.conn in ("and", "and?", "or"):
         kept = lines  # listing two categories: "a and b" and "a or b" both mean the union
     if len({line.program for line in kept}) < len({line.program for line in lines}):
         return kept, f"connective {f.conn}"
@@ -543,7 +582,8 @@ def _bind(line: _Line, items: Sequence[_Item]) -> dict[str, dict[str, str]] | No
     return _ordered(arguments)
 
 
-def _bind_in_order(program: Program, line: _Line, items: Sequence[_Item]) -> dict[str, dict[str, str]]:
+def _bind_in_order(program: Program, line: _Line, items: Sequence[_Item],
+                   swap: bool = False) -> dict[str, dict[str, str]]:
     """Arguments from the question's terms: each kind's params take its free terms in order."""
     free: dict[str, list[str]] = {}
     fixed = list(line.fixed)
@@ -553,6 +593,9 @@ def _bind_in_order(program: Program, line: _Line, items: Sequence[_Item]) -> dic
                 fixed.remove((item.kind, item.value))
             else:
                 free.setdefault(item.kind, []).append(item.value or "")
+    if swap:
+        pair = next(free[kind] for kind in PARAM_KINDS if len(free.get(kind, ())) >= 2)
+        pair[0], pair[1] = pair[1], pair[0]
     arguments: dict[str, dict[str, str]] = {}
     for kind, position in _plan(program.params):
         arguments.setdefault(kind, {})[str(position)] = free[kind][position]
