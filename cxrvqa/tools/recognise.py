@@ -38,7 +38,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from cxrvqa.lang.nodes import Param, Program
+from cxrvqa.lang.nodes import Program
 from cxrvqa.lang.templates import SLOT, argument_key, param_kind, slot_order
 from cxrvqa.vocab import CATEGORIES, CATEGORY_WORDS, VQA_ATTRIBUTES, VQA_OBJECTS
 
@@ -49,7 +49,8 @@ _COUNTED = (*PARAM_KINDS, "ratio")  # kinds whose number of terms must fit exact
 _FLAGS = ("abnormal", "location", "topic")  # words that say what is asked, without a value
 
 _MAX_CACHED = 100_000
-_TOKEN = re.compile(r"[a-z0-9]+|[,:;\u2013\u2014]")  # a colon or dash sets off a clause like a comma
+_TOKEN = re.compile(r"[a-z0-9]+|,")
+_CLAUSE_MARKS = str.maketrans(":;\u2013\u2014", ",,,,")  # a colon or dash sets off a clause like a comma
 
 # How category, view, gender, ratio and flag words read in questions, beyond the vocabulary.
 _CATEGORY_EXTRA: dict[str, tuple[str, ...]] = {
@@ -90,6 +91,7 @@ _WH = frozenset("what which where list enumerate name identify show give provide
                 "specify mention describe".split())
 _BOTH = frozenset("both common shared share shares each simultaneously together overlap "
                   "overlapping intersection mutual".split())
+_FORM_WORDS = _YES_NO | _WH
 _CHOICE_AFTER_OF = frozenset("two these those following both".split())
 _NOT = frozenset("not excluding exclude except without absent minus unlike lacking sparing "
                  "spared rather apart besides".split())
@@ -115,15 +117,19 @@ _FILLER = frozenset("""
     """.split())
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)  # compared by identity: one instance per phrase
 class _Term:
     kind: str
     value: str | None  # None: a template's ${slot}
     slot: str | None = None
+    mark: str = field(init=False)  # how the term reads in a skeleton
+
+    def __post_init__(self) -> None:
+        mark = f"${{{self.kind}}}" if self.kind in _COUNTED else f"${{{self.kind}:{self.value}}}"
+        object.__setattr__(self, "mark", mark)
 
 
 _Item = str | _Term
-_WHERE = _Term("location", "where")
 
 
 @dataclass(frozen=True)
@@ -219,12 +225,13 @@ class Recogniser:
     def _items(self, text: str, template: bool = False) -> list[_Item]:
         """Words and commas of a text, its vocabulary terms (and ``${slots}``) as terms."""
         items: list[_Item] = []
-        pieces = SLOT.split(text.lower()) if template else [text.lower()]
+        text = text.lower().translate(_CLAUSE_MARKS)
+        pieces = SLOT.split(text) if template else [text]
         for number, piece in enumerate(pieces):
             if number % 2:
                 items.append(_Term(param_kind(piece), None, piece))
             else:
-                items.extend(self._terms([_comma(t) for t in _TOKEN.findall(piece)]))
+                items.extend(self._terms(_TOKEN.findall(piece)))
         return items
 
     def _terms(self, tokens: Sequence[str]) -> list[_Item]:
@@ -300,18 +307,20 @@ class Recogniser:
 
     def _strange_words(self, items: list[_Item]) -> list[str]:
         """Words that look like (parts of) vocabulary terms but are none, or unknown places."""
-        strange = [i for i in items if isinstance(i, str) and i in self._suspicious]
-        for at, (before, the, word) in enumerate(zip(items, items[1:], items[2:])):
-            # "in the elbow?": an unknown word where a place's name ends, not "in the given image".
-            after = items[at + 3] if at + 3 < len(items) else ","
-            if (before in _PREPOSITIONS and the == "the" and isinstance(word, str)
-                    and word != "," and word not in self._known
-                    and (after in (",", "or", "and", "but") or isinstance(after, _Term))):
-                strange.append(word)
-        for item in items:
-            if isinstance(item, str) and len(item) > 4 and item not in self._known:
-                if _close(item, self._vocabulary_words()):
+        strange = []
+        for at, item in enumerate(items):
+            if item.__class__ is not str or item in self._known:
+                continue
+            if item in self._suspicious:
+                strange.append(item)
+            elif at >= 2 and items[at - 1] == "the" and items[at - 2] in _PREPOSITIONS and item != ",":
+                # "in the elbow?": an unknown word where a place's name ends, not "in the given image".
+                after = items[at + 1] if at + 1 < len(items) else ","
+                if after in (",", "or", "and", "but") or after.__class__ is _Term:
                     strange.append(item)
+                    continue
+            if len(item) > 4 and _close(item, self._vocabulary_words()):  # type: ignore[arg-type]
+                strange.append(item)  # type: ignore[arg-type]
         return list(dict.fromkeys(strange))
 
     def _vocabulary_words(self) -> tuple[str, ...]:
@@ -374,10 +383,6 @@ def _term_table() -> dict[tuple[str, ...], _Term]:
     return table
 
 
-def _comma(token: str) -> str:
-    return token if token.isalnum() else ","
-
-
 def _trie(table: Mapping[tuple[str, ...], _Term]) -> dict[str, list[tuple[tuple[str, ...], _Term]]]:
     """First word -> (words, term), longest first."""
     trie: dict[str, list[tuple[tuple[str, ...], _Term]]] = {}
@@ -402,8 +407,8 @@ def _close(word: str, words: tuple[str, ...]) -> bool:
 # --- features -------------------------------------------------------------------------------
 
 def _skeleton(items: Sequence[_Item]) -> str:
-    return " ".join(i if isinstance(i, str) else f"${{{i.kind}}}" if i.kind in _COUNTED
-                    else f"${{{i.kind}:{i.value}}}" for i in items if i != ",")
+    return " ".join([i if i.__class__ is str else i.mark for i in items  # type: ignore[union-attr]
+                     if i != ","])
 
 
 def _features(items: Sequence[_Item]) -> _Features:
@@ -424,6 +429,8 @@ def _features(items: Sequence[_Item]) -> _Features:
     elif conn == "and" and form == "list" and not words & _BOTH:
         # "list the … in the X and the Y" may mean either; "both", "common", … say which.
         conn = "and?"
+    if "yes" in words:
+        words.discard("no")  # "answer yes or no: …" is not a negation
     negated = bool(words & _NEGATED) and conn != "not"  # "but not" names the pair's exclusion
     topics = frozenset(items[n].value or "" for n in places.get("topic", ()))  # type: ignore[union-attr]
     return _Features(counts, "abnormal" in places, form, conn, "location" in places, topics,
@@ -455,9 +462,9 @@ def _conn(items: Sequence[_Item], pair: tuple[int, int], words: set[str]) -> tup
 def _form(items: Sequence[_Item], pair: tuple[int, int] | None, conn: str | None,
           words: set[str]) -> str:
     """yn, list or choice ("which …, X or Y?")."""
-    at = next((n for n, i in enumerate(items) if i in _YES_NO or i in _WH or i == _WHERE), None)
+    at = next((n for n, i in enumerate(items) if i in _FORM_WORDS or _is_where(i)), None)
     first = items[at] if at is not None else None
-    if first == _WHERE:
+    if isinstance(first, _Term):
         first = "where"
     if first in _YES_NO and items[at + 1:at + 2] == ["you"]:  # type: ignore[operator]
         # "can you list …" / "can you tell me which …" ask for a list; "can you see …" does not.
@@ -472,6 +479,10 @@ def _form(items: Sequence[_Item], pair: tuple[int, int] | None, conn: str | None
     if _which_of(items, pair):
         return "choice"
     return "list"
+
+
+def _is_where(item: _Item) -> bool:
+    return isinstance(item, _Term) and item.value == "where"
 
 
 def _asks_for_findings(items: Sequence[_Item]) -> bool:
@@ -597,16 +608,22 @@ def _bind_in_order(program: Program, line: _Line, items: Sequence[_Item],
         pair = next(free[kind] for kind in PARAM_KINDS if len(free.get(kind, ())) >= 2)
         pair[0], pair[1] = pair[1], pair[0]
     arguments: dict[str, dict[str, str]] = {}
-    for kind, position in _plan(program.params):
+    for kind, position in _plan(program):
         arguments.setdefault(kind, {})[str(position)] = free[kind][position]
     return arguments
 
 
-@lru_cache(maxsize=4096)
-def _plan(params: tuple[Param, ...]) -> tuple[tuple[str, int], ...]:
+_PLANS: dict[int, tuple[Program, tuple[tuple[str, int], ...]]] = {}
+
+
+def _plan(program: Program) -> tuple[tuple[str, int], ...]:
     """(kind, position) of each param, kinds in the released order, positions ascending."""
-    return tuple(sorted((slot_order(p.name) for p in params),
-                        key=lambda kp: (PARAM_KINDS.index(kp[0]), kp[1])))
+    entry = _PLANS.get(id(program))
+    if entry is None or entry[0] is not program:
+        plan = tuple(sorted((slot_order(p.name) for p in program.params),
+                            key=lambda kp: (PARAM_KINDS.index(kp[0]), kp[1])))
+        entry = _PLANS[id(program)] = (program, plan)
+    return entry[1]
 
 
 def _ordered(arguments: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
