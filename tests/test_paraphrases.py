@@ -128,3 +128,19 @@ def test_mined_paraphrases_are_written_recognised_answered_and_generated(
     plain = GenerateOptions(per_template=40, templates=chosen, paraphrases=False)
     assert {r["template"] for r in generate_split(pool, "test", pairs_, plain, programs=mined).records} \
         == {mined[name].templates[0].text for name in chosen}
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "measured once the recogniser was final (2026-12-04): 180 of 214 held-out lines (84.1 %) "
+    "recognised, 16 mapped to a wrong program ('can you identify any …' read as a list, "
+    "'at least one of X and Y' and 'X, Y, or both' read as 'both', connective-only fragments "
+    "'either X or Y?' read as location lists). Not tuned on the held-out set; remove this mark "
+    "when a recogniser that was not tuned on it passes"))
+def test_heldout_set_is_recognised_and_never_mapped_to_a_wrong_program(
+        demo: SimpleNamespace, records: list[dict[str, Any]]) -> None:
+    # Held out: nobody looked at these lines while building or tuning the recogniser.
+    lines = read_set(DATA / "heldout.tsv")
+    assert len(lines) >= 150 and {line.program for line in lines} == set(bundled_programs())
+    result = score(lines, records, demo.index, bundled_programs())
+    assert result.wrong == []  # unknown or ambiguous is acceptable, a wrong program is not
+    assert result.share >= 0.95, result.failed
