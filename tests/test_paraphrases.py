@@ -144,3 +144,16 @@ def test_heldout_set_is_recognised_and_never_mapped_to_a_wrong_program(
     result = score(lines, records, demo.index, bundled_programs())
     assert result.wrong == []  # unknown or ambiguous is acceptable, a wrong program is not
     assert result.share >= 0.95, result.failed
+
+
+def test_paraphrases_cli_errors_name_the_file(tmp_path: Path) -> None:
+    (tmp_path / "object.json").write_text('{"template": "x"}')
+    for name, message in (("missing.json", "file not found"),
+                          ("object.json", "expected a JSON list of question records")):
+        stderr = io.StringIO()
+        with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()):
+            code = main(["paraphrases", str(tmp_path / name), "--out", str(tmp_path / "out")])
+        assert code == 3
+        assert stderr.getvalue() == f"cxrvqa: error: {tmp_path / name}: {message}" + (
+            ": expected a question file (a JSON list of records)\n" if name == "missing.json" else "\n")
+    assert not (tmp_path / "out").exists()
