@@ -552,6 +552,59 @@ def _run_export(args: argparse.Namespace) -> int:
     return EXIT_OK if report.ok else EXIT_DATA
 
 
+# --- match / paraphrases -----------------------------------------------------------------
+
+def _program_set(folders: Sequence[Path] | None) -> dict[str, Any]:
+    """The bundled programs, then each --programs folder's (a program of the same name replaces)."""
+    from cxrvqa.programs import bundled_programs, load_programs
+
+    programs = dict(bundled_programs())
+    for folder in folders or ():
+        programs.update(load_programs(folder))
+    return programs
+
+
+def _add_match(subparsers: Any) -> None:
+    parser = subparsers.add_parser("match", help="show which program and arguments a question maps to")
+    parser.add_argument("question", help='question text, e.g. "is there pleural effusion?"')
+    parser.add_argument("--programs", type=Path, action="append", metavar="DIR",
+                        help="also load the programs of DIR (repeatable)")
+    parser.set_defaults(run=_run_match)
+
+
+def _run_match(args: argparse.Namespace) -> int:
+    from cxrvqa.tools.recognise import Recogniser
+
+    found = Recogniser(_program_set(args.programs)).recognise(args.question)
+    if not found.ok:
+        print(f"cxrvqa: error: {found.error()}", file=sys.stderr)
+        return EXIT_DIFFERENCE
+    print(found.render())
+    return EXIT_OK
+
+
+def _add_paraphrases(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "paraphrases", help="mine question files' template wordings into a copy of the programs")
+    parser.add_argument("files", nargs="+", type=Path, help="released-style question files")
+    parser.add_argument("--programs", type=Path, action="append", metavar="DIR",
+                        help="also load the programs of DIR (repeatable)")
+    parser.add_argument("--out", type=Path, required=True, help="folder to write the programs to")
+    parser.set_defaults(run=_run_paraphrases)
+
+
+def _run_paraphrases(args: argparse.Namespace) -> int:
+    from cxrvqa.tools.paraphrases import mine, write_program_set
+
+    programs = _program_set(args.programs)
+    report = mine(args.files, programs)
+    write_program_set(programs, report, args.out)
+    print(report.render(list(programs)))
+    print(f"wrote {len(programs)} programs with {sum(map(len, report.found.values()))} "
+          f"paraphrase(s) to {args.out}")
+    return EXIT_OK
+
+
 # --- main ----------------------------------------------------------------------------------
 
 def _parser() -> argparse.ArgumentParser:
@@ -563,7 +616,8 @@ def _parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_build, _add_demo, _add_check, _add_generate, _add_stats, _add_evaluate,
                 _add_explain, _add_scene_tabular, _add_download, _add_download_images,
-                _add_verify, _add_export):
+                _add_verify, _add_export, _add_match,
+                _add_paraphrases):
         add(subparsers)
     return parser
 

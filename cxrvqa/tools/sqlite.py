@@ -7,12 +7,15 @@
         conn.execute("select s.study_id from studies s "
                      "where func_vqa('is there pleural effusion?', s.study_id) = 1").fetchall()
 
-The question's template is recognised from its text: every template line of
-every program becomes one regular expression whose placeholders are
-alternations of vocabulary words, written the way the question files render
-them (objects and attributes as named, categories as "anatomical findings",
-"tubes/lines", ..., view positions AP/PA, genders male/female). Matching
-ignores case, repeated spaces and a trailing '?' or '.'.
+The question's program is recognised from its text in layers
+(``cxrvqa.tools.recognise``): an exact template line of any program (base wording or a
+paraphrase, with its terms rendered any way the vocabulary allows: "tubes/lines",
+"tube/line", "abnormality"/"abnormalities", AP/PA, male/female), else a slot-first parser
+that reads the terms, connectives and question form of wordings never seen (EHRXQA's
+lower-case "does a chest x-ray show …", "regarding the …, which … is relevant, … or …?").
+A question two programs fit equally is refused as ambiguous, never guessed. Matching
+ignores case, repeated spaces and a trailing '?' or '.'; ``cxrvqa match "QUESTION"`` shows
+what a question maps to and why.
 
 Results: a yes/no question gives 1 or 0, a list question a JSON list (sorted,
 lower-case, as in the built files). A study the index does not hold gives NULL,
@@ -24,37 +27,39 @@ image answers. An index made by hand may hold several images of one study; then
 a gold-labelled image is preferred over a silver one, and among equals the
 smallest image id answers, so the choice never depends on dict order.
 
-An unknown question, or arguments a program cannot answer, make the SQL
-statement fail. SQLite's Python binding reports any error in a Python function
-as "user-defined function raised exception"; inside ``named_errors()`` that
-error is re-raised as ``sqlite3.OperationalError`` whose message names the
-question (``func_vqa: unknown question 'what is this?'``).
+A study whose facts cannot answer the program gives NULL as well: the program reads a
+fact the image lacks (no recorded gender for "what is the gender of this patient?" or
+"is this patient male?", no view position; the rule ``generate`` uses to not ask such
+questions) or its evaluation fails (no box for a size question). So one such study does
+not fail a statement over all studies;
+``register(..., strict=True)`` makes it fail the statement instead, naming the question.
+
+An unknown or ambiguous question makes the SQL statement fail. SQLite's Python
+binding reports any error in a Python function as "user-defined function raised
+exception"; inside ``named_errors()`` that error is re-raised as ``sqlite3.OperationalError`` whose message names the
+question (``func_vqa: unknown question 'what is this?'; closest template: …``).
 """
 
 from __future__ import annotations
 
 import json
-import re
 import sqlite3
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from cxrvqa.errors import CxrvqaError
+from cxrvqa.errors import CxrvqaError, EvaluationError
 from cxrvqa.facts import ImageFacts
 from cxrvqa.lang.nodes import Program
 from cxrvqa.programs import answer, bundled_programs
-from cxrvqa.vocab import CATEGORY_WORDS, VQA_ATTRIBUTES, VQA_OBJECTS
+from cxrvqa.tools.generate import _facts_read  # the one home of "which facts a program reads"
+from cxrvqa.tools.recognise import Recognition, Recogniser
 
 if TYPE_CHECKING:
     from cxrvqa.build.index import SceneIndex
 
 __all__ = ["FuncVqa", "QuestionMatcher", "register", "study_images"]
-
-_SLOT = re.compile(r"\$\{(\w+)\}")
-_GENDER_WORDS = {"male": "M", "female": "F"}
-_VIEW_WORDS = {"ap": "AP", "pa": "PA"}
 
 
 class QuestionMatcher:
@@ -66,47 +71,16 @@ class QuestionMatcher:
     """
 
     def __init__(self, programs: Mapping[str, Program]) -> None:
-        # Each kind: rendered word (lower case) -> the argument value the programs take.
-        self.words: dict[str, dict[str, str]] = {
-            "object": {o: o for o in VQA_OBJECTS},
-            "attribute": {a: a for a in VQA_ATTRIBUTES},
-            "category": {**{c: c for c in CATEGORY_WORDS},
-                         **{word: c for c, word in CATEGORY_WORDS.items()}},
-            "viewpos": _VIEW_WORDS, "gender": _GENDER_WORDS,
-        }
-        self.patterns = [(program.name, self._pattern(template.text))
-                         for program in programs.values() for template in program.templates]
+        self.recogniser = Recogniser(programs)
 
-    def _pattern(self, template: str) -> re.Pattern[str]:
-        parts = []
-        for number, piece in enumerate(_SLOT.split(_clean(template))):
-            if number % 2 == 0:
-                parts.append(r"\s+".join(map(re.escape, piece.split(" "))))
-            else:
-                words = sorted(self.words[piece.partition("_")[0]], key=len, reverse=True)
-                parts.append(f"(?P<{piece}>{'|'.join(map(re.escape, words))})")
-        return re.compile("".join(parts), re.IGNORECASE)
+    def recognise(self, question: str) -> Recognition:
+        """The program, arguments and reason (or the refusal) for one question."""
+        return self.recogniser.recognise(question)
 
     def match(self, question: str) -> tuple[str, dict[str, dict[str, str]]] | None:
-        """(program name, template_arguments) of the first template the question fits, or None."""
-        text = _clean(question)
-        for name, pattern in self.patterns:
-            found = pattern.fullmatch(text)
-            if found is not None:
-                return name, self._arguments(found.groupdict())
-        return None
-
-    def _arguments(self, slots: Mapping[str, str]) -> dict[str, dict[str, str]]:
-        arguments: dict[str, dict[str, str]] = {}
-        for slot in sorted(slots):  # "x" < "x_1" < "x_2": keys "0", "1" in order
-            kind, _, number = slot.partition("_")
-            value = self.words[kind][slots[slot].lower()]
-            arguments.setdefault(kind, {})[str(int(number or 1) - 1)] = value
-        return arguments
-
-
-def _clean(text: str) -> str:
-    return " ".join(text.split()).rstrip("?.").rstrip().lower()
+        """(program name, template_arguments) of a recognised question, or None."""
+        found = self.recogniser.recognise(question)
+        return (found.program, found.arguments) if found.program is not None else None
 
 
 @dataclass
@@ -116,8 +90,9 @@ class FuncVqa:
     matcher: QuestionMatcher
     programs: Mapping[str, Program]
     images: Mapping[int, ImageFacts]
+    strict: bool = False
     last_error: str | None = None
-    _parsed: dict[str, tuple[str, dict[str, dict[str, str]]]] = field(default_factory=dict)
+    _facts: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def __call__(self, question: object, study_id: object) -> int | str | None:
         self.last_error = None
@@ -135,21 +110,33 @@ class FuncVqa:
         if facts is None:
             return None
         try:
+            lacking = [fact for fact in self._reads(program) if getattr(facts, fact) is None]
+            if lacking:  # "is this patient male?" without a recorded gender is not "no"
+                raise EvaluationError(f"{program}: no {lacking[0]} for this study")
             result = answer(self.programs, {"template_program": program,
                                             "template_arguments": arguments}, facts)
         except CxrvqaError as exc:
+            if not self.strict:
+                return None  # this study has no answer; the statement goes on
             raise ValueError(f"func_vqa: question {question!r}: {exc}") from None
         if self.programs[program].returns == "bool":
             return int(result == ["yes"])
         return json.dumps(result)
 
+    def _reads(self, program: str) -> tuple[str, ...]:
+        """The facts besides findings (viewpos, gender) a program reads, once per program."""
+        reads = self._facts.get(program)
+        if reads is None:
+            reads = self._facts[program] = tuple(sorted(
+                _facts_read(self.programs[program]) - {"findings"}))
+        return reads
+
     def _parse(self, question: str) -> tuple[str, dict[str, dict[str, str]]]:
-        # A NeuralSQL query asks one question for every row: match its text once.
-        found = self._parsed.get(question) or self.matcher.match(question)
-        if found is None:
-            raise ValueError(f"func_vqa: unknown question {question!r}")
-        self._parsed[question] = found
-        return found
+        # The recogniser caches by text: a NeuralSQL query asks one question for every row.
+        found = self.matcher.recognise(question)
+        if found.program is None:
+            raise ValueError(f"func_vqa: {found.error()}")
+        return found.program, found.arguments
 
     @contextmanager
     def named_errors(self) -> Iterator[None]:
@@ -181,7 +168,8 @@ def study_images(index: SceneIndex) -> dict[int, ImageFacts]:
 
 
 def register(conn: sqlite3.Connection, index: SceneIndex,
-             programs: Mapping[str, Program] | None = None, name: str = "func_vqa") -> FuncVqa:
+             programs: Mapping[str, Program] | None = None, name: str = "func_vqa",
+             strict: bool = False) -> FuncVqa:
     """Register ``func_vqa(question_text, study_id)`` on ``conn``.
 
     Args:
@@ -190,13 +178,15 @@ def register(conn: sqlite3.Connection, index: SceneIndex,
             ``gold`` and ``meta``).
         programs: the programs to recognise and answer with (default: the bundled 48).
         name: the SQL function name.
+        strict: fail the statement when a study's facts cannot answer a question
+            (default: that study gives NULL).
 
     Returns:
         The registered function; use its ``named_errors()`` around ``execute`` to get
         errors that name the question.
     """
     programs = programs if programs is not None else bundled_programs()
-    function = FuncVqa(QuestionMatcher(programs), programs, study_images(index))
+    function = FuncVqa(QuestionMatcher(programs), programs, study_images(index), strict)
     conn.create_function(name, 2, function, deterministic=True)
     return function
 

@@ -113,7 +113,8 @@ def test_unknown_question_error_names_the_question(demo: SimpleNamespace) -> Non
     with pytest.raises(sqlite3.OperationalError, match="user-defined function raised exception"):
         conn.execute(query).fetchall()
     with pytest.raises(sqlite3.OperationalError,
-                       match=r"^func_vqa: unknown question 'is there a unicorn\?'$"), vqa.named_errors():
+                       match=r"^func_vqa: unknown question 'is there a unicorn\?'; closest template: "
+                             r"program_22: 'Is there \$\{attribute\}\?'$"), vqa.named_errors():
         conn.execute(query).fetchall()
 
 
@@ -141,3 +142,18 @@ def test_example_script_runs(demo: SimpleNamespace) -> None:
                             capture_output=True, text=True, check=True)
     assert "studies with pleural effusion:" in result.stdout
     assert "error: func_vqa: unknown question 'what is the meaning of life?'" in result.stdout
+
+
+def test_readme_sql_snippet_runs_verbatim(demo: SimpleNamespace, tmp_path: Path) -> None:
+    readme = (EXAMPLES.parent / "README.md").read_text()
+    section = readme[readme.index("**SQL pipelines (EHRXQA style).**"):]
+    start = section.index("```python\n") + len("```python\n")
+    snippet = section[start:section.index("\n```", start)]
+    (tmp_path / "cxrvqa-demo").symlink_to(demo.root)
+    result = subprocess.run([sys.executable, "-c", snippet], cwd=tmp_path, capture_output=True,
+                            text=True, check=True)
+    expected = {index for index, facts in demo.index.silver.items() | demo.index.gold.items()
+                if facts.with_attribute("pleural effusion")}
+    assert result.stdout == f"{len({demo.index.meta[i].study_id for i in expected})} studies with " \
+                            "pleural effusion\n"
+    assert expected

@@ -1,0 +1,159 @@
+"""Paraphrases end to end on a demo build: mined from question files, answered by func_vqa, generated.
+
+Also scores func_vqa recognition of the development paraphrase set (tests/data/paraphrases).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from collections import Counter
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from helpers import built_demo
+from paraphrase_sets import DATA, Line, built_records, filled, read_set, score, studies_connection
+
+from cxrvqa.cli import main
+from cxrvqa.programs import bundled_programs, load_programs
+from cxrvqa.tools.generate import GenerateOptions, Pairs, generate_split, split_pools
+from cxrvqa.tools.sqlite import register
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
+    return built_demo(tmp_path_factory.mktemp("demo"), seed=7)
+
+
+@pytest.fixture(scope="module")
+def records(demo: SimpleNamespace) -> list[dict[str, Any]]:
+    return built_records(demo.dataset)
+
+
+def test_dev_set_is_recognised_with_base_answers(demo: SimpleNamespace,
+                                                 records: list[dict[str, Any]]) -> None:
+    lines = read_set(DATA / "dev.tsv")
+    assert {line.program for line in lines} == set(bundled_programs())
+    result = score(lines, records, demo.index, bundled_programs())
+    assert result.wrong == []
+    assert result.failed == []
+    assert result.recognised == len(lines) == 159
+
+
+def _rewrite(records: list[dict[str, Any]], lines: list[Line]) -> tuple[list[dict[str, Any]],
+                                                                       list[tuple[str, str]]]:
+    """Every other record re-worded with its program's dev paraphrases, as released files carry
+    them (template = the paraphrase, question = it filled); also (paraphrased, base) questions."""
+    wordings: dict[str, list[str]] = {}
+    for line in lines:
+        if line.style == "released":
+            wordings.setdefault(line.program, []).append(line.template)
+    used: Counter[str] = Counter()
+    rewritten, pairs = [], []
+    for number, record in enumerate(records):
+        options = wordings.get(record["template_program"], [])
+        if number % 2 or not options:
+            rewritten.append(record)
+            continue
+        # Uneven use (the first wording twice as often) so that "most frequent first" shows.
+        text = options[used[record["template_program"]] % (len(options) + 1) % len(options)]
+        used[record["template_program"]] += 1
+        question = filled(Line(record["template_program"], "released", text), record)
+        rewritten.append({**record, "template": text, "question": question})
+        pairs.append((question, record["question"]))
+    return rewritten, pairs
+
+
+def test_mined_paraphrases_are_written_recognised_answered_and_generated(
+        demo: SimpleNamespace, records: list[dict[str, Any]], tmp_path: Path) -> None:
+    rewritten, pairs = _rewrite(records, read_set(DATA / "dev.tsv"))
+    bad = {**rewritten[1], "template": "Is there ${finding}?", "template_program": "program_22"}
+    files = []
+    for number in range(2):  # two files, the second with one record whose slots do not fit
+        part = rewritten[number::2] + ([bad] if number else [])
+        files.append(tmp_path / f"part{number}.json")
+        files[-1].write_text(json.dumps(part, indent=2))
+    out = tmp_path / "programs"
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        assert main(["paraphrases", *map(str, files), "--out", str(out)]) == 0
+
+    # The mined lines, most frequent first, after each program's own lines.
+    expected: dict[str, Counter[str]] = {}
+    for record in rewritten:
+        program = bundled_programs()[record["template_program"]]
+        if record["template"] not in {t.text for t in program.templates}:
+            expected.setdefault(program.name, Counter())[record["template"]] += 1
+    mined = load_programs(out)
+    assert set(mined) == set(bundled_programs())
+    for name, program in mined.items():
+        base = bundled_programs()[name].templates
+        assert program.templates[:len(base)] == base
+        wanted = [text for text, _ in sorted(expected.get(name, Counter()).items(),
+                                             key=lambda item: -item[1])]
+        assert [t.text for t in program.templates[len(base):]] == wanted, name
+        assert f"{name}: {len(wanted)} paraphrase(s) mined" in stdout.getvalue()
+        assert program.body == bundled_programs()[name].body
+    text = (out / "program_5.cxr").read_text()
+    assert text.startswith("// pipeline.md §5, #5")
+    assert 'template "Does the ${object} show both ${attribute_1} and ${attribute_2}?"' in text
+    assert (f"skipped {files[1]}: record {len(rewritten[1::2])}: template 'Is there ${{finding}}?' "
+            f"has slots ${{finding}}; program_22 has params ${{attribute}}") in stdout.getvalue()
+    assert "${finding}" not in (out / "program_22.cxr").read_text()
+
+    # func_vqa with the mined programs: each paraphrased question is an exact template line and
+    # answers exactly as its base wording on every study.
+    conn = studies_connection(demo.index)
+    vqa = register(conn, demo.index, mined)
+    for paraphrased, base in pairs:
+        found = vqa.matcher.recognise(paraphrased)
+        assert found.layer == "exact" and found.program == vqa.matcher.recognise(base).program
+        assert found.arguments == vqa.matcher.recognise(base).arguments
+        assert conn.execute("select count(*) from studies where func_vqa(?, study_id) "
+                            "is not func_vqa(?, study_id)", (paraphrased, base)).fetchone() == (0,)
+
+    # generate draws its wording uniformly over a program's lines, base line only if asked.
+    pool = split_pools(demo.index)["test"]
+    pairs_ = Pairs.from_ontology(demo.index.ontology)
+    chosen = tuple(name for name in mined if len(mined[name].templates) >= 3)[:3]
+    assert len(chosen) == 3
+    options = GenerateOptions(per_template=40, templates=chosen)
+    generated = generate_split(pool, "test", pairs_, options, programs=mined).records
+    for name in chosen:
+        used = {r["template"] for r in generated if r["template_program"] == name}
+        assert used == {t.text for t in mined[name].templates}, name
+    plain = GenerateOptions(per_template=40, templates=chosen, paraphrases=False)
+    assert {r["template"] for r in generate_split(pool, "test", pairs_, plain, programs=mined).records} \
+        == {mined[name].templates[0].text for name in chosen}
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "measured once the recogniser was final (2026-12-04): 180 of 214 held-out lines (84.1 %) "
+    "recognised, 16 mapped to a wrong program ('can you identify any …' read as a list, "
+    "'at least one of X and Y' and 'X, Y, or both' read as 'both', connective-only fragments "
+    "'either X or Y?' read as location lists). Not tuned on the held-out set; remove this mark "
+    "when a recogniser that was not tuned on it passes"))
+def test_heldout_set_is_recognised_and_never_mapped_to_a_wrong_program(
+        demo: SimpleNamespace, records: list[dict[str, Any]]) -> None:
+    # Held out: nobody looked at these lines while building or tuning the recogniser.
+    lines = read_set(DATA / "heldout.tsv")
+    assert len(lines) >= 150 and {line.program for line in lines} == set(bundled_programs())
+    result = score(lines, records, demo.index, bundled_programs())
+    assert result.wrong == []  # unknown or ambiguous is acceptable, a wrong program is not
+    assert result.share >= 0.95, result.failed
+
+
+def test_paraphrases_cli_errors_name_the_file(tmp_path: Path) -> None:
+    (tmp_path / "object.json").write_text('{"template": "x"}')
+    for name, message in (("missing.json", "file not found"),
+                          ("object.json", "expected a JSON list of question records")):
+        stderr = io.StringIO()
+        with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()):
+            code = main(["paraphrases", str(tmp_path / name), "--out", str(tmp_path / "out")])
+        assert code == 3
+        assert stderr.getvalue() == f"cxrvqa: error: {tmp_path / name}: {message}" + (
+            ": expected a question file (a JSON list of records)\n" if name == "missing.json" else "\n")
+    assert not (tmp_path / "out").exists()

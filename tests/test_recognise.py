@@ -1,0 +1,197 @@
+"""cxrvqa.tools.recognise: exact template lines, the slot-first parser, refusals; cxrvqa match; NULLs."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import io
+import sqlite3
+from types import SimpleNamespace
+
+import pytest
+
+from cxrvqa.cli import main
+from cxrvqa.facts import ImageFacts
+from cxrvqa.lang.nodes import Template
+from cxrvqa.lang.templates import fill, param_kind
+from cxrvqa.programs import bundled_programs
+from cxrvqa.tools.recognise import Recogniser
+from cxrvqa.tools.sqlite import register
+
+
+@pytest.fixture(scope="module")
+def recogniser() -> Recogniser:
+    return Recogniser(bundled_programs())
+
+
+RENDERINGS = {"tubesandlines": ("tubes/lines", "tube/line", "tubesandlines", "tubes and lines"),
+              "anatomicalfinding": ("anatomical findings", "anatomical finding",
+                                    "anatomicalfinding"),
+              "technicalassessment": ("technical assessments", "technical assessment"),
+              "disease": ("diseases", "disease"), "device": ("devices", "device")}
+
+
+@pytest.mark.parametrize("category", sorted(RENDERINGS))
+def test_every_template_line_is_exact_with_any_rendering(recogniser: Recogniser,
+                                                         category: str) -> None:
+    values = {"object": ("left lower lung zone", "svc"), "attribute": ("pleural effusion",
+              "mass/nodule (not otherwise specified)"), "viewpos": ("PA",), "gender": ("female",)}
+    for number, rendering in enumerate(RENDERINGS[category]):
+        for program in bundled_programs().values():
+            for template in program.templates:
+                def value(slot: str) -> str:
+                    kind = param_kind(slot)
+                    return rendering if kind == "category" else values[kind][slot.endswith("_2")]
+                text = fill(template.text, value)
+                found = recogniser.recognise(text.lower() if number % 2 else text)
+                assert (found.program, found.layer) == (program.name, "exact"), text
+                assert set(found.arguments.get("category", {}).values()) <= {category}
+
+
+# Wordings written while building the parser (besides tests/data/paraphrases/dev.tsv).
+OWN = [
+    ("within the left lung, are there any devices?", "program_1",
+     {"object": {"0": "left lung"}, "category": {"0": "device"}}),
+    ("is the left lung affected by pneumonia?", "program_2",
+     {"object": {"0": "left lung"}, "attribute": {"0": "pneumonia"}}),
+    ("are there any abnormality in the trachea?", "program_3", {"object": {"0": "trachea"}}),
+    ("does the svc look abnormal?", "program_3", {"object": {"0": "svc"}}),
+    ("regarding the right lung, which disease is relevant, pneumonia or lung cancer?", "program_10",
+     {"object": {"0": "right lung"}, "attribute": {"0": "pneumonia", "1": "lung cancer"},
+      "category": {"0": "disease"}}),
+    ("which abnormalities do the left lung and the right lung have in common?", "program_17",
+     {"object": {"0": "left lung", "1": "right lung"}}),
+    ("does a chest x-ray show pneumothorax?", "program_22", {"attribute": {"0": "pneumothorax"}}),
+    ("is there evidence of picc?", "program_22", {"attribute": {"0": "picc"}}),
+    ("is pneumonia found in the left lung or the right lung?", "program_30",
+     {"object": {"0": "left lung", "1": "right lung"}, "attribute": {"0": "pneumonia"}}),
+    ("where is pleural effusion located?", "program_31", {"attribute": {"0": "pleural effusion"}}),
+    ("which is related to atelectasis: the left lung or the right lung?", "program_32",
+     {"object": {"0": "left lung", "1": "right lung"}, "attribute": {"0": "atelectasis"}}),
+    ("which locations are related to pneumonia but not atelectasis?", "program_36",
+     {"attribute": {"0": "pneumonia", "1": "atelectasis"}}),
+    ("where are any tubes/lines located?", "program_39", {"category": {"0": "tubesandlines"}}),
+    ("is the view ap or pa?", "program_42", {}),
+    ("in which projection was this image taken?", "program_43", {}),
+    ("is the patient a man or a woman?", "program_45", {}),
+    ("which gender is the patient?", "program_46", {}),
+    ("Does the upper mediastinum measure more than a third of the thoracic width?", "program_48", {}),
+    ("list all abnormality.", "program_27", {}),
+    ("Excluding the left lung, which diseases appear in the right lung?", "program_15",
+     {"object": {"0": "right lung", "1": "left lung"}, "category": {"0": "disease"}}),
+    ("Which shows abnormalities: the trachea or the svc?", "program_33",
+     {"object": {"0": "trachea", "1": "svc"}}),
+    ("Which of the abnormalities are shared by both the trachea and the svc?", "program_17",
+     {"object": {"0": "trachea", "1": "svc"}}),
+    ("list all devices or diseases", "program_26", {"category": {"0": "device", "1": "disease"}}),
+    ("Can you tell me which diseases are present?", "program_25", {"category": {"0": "disease"}}),
+    ("Tell me if there is pneumonia.", "program_22", {"attribute": {"0": "pneumonia"}}),
+]
+
+
+@pytest.mark.parametrize(("question", "program", "arguments"), OWN)
+def test_parser_reads_unseen_wordings(recogniser: Recogniser, question: str, program: str,
+                                      arguments: dict[str, dict[str, str]]) -> None:
+    found = recogniser.recognise(question)
+    assert (found.program, found.arguments) == (program, arguments), found.render()
+
+
+@pytest.mark.parametrize(("question", "layer", "message"), [
+    ("Is there pleural effusion in the left elbow?", "unknown", "did you mean 'left lung'"),
+    ("Is there pnuemonia?", "unknown", "did you mean 'pneumonia'?; closest template: program_22"),
+    ("Is there pleural efusion in the left lung?", "unknown", "did you mean 'pleural effusion'"),
+    ("Is there a mass in the left lung?", "unknown", "'mass/nodule (not otherwise specified)'"),
+    ("Is there no pleural effusion?", "unknown", "unknown question"),
+    ("Is the left lung normal?", "unknown", "closest template: program_3"),
+    ("How many abnormalities are in the left lung?", "unknown", "closest template: program_8"),
+    ("what is the meaning of life?", "unknown", "unknown question"),
+    ("Is the upper mediastinum wider than half of the thorax width?", "unknown", "program_47"),
+    ("Are there both tubes/lines and diseases in the left lung?", "unknown", "program_4"),
+    ("Is there pleural effusion in the lungs?", "unknown", "unknown question"),
+    ("Are there tubes/lines in the left lung, the right lung?", "ambiguous",
+     "could be program_37 or program_38"),
+    # A plain "and" in a list question may mean either place or both places.
+    ("List all diseases found in the left lung and the right lung.", "ambiguous",
+     "could be program_13 or program_14"),
+    ("Is there any pneumonia or not?", "unknown", "unknown question"),
+])
+def test_refusals(recogniser: Recogniser, question: str, layer: str, message: str) -> None:
+    found = recogniser.recognise(question)
+    assert (found.program, found.layer) == (None, layer)
+    assert message in found.error()
+    assert "\n" not in found.error()
+
+
+def test_program_signatures_come_from_the_programs() -> None:
+    programs = dict(bundled_programs())
+    question = "does the left lung show pneumonia?"
+    assert Recogniser(programs).recognise(question).program == "program_2"
+    # A program worded like program_2 makes the question a tie: refused, not guessed.
+    twin = dataclasses.replace(programs["program_2"], name="program_49",
+                               templates=(Template("Is ${attribute} located in the ${object}?"),))
+    found = Recogniser({**programs, "program_49": twin}).recognise(question)
+    assert found.layer == "ambiguous"
+    assert found.error().startswith("ambiguous question 'does the left lung show pneumonia?', "
+                                    "could be program_2 or program_49")
+    # A paraphrase line makes its wording exact.
+    two = dataclasses.replace(programs["program_2"], templates=(
+        *programs["program_2"].templates, Template("Does the ${object} show ${attribute}?")))
+    found = Recogniser({**programs, "program_2": two}).recognise(question)
+    assert (found.layer, found.reason) == ("exact", "template line 2 of program_2: "
+                                           "'Does the ${object} show ${attribute}?'")
+
+
+def run(argv: list[str]) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(argv)
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_cli_match() -> None:
+    code, out, err = run(["match", "Regarding the left lung, which disease is relevant, "
+                                   "pneumonia or lung cancer?"])
+    assert code == 0 and err == ""
+    assert out.splitlines() == [
+        "program_10(object[0]='left lung', attribute[0]='pneumonia', attribute[1]='lung cancer', "
+        "category[0]='disease')",
+        "layer: parser: terms 1 object, 2 attribute, 1 category"]
+    code, out, err = run(["match", "Is there pnuemonia?"])
+    assert (code, out) == (1, "")
+    assert err == ("cxrvqa: error: unknown question 'Is there pnuemonia?'; did you mean "
+                   "'pneumonia'?; closest template: program_22: 'Is there ${attribute}?'\n")
+
+
+def test_cli_match_with_a_programs_folder(tmp_path: pytest.TempPathFactory) -> None:
+    source = bundled_programs()["program_2"].source
+    assert source is not None
+    folder = tmp_path / "mine"  # type: ignore[operator]
+    folder.mkdir()
+    (folder / "program_2.cxr").write_text(source.text.replace(
+        'template "Is there', 'template "Does the ${object} show ${attribute}?"\ntemplate "Is there'))
+    code, out, _ = run(["match", "does the left lung show pneumonia", "--programs", str(folder)])
+    assert code == 0
+    assert out.splitlines()[1] == ("layer: exact: template line 1 of program_2: "
+                                   "'Does the ${object} show ${attribute}?'")
+
+
+def test_missing_facts_give_null_unless_strict() -> None:
+    meta = {"a": SimpleNamespace(subject_id=1, study_id=7), "b": SimpleNamespace(subject_id=2, study_id=8)}
+    index = SimpleNamespace(silver={"a": ImageFacts([], None, None, {}), "b": ImageFacts([], "PA", "F", {})},
+                            gold={}, meta=meta)
+    conn = sqlite3.connect(":memory:")
+    conn.execute("create table tb_cxr (study_id integer)")
+    conn.executemany("insert into tb_cxr values (?)", [(7,), (8,)])
+    register(conn, index)  # type: ignore[arg-type]
+    asked = ["what is the gender of this patient?", "is this patient male?", "is this an ap view?",
+             "what is the view of this image?",
+             "Is the width of the cardiac silhouette wider than 1/2 of the thorax width?"]
+    rows = [conn.execute("select study_id, func_vqa(?, study_id) from tb_cxr order by study_id",
+                         (question,)).fetchall() for question in asked]
+    assert rows == [[(7, None), (8, '["f"]')], [(7, None), (8, 0)], [(7, None), (8, 0)],
+                    [(7, None), (8, '["pa"]')], [(7, None), (8, None)]]
+    strict = sqlite3.connect(":memory:")
+    vqa = register(strict, index, strict=True)  # type: ignore[arg-type]
+    with pytest.raises(sqlite3.OperationalError, match=r"^func_vqa: question 'what is the gender "
+                       r"of this patient\?': program_46: no gender for this study$"), vqa.named_errors():
+        strict.execute("select func_vqa('what is the gender of this patient?', 7)").fetchall()
