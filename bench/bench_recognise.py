@@ -22,7 +22,13 @@ from pathlib import Path
 from cxrvqa.lang.templates import argument_key, fill, param_kind
 from cxrvqa.programs import bundled_programs
 from cxrvqa.tools.recognise import Recogniser
-from cxrvqa.vocab import CATEGORY_WORDS, GENDER_WORDS, VQA_ATTRIBUTES, VQA_CATEGORIES, VQA_OBJECTS
+from cxrvqa.vocab import (
+    CATEGORY_WORDS,
+    GENDER_WORDS,
+    VQA_ATTRIBUTES,
+    VQA_CATEGORIES,
+    VQA_OBJECTS,
+)
 
 DEV = Path(__file__).resolve().parent.parent / "tests" / "data" / "paraphrases" / "dev.tsv"
 

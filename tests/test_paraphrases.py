@@ -15,7 +15,15 @@ from typing import Any
 
 import pytest
 from helpers import built_demo
-from paraphrase_sets import DATA, Line, built_records, filled, read_set, score, studies_connection
+from paraphrase_sets import (
+    DATA,
+    Line,
+    built_records,
+    filled,
+    read_set,
+    score,
+    studies_connection,
+)
 
 from cxrvqa.cli import main
 from cxrvqa.programs import bundled_programs, load_programs

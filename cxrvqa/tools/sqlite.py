@@ -53,8 +53,10 @@ from cxrvqa.errors import CxrvqaError, EvaluationError
 from cxrvqa.facts import ImageFacts
 from cxrvqa.lang.nodes import Program
 from cxrvqa.programs import answer, bundled_programs
-from cxrvqa.tools.generate import _facts_read  # the one home of "which facts a program reads"
-from cxrvqa.tools.recognise import Recognition, Recogniser
+from cxrvqa.tools.generate import (
+    _facts_read,  # the one home of "which facts a program reads"
+)
+from cxrvqa.tools.recognise import Recogniser, Recognition
 
 if TYPE_CHECKING:
     from cxrvqa.build.index import SceneIndex
