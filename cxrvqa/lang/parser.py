@@ -12,7 +12,7 @@ import functools
 import os
 import re
 from collections.abc import Callable
-from typing import TypeVar, cast
+from typing import NamedTuple, TypeVar, cast
 
 from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import (
@@ -36,7 +36,8 @@ _T = TypeVar("_T")
 
 # Regex terminals as a message names them (keywords and punctuation are quoted instead).
 _TERMINAL_WORDS = {"NAME": "a name", "CONST_NAME": "a constant", "PARAM": "a parameter",
-                   "INT": "a number", "STRING": "a string", "$END": "end of input"}
+                   "INT": "a number", "DECIMAL": "a number", "STRING": "a string",
+                   "CALL_OPEN": "a call", "$END": "end of input"}
 _ESCAPE = re.compile(r'\\(["\\])')
 _TRAILING_NAME = re.compile(r"(?<![\w$])([a-z][a-z0-9_]*)\s*$")
 _OTHER_SET_OPERATOR = {"VBAR": "AMPERSAND", "AMPERSAND": "VBAR"}
@@ -179,29 +180,49 @@ class _Builder(Transformer[Token, object]):
 
     def program(self, meta: Meta, name: Token, *items: object) -> n.Program:
         *header, body = items
-        returns = cast(n.ResultKind, next(item for item in header if isinstance(item, str)))
-        return n.Program(str(name), _only(header, n.Template), _only(header, n.Param), returns,
-                         _only(header, n.Let), cast(n.Expr, body), span=self._span(meta),
+        returns = next(item for item in header if isinstance(item, _Returns))
+        types = {item.header: item.word for item in header if isinstance(item, _TypeLine)}
+        return n.Program(str(name), _only(header, n.Template), _only(header, n.Param),
+                         returns.kind, _only(header, n.Let), cast(n.Expr, body),
+                         content_type=types.get("content_type"),
+                         semantic_type=types.get("semantic_type"),
+                         definitions=_only(header, (n.Const, n.Def)), span=self._span(meta),
                          source=self._source)
 
     def template(self, meta: Meta, text: Token) -> n.Template:
         return n.Template(_unquote(text), span=self._span(meta))
 
+    def content_type(self, meta: Meta, word: str) -> _TypeLine:
+        return _TypeLine("content_type", word, self._span(meta))
+
+    def semantic_type(self, meta: Meta, word: str) -> _TypeLine:
+        return _TypeLine("semantic_type", word, self._span(meta))
+
     def param(self, meta: Meta, name: Token, kind: n.ParamKind, ignored: Token | None
               ) -> n.Param:
         return n.Param(str(name), kind, ignored is not None, span=self._span(meta))
 
-    def returns(self, meta: Meta, kind: str) -> str:
-        return kind
+    def returns(self, meta: Meta, kind: n.ResultKind) -> _Returns:
+        return _Returns(kind)
 
     def let(self, meta: Meta, name: Token, value: n.Expr) -> n.Let:
         return n.Let(str(name), value, span=self._span(meta))
 
-    def prelude(self, meta: Meta, *constants: n.Const) -> n.Prelude:
+    def prelude(self, meta: Meta, *constants: n.Definition) -> n.Prelude:
         return n.Prelude(constants, span=self._span(meta), source=self._source)
 
     def const(self, meta: Meta, name: Token, value: n.Expr) -> n.Const:
         return n.Const(str(name), value, span=self._span(meta))
+
+    def define(self, meta: Meta, opening: Token, params: tuple[n.DefParam, ...] | None,
+             value: n.Expr) -> n.Def:
+        return n.Def(opening[:-1], params or (), value, span=self._span(meta))
+
+    def def_params(self, meta: Meta, *params: n.DefParam) -> tuple[n.DefParam, ...]:
+        return params
+
+    def def_param(self, meta: Meta, name: Token, kind: n.ParamKind) -> n.DefParam:
+        return n.DefParam(str(name), kind, span=self._span(meta))
 
     # keyword rules: their only child is the keyword token
 
@@ -209,6 +230,7 @@ class _Builder(Transformer[Token, object]):
         return str(token)
 
     kind = result_kind = comparator = field = condition_op = plural_kind = callee = _keyword
+    type_word = _keyword
 
     # operators
 
@@ -234,9 +256,13 @@ class _Builder(Transformer[Token, object]):
                   ) -> n.Condition:
         return n.Condition(field, op, value, span=self._span(meta))
 
-    def call(self, meta: Meta, function: n.Function, args: tuple[n.Expr, ...] | None
-             ) -> n.Call:
-        return n.Call(function, args or (), span=self._span(meta))
+    def call(self, meta: Meta, function: str, args: tuple[n.Expr, ...] | None
+             ) -> n.Call | n.Apply:
+        if isinstance(function, Token) and function.type == "CALL_OPEN":
+            function = function[:-1]  # 'name(' written as one token
+            if function not in n.FUNCTIONS:
+                return n.Apply(function, args or (), span=self._span(meta))
+        return n.Call(cast(n.Function, str(function)), args or (), span=self._span(meta))
 
     def arguments(self, meta: Meta, *args: n.Expr) -> tuple[n.Expr, ...]:
         return args
@@ -247,6 +273,8 @@ class _Builder(Transformer[Token, object]):
         return n.Fact(cast(n.FactName, str(token)), span=self._span(meta))
 
     def number(self, meta: Meta, token: Token) -> n.Number:
+        if token.type == "DECIMAL":
+            return n.Number(float(token), span=self._span(meta))
         try:
             value = int(token)
         except ValueError:  # Python refuses to convert integers of thousands of digits
@@ -274,5 +302,15 @@ class _Builder(Transformer[Token, object]):
         return n.SetOf(elements, span=self._span(meta))
 
 
-def _only(items: list[object], cls: type[_T]) -> tuple[_T, ...]:
-    return tuple(item for item in items if isinstance(item, cls))
+def _only(items: list[object], cls: type[_T] | tuple[type, ...]) -> tuple[_T, ...]:
+    return tuple(item for item in items if isinstance(item, cls))  # type: ignore[misc]
+
+
+class _Returns(NamedTuple):
+    kind: n.ResultKind
+
+
+class _TypeLine(NamedTuple):
+    header: str
+    word: str
+    span: Span | None
