@@ -44,6 +44,19 @@ def _add_source_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mimic-iv-dir", type=Path, help="MIMIC-IV 2.2 folder")
 
 
+def _add_programs_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--programs", type=Path, action="append", default=[], metavar="DIR",
+                        help="a folder of your own template programs (with an optional "
+                             "_prelude.cxr), added to the bundled ones; repeatable")
+
+
+def _program_set(args: argparse.Namespace) -> Any:
+    """The bundled programs plus each --programs folder's (None without folders: the default)."""
+    from cxrvqa.programs import program_set
+
+    return program_set(args.programs) if args.programs else None
+
+
 def _layout(args: argparse.Namespace) -> SourceLayout:
     return SourceLayout.from_root(args.physionet_root).with_dirs(
         mimic_cxr_jpg=args.mimic_cxr_jpg_dir, chest_imagenome=args.chest_imagenome_dir,
@@ -58,6 +71,7 @@ def _add_build(subparsers: Any) -> None:
     parser.add_argument("--output-dir", type=Path, help="where to write (default: --dataset-dir)")
     parser.add_argument("--splits", type=_splits, default=SPLITS,
                         help="comma list of splits to build (default: train,valid,test)")
+    _add_programs_option(parser)
     parser.set_defaults(run=_run_build)
 
 
@@ -73,7 +87,8 @@ def _run_build(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return EXIT_DATA
     started = time.perf_counter()
-    report = build(layout, args.dataset_dir, args.output_dir, args.splits, progress=_progress())
+    report = build(layout, args.dataset_dir, args.output_dir, args.splits, progress=_progress(),
+                   programs=_program_set(args))
     _print_summary(report, time.perf_counter() - started)
     return EXIT_OK
 
@@ -133,14 +148,20 @@ def _run_demo(args: argparse.Namespace) -> int:
 
 def _add_check(subparsers: Any) -> None:
     parser = subparsers.add_parser("check", help="parse and type-check program files")
-    parser.add_argument("paths", nargs="+", type=Path, help="program files or folders")
+    parser.add_argument("paths", nargs="*", type=Path, help="program files or folders")
+    _add_programs_option(parser)
     parser.set_defaults(run=_run_check)
 
 
 def _run_check(args: argparse.Namespace) -> int:
     from cxrvqa.lang.check import check_paths
 
-    return check_paths(args.paths, out=sys.stdout)
+    paths = [*args.paths, *args.programs]
+    if not paths:
+        print("cxrvqa check: error: give program files or folders (or --programs DIR)",
+              file=sys.stderr)
+        return 2
+    return check_paths(paths, out=sys.stdout)
 
 
 # --- generate / stats ---------------------------------------------------------------------
@@ -158,6 +179,7 @@ def _add_generate(subparsers: Any) -> None:
     parser.add_argument("--no-answers", action="store_true", help="leave the answers out")
     parser.add_argument("--no-paraphrases", action="store_true", help="use base wordings only")
     parser.add_argument("--workers", type=int, default=1, help="processes (same output for any)")
+    _add_programs_option(parser)
     parser.set_defaults(run=_run_generate)
 
 
@@ -166,13 +188,19 @@ def _names(text: str) -> tuple[str, ...]:
 
 
 def _run_generate(args: argparse.Namespace) -> int:
+    from cxrvqa.programs import load_programs
     from cxrvqa.tools.generate import GenerateOptions, run_generate
 
     out = args.out or Path(f"generated_{args.split}.json")
-    options = GenerateOptions(args.per_template, args.seed, templates=args.templates,
+    programs = _program_set(args)
+    templates = args.templates
+    if templates is None and args.programs:  # an author's folder: generate for its programs
+        templates = tuple(name for folder in args.programs for name in load_programs(folder))
+        templates = tuple(dict.fromkeys(templates))
+    options = GenerateOptions(args.per_template, args.seed, templates=templates,
                               answers=not args.no_answers, paraphrases=not args.no_paraphrases,
                               workers=args.workers)
-    generated = run_generate(_layout(args), args.split, options, out)
+    generated = run_generate(_layout(args), args.split, options, out, programs)
     print(generated.render_balance())
     print(f"generated {len(generated.records)} {args.split} questions into {out}")
     return EXIT_OK
@@ -230,6 +258,7 @@ def _add_explain(subparsers: Any) -> None:
                         help='bindings, e.g. object="left lung" attribute=pneumonia')
     parser.add_argument("--labels", choices=("silver", "gold"), help="which labels to read")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
+    _add_programs_option(parser)
     parser.set_defaults(run=_run_explain)
 
 
@@ -238,7 +267,8 @@ def _run_explain(args: argparse.Namespace) -> int:
 
     result = explain_from_sources(_layout(args), image_id=args.image_id, program=args.program,
                                   bindings=parse_bindings(args.args), record=args.record,
-                                  dataset_dir=args.dataset_dir, labels=args.labels)
+                                  dataset_dir=args.dataset_dir, labels=args.labels,
+                                  programs=_program_set(args))
     print(json.dumps(result.to_json(), indent=2) if args.json else result.render())
     return EXIT_OK
 

@@ -6,11 +6,11 @@ own) are kept in the report for the summary and the benchmarks.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cxrvqa.build.answering import answer_split
 from cxrvqa.build.index import SceneIndex, load_index
@@ -20,6 +20,9 @@ from cxrvqa.build.output import ans2idx_bytes, dataset_bytes, write_files_atomic
 from cxrvqa.build.questions import read_split
 from cxrvqa.build.stages import Stages
 from cxrvqa.vocab import SPLITS
+
+if TYPE_CHECKING:
+    from cxrvqa.lang.nodes import Program
 
 __all__ = ["BuildReport", "build"]
 
@@ -38,10 +41,12 @@ class BuildReport:
 
 def build(layout: SourceLayout, dataset_dir: Path, output_dir: Path | None = None,
           splits: Sequence[str] = SPLITS, *, progress: bool = False,
-          index: SceneIndex | None = None) -> BuildReport:
+          index: SceneIndex | None = None,
+          programs: Mapping[str, Program] | None = None) -> BuildReport:
     """Build the requested splits and write them with ans2idx.json, all or nothing.
 
-    ``index`` is the result of ``load_index(layout)`` when the caller already has it.
+    ``index`` is the result of ``load_index(layout)`` when the caller already has it;
+    ``programs`` the program set (default: the bundled 48, see ``programs.program_set``).
     """
     from cxrvqa.programs import answer, load_programs
 
@@ -49,7 +54,7 @@ def build(layout: SourceLayout, dataset_dir: Path, output_dir: Path | None = Non
     stages = Stages(progress=progress)
     with stages.stage("read questions"):
         questions = {split: read_split(dataset_dir, split) for split in splits}
-        programs = load_programs()
+        programs = programs if programs is not None else load_programs()
     if index is None:
         index = load_index(layout, stages=stages)
     records = {}

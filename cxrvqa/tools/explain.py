@@ -11,7 +11,7 @@ A row supports a finding (o, a) when it is the row that survives the report
 level rule for its own (bbox, label) (the latest sentence, pipeline.md §4 step
 3), says relation 1, and names (o, a) directly or reaches it by one level of
 attribute and/or object propagation (steps 4 and 5). A list answer's element is
-supported by the looked-at findings that name it; a yes/no answer by all of
+supported by the looked-at findings that name it; a yes/no or number answer by all of
 them. View positions and genders come from the metadata and patients files,
 not from label rows.
 
@@ -202,7 +202,7 @@ def _descendants(node: n.Expr) -> Iterable[n.Expr]:
 
 
 def _involved(element: str, looked_at: Sequence[Finding], returns: str) -> list[Finding]:
-    if returns == "bool":
+    if returns in ("bool", "number"):  # a yes/no or a count rests on all it looked at
         return list(looked_at)
     return [f for f in looked_at if element in (f[0].lower(), f[1].lower())]
 
@@ -348,8 +348,11 @@ def explain_record(index: SceneIndex, record: Mapping[str, Any], *,
 def explain_from_sources(layout: SourceLayout, *, image_id: str | None = None,
                          program: str | None = None, bindings: Mapping[str, str] | None = None,
                          record: str | None = None, dataset_dir: Path | None = None,
-                         labels: str | None = None) -> Explanation:
+                         labels: str | None = None,
+                         programs: Mapping[str, n.Program] | None = None) -> Explanation:
     """What ``cxrvqa explain`` runs: either image + program + bindings, or ``record="split:idx"``.
+
+    ``programs`` is the program set (default: the bundled 48; ``--programs DIR`` adds a folder's).
 
     Raises:
         DataError: unknown image or record, unreadable files.
@@ -361,9 +364,9 @@ def explain_from_sources(layout: SourceLayout, *, image_id: str | None = None,
         found = _built_record(Path(dataset_dir or "mimiccxrvqa/dataset"), record)
         cohort = "gold" if record.partition(":")[0] == "test" else "silver"
         return explain_record(load_index(layout), found, rows=label_rows(layout, cohort, found["image_id"]),
-                              labels=cohort)
+                              labels=cohort, programs=programs)
     index = load_index(layout)
-    chosen = bundled_programs().get(program or "")
+    chosen = (programs if programs is not None else bundled_programs()).get(program or "")
     if chosen is None or image_id is None:
         raise EvaluationError(f"unknown template program {program!r}" if image_id else
                               "explain needs --image-id with --program, or --record")
