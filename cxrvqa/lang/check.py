@@ -43,6 +43,7 @@ __all__ = ["CONTENT_TYPES", "SEMANTIC_TYPES", "Analysis", "Environment", "analyz
            "check_paths", "check_prelude", "environment_for", "folder_prelude",
            "prelude_environment"]
 
+_LISTED_TERMS = 5  # a kind with at most this many terms lists them when one is wrong
 _BEFORE_OPERATOR = re.compile(r"(?:\s|\)|//[^\n]*)*")
 
 CONTENT_TYPES = ("anatomy", "attribute", "presence", "abnormality", "plane", "gender", "size")
@@ -489,8 +490,10 @@ class _Checker:
         allowed = self.vocabulary.terms(kind)
         for value in values:
             if value not in allowed:
-                self.report("E203", f"unknown {str(kind).lower()} '{value}'", node.span,
-                            _did_you_mean(value, allowed))
+                hint = _did_you_mean(value, allowed)
+                if hint is None and len(allowed) <= _LISTED_TERMS:  # AP/PA, M/F: name them
+                    hint = "expected " + " or ".join(f"'{t}'" for t in sorted(allowed))
+                self.report("E203", f"unknown {str(kind).lower()} '{value}'", node.span, hint)
 
     def visit_SetOf(self, node: n.SetOf) -> Kind | None:
         kinds = [self.visit(e) for e in node.elements]

@@ -133,12 +133,39 @@ def _diagnose(err: UnexpectedInput, source: Source) -> Diagnostic:
     if _OTHER_SET_OPERATOR.get(token.type) in expected:  # 'a | b & c': '|' could go on
         return Diagnostic("E103", "'|' and '&' cannot be mixed without parentheses", span, source,
                           "group one side, e.g. 'a | (b & c)'")
+    if token.type == "STRING":  # 'attribute = "pneumonia"': a term written without its kind
+        return Diagnostic("E101", f"unexpected {token.value!r}", span, source,
+                          _bare_string_hint(source.text, token))
+    if expected and expected <= _kind_terminals():  # 'param finding: finding'
+        return Diagnostic("E101", f"unexpected {token.value!r}", span, source,
+                          "kinds: " + ", ".join(_KINDS))
     before = _TRAILING_NAME.search(source.text, 0, token.start_pos)
     if token.type == "LPAR" and before and before.group(1) not in _keywords():
         return Diagnostic("E106", f"unknown function '{before.group(1)}'",
                           source.point(before.start(1)), source,
                           "functions: " + ", ".join(sorted(n.FUNCTIONS)))
     return Diagnostic("E101", f"unexpected {token.value!r}", span, source, hint)
+
+
+_KINDS = ("object", "attribute", "category", "viewpos", "gender")
+_FIELD_BEFORE = re.compile(r"\b(object|attribute|category)\s*(=|in)\s*$")
+
+
+@functools.cache
+def _kind_terminals() -> frozenset[str]:
+    """The terminal names of the kind keywords (where a param or def param's kind goes)."""
+    return frozenset(t.name for t in _parser().terminals
+                     if isinstance(t.pattern, PatternStr) and t.pattern.value in _KINDS)
+
+
+def _bare_string_hint(text: str, token: Token) -> str:
+    field = _FIELD_BEFORE.search(text, 0, token.start_pos)
+    if field and field.group(2) == "=":
+        return f"a term names its kind: write '{field.group(1)} {token.value}'"
+    if field:
+        plural = {"object": "objects", "attribute": "attributes", "category": "categories"}
+        return f"a set of terms names its kind: write '{plural[field.group(1)]} {{{token.value}}}'"
+    return f"a term names its kind, e.g. 'object {token.value}'"
 
 
 @functools.cache
