@@ -164,6 +164,20 @@ def _run_check(args: argparse.Namespace) -> int:
     return check_paths(paths, out=sys.stdout)
 
 
+def _add_fmt(subparsers: Any) -> None:
+    parser = subparsers.add_parser("fmt", help="rewrite program files in the canonical form")
+    parser.add_argument("paths", nargs="+", type=Path, help="program files or folders")
+    parser.add_argument("--check", action="store_true",
+                        help="change nothing; show the diff and exit 1 if a file is not formatted")
+    parser.set_defaults(run=_run_fmt)
+
+
+def _run_fmt(args: argparse.Namespace) -> int:
+    from cxrvqa.lang.fmt import format_paths
+
+    return format_paths(args.paths, check=args.check, out=sys.stdout)
+
+
 # --- generate / stats ---------------------------------------------------------------------
 
 def _add_generate(subparsers: Any) -> None:
@@ -414,7 +428,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cxrvqa", description="Build MIMIC-CXR-VQA from PhysioNet sources.")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_build, _add_demo, _add_check, _add_generate, _add_stats, _add_evaluate,
+    for add in (_add_build, _add_demo, _add_check, _add_fmt, _add_generate, _add_stats, _add_evaluate,
                 _add_explain, _add_scene_tabular, _add_download, _add_download_images,
                 _add_verify, _add_export):
         add(subparsers)

@@ -30,7 +30,7 @@ from cxrvqa.lang.diagnostics import Diagnostic
 from cxrvqa.lang.resources import grammar_path
 from cxrvqa.lang.source import Source, Span
 
-__all__ = ["build_parser", "parse", "parse_prelude"]
+__all__ = ["build_parser", "item_lines", "parse", "parse_prelude"]
 
 _T = TypeVar("_T")
 
@@ -78,6 +78,22 @@ def parse(text: str, path: str | os.PathLike[str] | None = None) -> n.Program:
 def parse_prelude(text: str, path: str | os.PathLike[str] | None = None) -> n.Prelude:
     """Parse a prelude file (``const NAME = expr`` lines)."""
     return _build(text, path, "prelude", n.Prelude)
+
+
+def item_lines(text: str, start: str = "program") -> list[tuple[int, int]]:
+    """(first line, last line) of each top-level item of a file that parses, in order.
+
+    Items: a program's name line, templates, type lines, params, returns, definitions,
+    lets and body; a prelude's definitions. ``cxrvqa fmt`` places comments with them.
+    """
+    tree = _parser().parse(text, start=start)
+    lines = []
+    for child in tree.children:
+        if isinstance(child, Token):
+            lines.append((child.line or 0, child.end_line or child.line or 0))
+        elif isinstance(child, Tree) and not child.meta.empty:
+            lines.append((child.meta.line, child.meta.end_line))
+    return lines
 
 
 def _build(text: str, path: str | os.PathLike[str] | None, start: str, cls: type[_T]) -> _T:
