@@ -85,6 +85,19 @@ def _add_source_options(parser: argparse.ArgumentParser) -> None:
                         "(default: ROOT/physionet.org/files/mimiciv/2.2)")
 
 
+def _add_programs_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--programs", type=Path, action="append", default=[], metavar="DIR",
+                        help="a folder of your own template programs (with an optional "
+                             "_prelude.cxr), added to the bundled ones; repeatable")
+
+
+def _program_set(args: argparse.Namespace) -> Any:
+    """The bundled programs plus each --programs folder's (None without folders: the default)."""
+    from cxrvqa.programs import program_set
+
+    return program_set(args.programs) if args.programs else None
+
+
 def _layout(args: argparse.Namespace) -> SourceLayout:
     return SourceLayout.from_root(args.physionet_root).with_dirs(
         mimic_cxr_jpg=args.mimic_cxr_jpg_dir, chest_imagenome=args.chest_imagenome_dir,
@@ -106,6 +119,7 @@ def _add_build(subparsers: Any) -> None:
     parser.add_argument("--output-dir", type=Path, help="where to write (default: --dataset-dir)")
     parser.add_argument("--splits", type=_splits, default=SPLITS,
                         help="comma list of splits to build (default: train,valid,test)")
+    _add_programs_option(parser)
     parser.set_defaults(run=_run_build)
 
 
@@ -121,7 +135,8 @@ def _run_build(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return EXIT_DATA
     started = time.perf_counter()
-    report = build(layout, args.dataset_dir, args.output_dir, args.splits, progress=_progress())
+    report = build(layout, args.dataset_dir, args.output_dir, args.splits, progress=_progress(),
+                   programs=_program_set(args))
     _print_summary(report, time.perf_counter() - started)
     return EXIT_OK
 
@@ -189,15 +204,40 @@ def _add_check(subparsers: Any) -> None:
         "Parse and type-check template programs (.cxr files, or every .cxr file of a folder) and "
         "print compiler-style errors with line, column and a caret. Exits 1 when any file has "
         "an error.",
-        ["cxrvqa check my_template.cxr", "cxrvqa check programs/"])
-    parser.add_argument("paths", nargs="+", type=Path, help="program files or folders")
+        ["cxrvqa check my_template.cxr", "cxrvqa check programs/", "cxrvqa check --programs my_programs/"])
+    parser.add_argument("paths", nargs="*", type=Path, help="program files or folders")
+    _add_programs_option(parser)
     parser.set_defaults(run=_run_check)
 
 
 def _run_check(args: argparse.Namespace) -> int:
     from cxrvqa.lang.check import check_paths
 
-    return check_paths(args.paths, out=sys.stdout)
+    paths = [*args.paths, *args.programs]
+    if not paths:
+        print("cxrvqa check: error: give program files or folders (or --programs DIR)",
+              file=sys.stderr)
+        return 2
+    return check_paths(paths, out=sys.stdout)
+
+
+def _add_fmt(subparsers: Any) -> None:
+    parser = _command(
+        subparsers, "fmt", "rewrite program files in the canonical form",
+        "Rewrite template programs (.cxr files, or every .cxr file of a folder) in the canonical "
+        "layout the printer gives, keeping comments. With --check nothing is written: the diff "
+        "is shown and the exit status is 1 when a file is not formatted.",
+        ["cxrvqa fmt my_programs/", "cxrvqa fmt --check programs/"])
+    parser.add_argument("paths", nargs="+", type=Path, help="program files or folders")
+    parser.add_argument("--check", action="store_true",
+                        help="change nothing; show the diff and exit 1 if a file is not formatted")
+    parser.set_defaults(run=_run_fmt)
+
+
+def _run_fmt(args: argparse.Namespace) -> int:
+    from cxrvqa.lang.fmt import format_paths
+
+    return format_paths(args.paths, check=args.check, out=sys.stdout)
 
 
 # --- generate / stats ---------------------------------------------------------------------
@@ -230,6 +270,7 @@ def _add_generate(subparsers: Any) -> None:
                              "ready to train on")
     parser.add_argument("--workers", type=int, default=1,
                         help="processes; the output is the same for any number")
+    _add_programs_option(parser)
     parser.set_defaults(run=_run_generate)
 
 
@@ -238,16 +279,23 @@ def _names(text: str) -> tuple[str, ...]:
 
 
 def _run_generate(args: argparse.Namespace) -> int:
+    from cxrvqa.programs import load_programs
     from cxrvqa.tools.generate import GenerateOptions, run_generate
 
     if args.complete and args.no_answers:
         raise UsageError("--complete writes records ready to train on, with answers; "
                          "drop --no-answers")
     out = args.out or Path(f"generated_{args.split}.json")
-    options = GenerateOptions(args.per_template, args.seed, templates=args.templates,
+    programs = _program_set(args)
+    templates = args.templates
+    if templates is None and args.programs:  # an author's folder: generate for its programs
+        templates = tuple(name for folder in args.programs for name in load_programs(folder))
+        templates = tuple(dict.fromkeys(templates))
+    options = GenerateOptions(args.per_template, args.seed, templates=templates,
                               answers=not args.no_answers, paraphrases=not args.no_paraphrases,
                               workers=args.workers)
-    generated = run_generate(_layout(args), args.split, options, out, complete=args.complete)
+    generated = run_generate(_layout(args), args.split, options, out, programs,
+                             complete=args.complete)
     print(generated.render_balance())
     print(f"generated {len(generated.records)} {args.split} questions into {out}")
     return EXIT_OK
@@ -365,6 +413,7 @@ def _add_explain(subparsers: Any) -> None:
                         help="which labels to read (default: gold for gold images and test "
                              "records, else silver)")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
+    _add_programs_option(parser)
     parser.set_defaults(run=_run_explain)
 
 
@@ -373,7 +422,8 @@ def _run_explain(args: argparse.Namespace) -> int:
 
     result = explain_from_sources(_layout(args), image_id=args.image_id, program=args.program,
                                   bindings=parse_bindings(args.args), record=args.record,
-                                  dataset_dir=args.dataset_dir, labels=args.labels)
+                                  dataset_dir=args.dataset_dir, labels=args.labels,
+                                  programs=_program_set(args))
     print(json.dumps(result.to_json(), indent=2) if args.json else result.render())
     return EXIT_OK
 
@@ -554,28 +604,25 @@ def _run_export(args: argparse.Namespace) -> int:
 
 # --- match / paraphrases -----------------------------------------------------------------
 
-def _program_set(folders: Sequence[Path] | None) -> dict[str, Any]:
-    """The bundled programs, then each --programs folder's (a program of the same name replaces)."""
-    from cxrvqa.programs import bundled_programs, load_programs
-
-    programs = dict(bundled_programs())
-    for folder in folders or ():
-        programs.update(load_programs(folder))
-    return programs
-
-
 def _add_match(subparsers: Any) -> None:
-    parser = subparsers.add_parser("match", help="show which program and arguments a question maps to")
+    parser = _command(
+        subparsers, "match", "show which program and arguments a question maps to",
+        "Recognise a question the way func_vqa does and print the template program, its "
+        "arguments and which layer matched: an exact template line (base or paraphrase), the "
+        "slot-first parser for unseen wordings, or a refusal that names the closest template "
+        "and any misspelt term. Exits 1 when the question is unknown or ambiguous.",
+        ['cxrvqa match "is there pleural effusion in the left lung?"',
+         'cxrvqa match "list all abnormality." --programs my_programs/'])
     parser.add_argument("question", help='question text, e.g. "is there pleural effusion?"')
-    parser.add_argument("--programs", type=Path, action="append", metavar="DIR",
-                        help="also load the programs of DIR (repeatable)")
+    _add_programs_option(parser)
     parser.set_defaults(run=_run_match)
 
 
 def _run_match(args: argparse.Namespace) -> int:
+    from cxrvqa.programs import program_set
     from cxrvqa.tools.recognise import Recogniser
 
-    found = Recogniser(_program_set(args.programs)).recognise(args.question)
+    found = Recogniser(program_set(args.programs)).recognise(args.question)
     if not found.ok:
         print(f"cxrvqa: error: {found.error()}", file=sys.stderr)
         return EXIT_DIFFERENCE
@@ -584,19 +631,26 @@ def _run_match(args: argparse.Namespace) -> int:
 
 
 def _add_paraphrases(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "paraphrases", help="mine question files' template wordings into a copy of the programs")
+    parser = _command(
+        subparsers, "paraphrases", "mine question files' template wordings into a copy of the programs",
+        "Read released-style question files (each record's template and template_program) and "
+        "write a copy of the program set in which every program gains the paraphrases found "
+        "for it as extra template lines: deduplicated, most frequent first, and only when their "
+        "slots are exactly the program's params (mismatches are reported by file and record). "
+        "Every command that takes --programs then uses the new wordings.",
+        ["cxrvqa paraphrases mimiccxrvqa/dataset/_*.json --out mined_programs/",
+         "cxrvqa match \"does the left lung show pneumonia?\" --programs mined_programs/"])
     parser.add_argument("files", nargs="+", type=Path, help="released-style question files")
-    parser.add_argument("--programs", type=Path, action="append", metavar="DIR",
-                        help="also load the programs of DIR (repeatable)")
+    _add_programs_option(parser)
     parser.add_argument("--out", type=Path, required=True, help="folder to write the programs to")
     parser.set_defaults(run=_run_paraphrases)
 
 
 def _run_paraphrases(args: argparse.Namespace) -> int:
+    from cxrvqa.programs import program_set
     from cxrvqa.tools.paraphrases import mine, write_program_set
 
-    programs = _program_set(args.programs)
+    programs = program_set(args.programs)
     report = mine(args.files, programs)
     write_program_set(programs, report, args.out)
     print(report.render(list(programs)))
@@ -614,7 +668,7 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=_HelpFormatter)
     parser.add_argument("--version", action="version", version=f"cxrvqa {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_build, _add_demo, _add_check, _add_generate, _add_stats, _add_evaluate,
+    for add in (_add_build, _add_demo, _add_check, _add_fmt, _add_generate, _add_stats, _add_evaluate,
                 _add_explain, _add_scene_tabular, _add_download, _add_download_images,
                 _add_verify, _add_export, _add_match,
                 _add_paraphrases):

@@ -9,9 +9,12 @@ indices are built once here so that every program runs on frozensets.
 
 from __future__ import annotations
 
+import difflib
 from array import array
 from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Set as AbstractSet
 from types import MappingProxyType
+from typing import Protocol
 
 __all__ = ["MISSING", "BoxTable", "Boxes", "Finding", "ImageFacts"]
 
@@ -79,6 +82,31 @@ class Boxes(Mapping[str, tuple[int, int]]):
         return sum(1 for _ in self)
 
 
+class _Terms(Protocol):
+    objects: AbstractSet[str]
+    attributes: AbstractSet[str]
+    categories: AbstractSet[str]
+    viewpos: AbstractSet[str]
+    genders: AbstractSet[str]
+
+
+def _check_terms(findings: frozenset[Finding], viewpos: str | None, gender: str | None,
+                 vocabulary: _Terms) -> None:
+    """Raise ValueError for the first name that is not a term of its kind."""
+    named = [(kind, value, f"finding {finding!r}") for finding in sorted(findings)
+             for kind, value in zip(("object", "attribute", "category"), finding)]
+    named += [("viewpos", viewpos, "view position"), ("gender", gender, "gender")]
+    sets = {"object": vocabulary.objects, "attribute": vocabulary.attributes,
+            "category": vocabulary.categories, "viewpos": vocabulary.viewpos,
+            "gender": vocabulary.genders}
+    for kind, value, where in named:
+        if value is not None and value not in sets[kind]:
+            close = difflib.get_close_matches(value, sorted(sets[kind]), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else \
+                f"; expected one of {', '.join(sorted(sets[kind]))}" if len(sets[kind]) <= 5 else ""
+            raise ValueError(f"{where}: {value!r} is not a known {kind}{hint}")
+
+
 class ImageFacts:
     """The facts of one image, indexed for set-based evaluation.
 
@@ -87,6 +115,12 @@ class ImageFacts:
         viewpos: the image's ViewPosition (``AP``/``PA``), or None when unknown.
         gender: the patient's gender (``M``/``F``), or None when unknown.
         boxes: box name -> (x1, x2), integer 224-scale coordinates.
+        vocabulary: when given (e.g. ``cxrvqa.Vocabulary.default()``, anything with
+            ``objects``, ``attributes``, ``categories``, ``viewpos`` and ``genders`` sets),
+            every finding, the view position and the gender must be terms of it, else
+            ``ValueError`` names the first that is not (with a did-you-mean). The index
+            builder passes none: its findings come from the ontology, so the hot path of a
+            build checks nothing twice; facts written by hand should pass one.
 
     The inverted indices (``by_object``, ``by_attribute``, ``by_category``) are
     built on first use: a build holds every cohort image but asks about fewer.
@@ -106,8 +140,12 @@ class ImageFacts:
         viewpos: str | None = None,
         gender: str | None = None,
         boxes: Mapping[str, tuple[int, int]] | None = None,
+        *,
+        vocabulary: _Terms | None = None,
     ) -> None:
         self.findings: frozenset[Finding] = frozenset(findings)
+        if vocabulary is not None:
+            _check_terms(self.findings, viewpos, gender, vocabulary)
         self.viewpos = viewpos
         self.gender = gender
         self.boxes: Mapping[str, tuple[int, int]] = (

@@ -8,30 +8,42 @@ This is the few-lines path a pipeline uses::
 A record gives ``template_program`` and ``template_arguments``
 (``{"object": {"0": ...}, "attribute": {...}, ...}``). Each program is compiled
 once and keeps its compiled form, so answering never re-parses.
+
+An author's folder of programs (``load_programs(folder)``) sees the bundled
+prelude plus the folder's own ``_prelude.cxr``; ``program_set(folders)`` is what
+the commands answer with: the bundled programs plus each folder's.
+
+Arguments are checked against the MIMIC-CXR-VQA vocabulary: an argument that is not
+a term of its kind (``"left lugn"``) is an ``EvaluationError`` naming the term, with a
+did-you-mean. The check is part of the generated argument binder (one frozenset
+lookup per argument), so answering stays as fast as before.
 """
 
 from __future__ import annotations
 
+import difflib
 import functools
 import os
-from collections.abc import Callable, Mapping
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from pathlib import Path
-from typing import cast
+from typing import TextIO, cast
 
-from cxrvqa.errors import EvaluationError, ProgramError
+from cxrvqa.errors import DataError, EvaluationError, ProgramError
 from cxrvqa.facts import ImageFacts
 from cxrvqa.lang import nodes as n
 from cxrvqa.lang.answers import render
-from cxrvqa.lang.check import check
+from cxrvqa.lang.check import check, environment_for, folder_prelude
 from cxrvqa.lang.compiler import Evaluator, compile_program
 from cxrvqa.lang.diagnostics import Diagnostic, program_error
-from cxrvqa.lang.kinds import Vocabulary
+from cxrvqa.lang.kinds import PARAM_KINDS, Vocabulary
 from cxrvqa.lang.parser import parse
 from cxrvqa.lang.resources import programs_dir
 from cxrvqa.lang.templates import argument_key
 
-__all__ = ["answer", "answer_record", "argument_plan", "bundled_programs", "evaluate", "load_program",
-           "load_programs"]
+__all__ = ["answer", "answer_record", "argument_plan", "bundled_programs", "check_argument",
+           "evaluate", "load_program", "load_programs", "program_set"]
 
 # (kind, argument keys, positions in the program's params) for each kind a program declares.
 _Plan = tuple[tuple[str, tuple[str, ...], tuple[int, ...]], ...]
@@ -45,22 +57,48 @@ def load_program(path: str | os.PathLike[str], vocabulary: Vocabulary | None = N
     """
     path = Path(path)
     program = parse(path.read_text(encoding="utf-8"), path)
+    preludes = _preludes(path.parent)
+    if preludes:
+        program = replace(program, preludes=preludes)
     diagnostics = check(program, vocabulary)
     if diagnostics:
         raise program_error(diagnostics)
     return program
 
 
+def _preludes(folder: Path) -> tuple[n.Prelude, ...]:
+    """The author's prelude of ``folder`` (none for the bundled folder), checked once.
+
+    Raises:
+        ProgramError: the folder's prelude does not parse or check.
+    """
+    prelude = folder_prelude(folder)
+    if prelude is None:
+        return ()
+    environment_for((prelude,))  # raises with the prelude's own diagnostics
+    return _PRELUDES.setdefault((str(folder.resolve()), prelude.source.text if prelude.source
+                                 else ""), (prelude,))
+
+
+# One parsed prelude per folder and text, so that every program of a folder shares it (and
+# the environment checked for it).
+_PRELUDES: dict[tuple[str, str], tuple[n.Prelude, ...]] = {}
+
+
 def load_programs(directory: str | os.PathLike[str] | None = None,
                   vocabulary: Vocabulary | None = None) -> dict[str, n.Program]:
     """Load every ``*.cxr`` program of a folder (default: the bundled 48), keyed by program name.
 
-    Files whose name starts with ``_`` (the prelude) are not programs.
+    Files whose name starts with ``_`` (the prelude) are not programs. A folder's own
+    ``_prelude.cxr`` adds its constants and definitions to the bundled prelude's.
 
     Raises:
         ProgramError: with the diagnostics of every file that fails.
+        DataError: ``directory`` is not a folder.
     """
     folder = Path(directory) if directory is not None else programs_dir()
+    if not folder.is_dir():
+        raise DataError(f"{folder}: expected a folder of .cxr program files")
     files = sorted((p for p in folder.glob("*.cxr") if not p.name.startswith("_")),
                    key=lambda p: (len(p.stem), p.stem))
     programs: dict[str, n.Program] = {}
@@ -81,6 +119,27 @@ def load_programs(directory: str | os.PathLike[str] | None = None,
 def bundled_programs() -> dict[str, n.Program]:
     """The 48 bundled programs, loaded once per process."""
     return load_programs()
+
+
+def program_set(folders: Iterable[str | os.PathLike[str]] = (),
+                out: TextIO | None = None) -> dict[str, n.Program]:
+    """The bundled programs plus each author's folder (in order); a later program replaces one of its name.
+
+    Each replacement is said once, on ``out`` (default stderr).
+
+    Raises:
+        ProgramError: a folder's program or prelude does not check.
+        DataError: a folder does not exist.
+    """
+    programs = dict(bundled_programs())
+    for folder in folders:
+        for name, program in load_programs(folder).items():
+            if name in programs:
+                where = program.source.name if program.source else name
+                print(f"note: {where} replaces the program {name!r} loaded before",
+                      file=out or sys.stderr)
+            programs[name] = program
+    return programs
 
 
 def evaluate(program: n.Program, facts: ImageFacts, /, **bindings: str) -> list[str]:
@@ -115,6 +174,8 @@ def evaluate(program: n.Program, facts: ImageFacts, /, **bindings: str) -> list[
         if not param.ignored and not isinstance(value, str):
             raise EvaluationError(f"{program.name}: param '{param.name}' needs a name, "
                                   f"got {value!r}")
+        if value is not None:
+            check_argument(program.name, param.kind, value, f"param '{param.name}'")
         args.append(value)
     return render(evaluator.run(facts, args))  # type: ignore[arg-type]  # checked: bool or set
 
@@ -165,11 +226,24 @@ def _checked_arguments(program: n.Program, plan: _Plan, arguments: object) -> li
                 if not isinstance(value, str):
                     raise EvaluationError(f"{program.name}: {kind} argument '{key}' "
                                           f"needs a name, got {value!r}")
+                check_argument(program.name, kind, value, f"{kind} argument '{key}'")
                 args[position] = value
     except (AttributeError, TypeError):
         raise EvaluationError(f"{program.name}: template_arguments must map kinds to "
                               f"{{\"0\": name, ...}}, got {arguments!r}") from None
     return args
+
+
+def check_argument(program: str, kind: str, value: str, what: str,
+                   vocabulary: Vocabulary | None = None) -> None:
+    """Raise EvaluationError if ``value`` is not a term of ``kind`` (with a did-you-mean)."""
+    terms = (vocabulary or Vocabulary.default()).terms(PARAM_KINDS[kind])
+    if value in terms:
+        return
+    close = difflib.get_close_matches(value, sorted(terms), n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else \
+        f"; expected one of {', '.join(sorted(terms))}" if len(terms) <= 5 else ""
+    raise EvaluationError(f"{program}: {what} {value!r} is not a known {kind}{hint}")
 
 
 def answer_record(record: Mapping[str, object], facts: ImageFacts) -> list[str]:
@@ -205,18 +279,22 @@ def _binder(program: n.Program, plan: _Plan) -> _Binder:
     """
     names = ["None"] * len(program.params)
     lines = []
+    terms: dict[str, frozenset[str]] = {}
     for number, (kind, keys, positions) in enumerate(plan):
         lines += [f"given = arguments[{kind!r}]", f"if len(given) != {len(keys)}: return None"]
+        terms[f"terms_{kind}"] = Vocabulary.default().terms(PARAM_KINDS[kind])
         for key, position in zip(keys, positions):
             lines.append(f"a{position} = given[{key!r}]")
             names[position] = f"a{position}"
-    bound = [name for name in names if name != "None"]
-    checks = " or ".join(f"type({name}) is not str" for name in bound) or "False"
+    bound = [(name, program.params[i].kind) for i, name in enumerate(names) if name != "None"]
+    # A non-string or a term outside the vocabulary: the slow path says which and where.
+    checks = " or ".join(f"type({name}) is not str or {name} not in terms_{kind}"
+                         for name, kind in bound) or "False"
     source = ("def bind(arguments):\n    try:\n"
               + "".join(f"        {line}\n" for line in lines or ["pass"])
               + "    except (KeyError, TypeError, AttributeError):\n        return None\n"
               + f"    return None if {checks} else [{', '.join(names)}]\n")
-    namespace: dict[str, object] = {}
+    namespace: dict[str, object] = dict(terms)
     exec(compile(source, f"<cxrvqa {program.name} arguments>", "exec"), namespace)  # noqa: S102
     return cast(_Binder, namespace["bind"])
 

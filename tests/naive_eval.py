@@ -4,6 +4,10 @@ It walks the AST on every call, keeps findings as a plain list of rows and
 filters them one row at a time, the way pipeline.md §5 reads. It shares no
 code with cxrvqa/interpreter.py and is never optimised: tests compare the two.
 It reads only the raw fields of ``ImageFacts`` (never its indices).
+
+Constants and definitions (``const``, ``def``) are looked up by name and evaluated
+where they are used: a ``def``'s body runs with its parameters bound like lets. An
+author's prelude is read from its file, apart from the program's own bookkeeping.
 """
 
 from __future__ import annotations
@@ -24,28 +28,43 @@ class NaiveError(Exception):
     """The facts cannot answer the program (missing box or fact, division by zero)."""
 
 
-def prelude_constants() -> dict[str, n.Expr]:
-    """The constants of the repository's prelude, by name."""
-    prelude = parse_prelude(PRELUDE.read_text(encoding="utf-8"))
-    return {const.name: const.value for const in prelude.constants}
+def prelude_constants(*extra_preludes: Path) -> dict[str, Any]:
+    """The constants and definitions of the repository's prelude and the given files, by name."""
+    found: dict[str, Any] = {}
+    for path in (PRELUDE, *extra_preludes):
+        for definition in parse_prelude(path.read_text(encoding="utf-8")).constants:
+            found[definition.name] = definition
+    return found
 
 
-def naive_evaluate(program: n.Program, facts: ImageFacts, bindings: dict[str, str]) -> object:
-    """The program's value: True/False, a set of names, a number or a list of finding rows."""
+def naive_evaluate(program: n.Program, facts: ImageFacts, bindings: dict[str, str],
+                   preludes: tuple[Path, ...] = ()) -> object:
+    """The program's value: True/False, a set of names, a number or a list of finding rows.
+
+    ``preludes``: an author's prelude files the program uses (besides the repository's).
+    """
     env: dict[str, object] = dict(bindings)
     lets: dict[str, object] = {}
-    constants = prelude_constants()
+    constants = prelude_constants(*preludes)
+    for definition in program.definitions:
+        constants[definition.name] = definition
     for let in program.lets:
         lets[let.name] = evaluate(let.value, facts, env, lets, constants)
     return evaluate(program.body, facts, env, lets, constants)
 
 
 def naive_answer(value: Any) -> list[str]:
-    """The answer format of pipeline.md §5."""
+    """The answer format of pipeline.md §5; a number is one decimal string, no '.0' on integers."""
     if value is True:
         return ["yes"]
     if value is False:
         return ["no"]
+    if isinstance(value, int):
+        return [str(value)]
+    if isinstance(value, float):
+        if value == int(value):
+            return [str(int(value))]
+        return [repr(value)]
     answer = []
     for item in value:
         answer.append(item.lower())
@@ -54,7 +73,7 @@ def naive_answer(value: Any) -> list[str]:
 
 
 def evaluate(node: n.Node, facts: ImageFacts, params: dict[str, object], lets: dict[str, object],
-             constants: dict[str, n.Expr]) -> object:
+             constants: dict[str, Any]) -> object:
     """Evaluate one expression node from scratch."""
     def again(child: n.Node) -> object:
         return evaluate(child, facts, params, lets, constants)
@@ -68,7 +87,13 @@ def evaluate(node: n.Node, facts: ImageFacts, params: dict[str, object], lets: d
     if isinstance(node, n.ParamRef):
         return params[node.name]
     if isinstance(node, n.Name):
-        return lets[node.name] if node.name in lets else again(constants[node.name])
+        if node.name in lets:  # a let, or a def's parameter inside its body
+            return lets[node.name]
+        return evaluate(constants[node.name].value, facts, {}, {}, constants)
+    if isinstance(node, n.Apply):
+        definition = constants[node.name]
+        arguments = {p.name: again(a) for p, a in zip(definition.params, node.args)}
+        return evaluate(definition.value, facts, {}, arguments, constants)
     if isinstance(node, n.Term):
         return node.value
     if isinstance(node, n.TermSet):

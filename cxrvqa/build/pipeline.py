@@ -9,11 +9,11 @@ from __future__ import annotations
 import os
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cxrvqa.build.answering import answer_split
 from cxrvqa.build.index import SceneIndex, load_index
@@ -23,6 +23,9 @@ from cxrvqa.build.output import ans2idx_bytes, dataset_bytes, write_files_atomic
 from cxrvqa.build.questions import read_split
 from cxrvqa.build.stages import Stages
 from cxrvqa.vocab import SPLITS
+
+if TYPE_CHECKING:
+    from cxrvqa.lang.nodes import Program
 
 __all__ = ["BuildReport", "build"]
 
@@ -79,12 +82,14 @@ def _answer_kind(answer: list[str]) -> str:
 def build(layout: SourceLayout | str | os.PathLike[str], dataset_dir: str | os.PathLike[str],
           output_dir: str | os.PathLike[str] | None = None, splits: Sequence[str] = SPLITS, *,
           progress: bool = False, index: SceneIndex | None = None,
-          stages: Stages | None = None) -> BuildReport:
+          stages: Stages | None = None,
+          programs: Mapping[str, Program] | None = None) -> BuildReport:
     """Build the requested splits and write them with ans2idx.json, all or nothing.
 
     ``layout`` is a ``SourceLayout`` or the download root (the folder holding
     ``physionet.org/``). ``index`` is the result of ``load_index(layout)`` when the caller
-    already has it; ``stages`` collects the stage times (with the caller's own stages).
+    already has it; ``stages`` collects the stage times (with the caller's own stages);
+    ``programs`` is the program set (default: the bundled 48, see ``programs.program_set``).
     """
     from cxrvqa.programs import answer, load_programs
 
@@ -96,7 +101,7 @@ def build(layout: SourceLayout | str | os.PathLike[str], dataset_dir: str | os.P
     stages = stages if stages is not None else Stages(progress=progress)
     with stages.stage("read questions"):
         questions = {split: read_split(dataset_dir, split) for split in splits}
-        programs = load_programs()
+        programs = programs if programs is not None else load_programs()
     if index is None:
         index = load_index(layout, stages=stages)
     records = {}

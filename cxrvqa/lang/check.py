@@ -14,7 +14,7 @@ import functools
 import re
 import sys
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TextIO
 
@@ -39,19 +39,42 @@ from cxrvqa.lang.resources import PRELUDE_NAME, prelude_path
 from cxrvqa.lang.source import Source, Span
 from cxrvqa.lang.templates import expected_param_names, template_slots
 
-__all__ = ["Analysis", "Environment", "analyze", "check", "check_paths", "check_prelude",
+__all__ = ["CONTENT_TYPES", "SEMANTIC_TYPES", "Analysis", "Environment", "analyze", "check",
+           "check_paths", "check_prelude", "environment_for", "folder_prelude",
            "prelude_environment"]
 
+_LISTED_TERMS = 5  # a kind with at most this many terms lists them when one is wrong
 _BEFORE_OPERATOR = re.compile(r"(?:\s|\)|//[^\n]*)*")
+
+CONTENT_TYPES = ("anatomy", "attribute", "presence", "abnormality", "plane", "gender", "size")
+"""The released content types. Not a closed list: an author's new kind of question may need
+a new word (e.g. ``count``), so the checker accepts any word here."""
+
+SEMANTIC_TYPES = ("verify", "query", "choose")
+"""The semantic types; a closed list, because ``generate`` draws "choose" questions differently."""
 
 
 @dataclass
 class Environment:
-    """What the prelude gives every program: its constants and the kinds of their nodes."""
+    """What the preludes give a program: constants, definitions and the kinds of their nodes.
+
+    ``origins`` says where each name was defined (``path:line``), for clash messages.
+    """
 
     constants: dict[str, n.Const] = field(default_factory=dict)
     constant_kinds: dict[str, Kind | None] = field(default_factory=dict)
     kinds: dict[int, Kind] = field(default_factory=dict)
+    defs: dict[str, n.Def] = field(default_factory=dict)
+    def_kinds: dict[str, Kind | None] = field(default_factory=dict)
+    origins: dict[str, str] = field(default_factory=dict)
+
+    def extended(self) -> Environment:
+        """A copy to add names to (the original is shared by many programs)."""
+        return Environment(dict(self.constants), dict(self.constant_kinds), dict(self.kinds),
+                           dict(self.defs), dict(self.def_kinds), dict(self.origins))
+
+    def defines(self, name: str) -> bool:
+        return name in self.constants or name in self.defs
 
 
 @dataclass
@@ -82,16 +105,58 @@ def check(program: n.Program, vocabulary: Vocabulary | None = None) -> list[Diag
 def analyze(program: n.Program, vocabulary: Vocabulary | None,
             environment: Environment | None = None) -> Analysis:
     """Check ``program``; ``vocabulary=None`` skips the vocabulary (the compiler's use)."""
-    env = environment if environment is not None else prelude_environment()
+    base = environment if environment is not None else environment_for(program.preludes)
+    env = base.extended()  # the program's own definitions stay its own
     checker = _Checker(program.source, vocabulary, env)
     checker.program(program)
     return Analysis(sorted(checker.diagnostics, key=lambda d: d.sort_key),
                     {**env.kinds, **checker.kinds}, env)
 
 
-def check_prelude(prelude: n.Prelude, vocabulary: Vocabulary | None = None) -> list[Diagnostic]:
-    """Check a prelude file (default vocabulary when None)."""
-    return _prelude_analysis(prelude, vocabulary or Vocabulary.default())[0]
+def check_prelude(prelude: n.Prelude, vocabulary: Vocabulary | None = None,
+                  bundled: bool = False) -> list[Diagnostic]:
+    """Check a prelude file (default vocabulary when None).
+
+    An author's prelude (``bundled=False``) adds to the bundled one: it may use the
+    bundled names and must not define them again.
+    """
+    base = None if bundled else prelude_environment()
+    return _prelude_analysis(prelude, vocabulary or Vocabulary.default(), base)[0]
+
+
+_FOLDER_ENVIRONMENTS: dict[tuple[int, ...], tuple[tuple[n.Prelude, ...], Environment]] = {}
+
+
+def environment_for(preludes: tuple[n.Prelude, ...] = ()) -> Environment:
+    """The bundled prelude's environment plus the given author's preludes, checked once each.
+
+    Raises:
+        ProgramError: a prelude does not check.
+    """
+    if not preludes:
+        return prelude_environment()
+    key = tuple(map(id, preludes))
+    entry = _FOLDER_ENVIRONMENTS.get(key)  # an entry holds its preludes: ids stay theirs
+    if entry is None:
+        env = prelude_environment()
+        for prelude in preludes:
+            diagnostics, env = _prelude_analysis(prelude, Vocabulary.default(), env)
+            if diagnostics:
+                raise program_error(diagnostics)
+        entry = _FOLDER_ENVIRONMENTS[key] = (preludes, env)
+    return entry[1]
+
+
+def folder_prelude(folder: Path) -> n.Prelude | None:
+    """The author's ``_prelude.cxr`` of ``folder``, parsed (None if it has none or it is the bundled one).
+
+    Raises:
+        ProgramSyntaxError: it does not parse.
+    """
+    path = folder / PRELUDE_NAME
+    if not path.is_file() or path.resolve() == prelude_path().resolve():
+        return None
+    return parse_prelude(path.read_text(encoding="utf-8"), path)
 
 
 @functools.cache
@@ -99,23 +164,21 @@ def prelude_environment() -> Environment:
     """The bundled prelude, checked once (raises ProgramError if it is wrong)."""
     path = prelude_path()
     diagnostics, env = _prelude_analysis(
-        parse_prelude(path.read_text(encoding="utf-8"), path), Vocabulary.default())
+        parse_prelude(path.read_text(encoding="utf-8"), path), Vocabulary.default(), None)
     if diagnostics:
         raise program_error(diagnostics)
+    # Clash messages name the bundled prelude without the install path.
+    env.origins = {name: "the bundled prelude, line " + origin.rpartition(":")[2]
+                   for name, origin in env.origins.items()}
     return env
 
 
-def _prelude_analysis(prelude: n.Prelude, vocabulary: Vocabulary | None
-                      ) -> tuple[list[Diagnostic], Environment]:
-    env = Environment()
+def _prelude_analysis(prelude: n.Prelude, vocabulary: Vocabulary | None,
+                      base: Environment | None) -> tuple[list[Diagnostic], Environment]:
+    env = base.extended() if base is not None else Environment()
     checker = _Checker(prelude.source, vocabulary, env)
-    for const in prelude.constants:
-        kind = checker.visit(const.value)
-        if const.name in env.constants:
-            checker.report("E204", f"'{const.name}' is already defined", const.span)
-        else:
-            env.constants[const.name] = const
-            env.constant_kinds[const.name] = kind
+    for definition in prelude.constants:
+        checker.definition(definition)
     env.kinds.update(checker.kinds)
     return sorted(checker.diagnostics, key=lambda d: d.sort_key), env
 
@@ -127,7 +190,7 @@ def check_paths(paths: Iterable[str | Path], vocabulary: Vocabulary | None = Non
     Each diagnostic is printed (to ``out``, default stdout) as
     ``path:line:col: error: message``, the source line and a caret.
     ``_prelude.cxr`` files are checked as preludes; programs are checked against
-    the bundled prelude.
+    the bundled prelude plus their folder's ``_prelude.cxr`` (an author's prelude).
 
     Returns:
         1 if anything is wrong (after a count of errors), else 0 after a one-line summary.
@@ -184,12 +247,29 @@ def _check_file(path: Path, vocabulary: Vocabulary) -> list[str]:
         return [f"{path}: error: cannot read this file as UTF-8 text ({err})"]
     try:
         if path.name == PRELUDE_NAME:
-            diagnostics = check_prelude(parse_prelude(text, path), vocabulary)
+            bundled = path.resolve() == prelude_path().resolve()
+            diagnostics = check_prelude(parse_prelude(text, path), vocabulary, bundled)
         else:
-            diagnostics = check(parse(text, path), vocabulary)
+            program = parse(text, path)
+            diagnostics = _folder_problems(path.parent)
+            if not diagnostics:
+                preludes = tuple(p for p in [folder_prelude(path.parent)] if p is not None)
+                diagnostics = check(replace(program, preludes=preludes), vocabulary)
     except ProgramError as err:  # a syntax error: the parser stops at the first
         diagnostics = list(err.diagnostics)
     return [d.render() for d in diagnostics]
+
+
+def _folder_problems(folder: Path) -> list[Diagnostic]:
+    """The diagnostics of the folder's own prelude, if it has a broken one."""
+    try:
+        prelude = folder_prelude(folder)
+        if prelude is not None:
+            environment_for((prelude,))
+    except ProgramError as err:
+        return [Diagnostic(d.code, f"in the folder's prelude: {d.message}", d.span, d.source,
+                           d.hint) for d in err.diagnostics]
+    return []
 
 
 # --- the checker ---
@@ -213,6 +293,9 @@ class _Checker:
         self.param_uses: dict[str, n.ParamRef] = {}
         self.lets: dict[str, Kind | None] = {}
         self.let_uses: set[str] = set()
+        self.own: set[str] = set()  # names this file defines
+        self.scope: dict[str, Kind] | None = None  # a def's params while its body is checked
+        self.in_definition = False
 
     def report(self, code: str, message: str, span: Span | None, hint: str | None = None) -> None:
         self.diagnostics.append(Diagnostic(code, message, span, self.source, hint))
@@ -221,6 +304,8 @@ class _Checker:
 
     def program(self, program: n.Program) -> None:
         self.header(program)
+        for definition in program.definitions:
+            self.definition(definition)
         for let in program.lets:
             kind = self.visit(let.value)
             if let.name in self.lets:
@@ -236,11 +321,44 @@ class _Checker:
                 self.report("E205", f"let '{let.name}' is never used", let.span)
         self.usage(self.params.values())
 
+    def definition(self, definition: n.Definition) -> None:
+        """Check a ``const`` or ``def`` and add it to the environment (unless its name is taken)."""
+        self.in_definition = True
+        if isinstance(definition, n.Def):
+            self.scope = {}
+            for param in definition.params:
+                if param.name in self.scope:
+                    self.report("E204", f"'{param.name}' is already defined", param.span)
+                self.scope[param.name] = PARAM_KINDS[param.kind]
+        kind = self.visit(definition.value)
+        self.scope, self.in_definition = None, False
+        name = definition.name
+        if name in self.own:
+            self.report("E204", f"'{name}' is already defined", definition.span)
+            return
+        if self.env.defines(name):
+            self.report("E207", f"'{name}' is already defined by a prelude "
+                        f"({self.env.origins.get(name, 'bundled')})", definition.span,
+                        "choose another name")
+            return
+        self.own.add(name)
+        if definition.span is not None and self.source is not None:
+            self.env.origins[name] = f"{self.source.name}:{definition.span.line}"
+        if isinstance(definition, n.Def):
+            self.env.defs[name], self.env.def_kinds[name] = definition, kind
+        else:
+            self.env.constants[name], self.env.constant_kinds[name] = definition, kind
+
     def header(self, program: n.Program) -> None:
         stem = self.source.stem if self.source else None
         if stem is not None and stem != program.name:
             self.report("E406", f"program '{program.name}' must be named after its file "
                         f"'{stem}'", self.find(program.name, program.span))
+        semantic = program.semantic_type
+        if semantic is not None and semantic not in SEMANTIC_TYPES:
+            self.report("E408", f"unknown semantic type '{semantic}'",
+                        self.find_line("semantic_type", program.span),
+                        f"semantic types: {', '.join(SEMANTIC_TYPES)}")
         for param in program.params:
             if param.name in self.params:
                 self.report("E405", f"param '{param.name}' is declared twice", param.span)
@@ -286,6 +404,14 @@ class _Checker:
         found = self.source.text.find(text, within.start, within.end)
         return self.source.point(found) if found >= 0 else within
 
+    def find_line(self, keyword: str, within: Span | None) -> Span | None:
+        """Where a line starting with ``keyword`` is inside ``within`` (``within`` if nowhere)."""
+        if within is None or self.source is None:
+            return within
+        found = re.compile(rf"^[ \t]*({keyword})\b", re.MULTILINE).search(
+            self.source.text, within.start, within.end)
+        return self.source.point(found.start(1)) if found else within
+
     def operator_span(self, node: n.Binary) -> Span | None:
         """The operator of a binary node: it is what an operand-kind error is about."""
         if node.left.span is None or self.source is None:
@@ -320,6 +446,13 @@ class _Checker:
         return Kind.NUMBER
 
     def visit_ParamRef(self, node: n.ParamRef) -> Kind | None:
+        if self.in_definition:
+            self.report("E206", f"a definition cannot use the program's param '${node.name}'",
+                        node.span, f"give it a parameter, e.g. 'def f(x: object) = ...', and "
+                        f"call 'f(${node.name})'")
+            if node.name in self.params:  # one mistake, one message: not also "never used"
+                self.param_uses.setdefault(node.name, node)
+            return None
         param = self.params.get(node.name)
         if param is None:
             self.report("E202", f"unknown parameter '${node.name}'", node.span,
@@ -329,13 +462,16 @@ class _Checker:
         return PARAM_KINDS[param.kind]
 
     def visit_Name(self, node: n.Name) -> Kind | None:
+        if self.scope is not None and node.name in self.scope:
+            return self.scope[node.name]
         if node.name in self.lets:
             self.let_uses.add(node.name)
             return self.lets[node.name]
         if node.name in self.env.constants:
             return self.env.constant_kinds[node.name]
         self.report("E201", f"unknown name '{node.name}'", node.span,
-                    _did_you_mean(node.name, [*self.lets, *self.env.constants]))
+                    _did_you_mean(node.name, [*self.lets, *(self.scope or ()),
+                                              *self.env.constants]))
         return None
 
     def visit_Term(self, node: n.Term) -> Kind:
@@ -354,8 +490,10 @@ class _Checker:
         allowed = self.vocabulary.terms(kind)
         for value in values:
             if value not in allowed:
-                self.report("E203", f"unknown {str(kind).lower()} '{value}'", node.span,
-                            _did_you_mean(value, allowed))
+                hint = _did_you_mean(value, allowed)
+                if hint is None and len(allowed) <= _LISTED_TERMS:  # AP/PA, M/F: name them
+                    hint = "expected " + " or ".join(f"'{t}'" for t in sorted(allowed))
+                self.report("E203", f"unknown {str(kind).lower()} '{value}'", node.span, hint)
 
     def visit_SetOf(self, node: n.SetOf) -> Kind | None:
         kinds = [self.visit(e) for e in node.elements]
@@ -395,6 +533,27 @@ class _Checker:
                         f"got {len(kinds)}", node.span)
             return None
         return self.operator(node.function, kinds, node.span)
+
+    def visit_Apply(self, node: n.Apply) -> Kind | None:
+        kinds = tuple(self.visit(arg) for arg in node.args)
+        definition = self.env.defs.get(node.name)
+        if definition is None:
+            self.report("E106", f"unknown function '{node.name}'", node.span,
+                        "functions: " + ", ".join(sorted([*n.FUNCTIONS, *self.env.defs])))
+            return None
+        expected = tuple(PARAM_KINDS[p.kind] for p in definition.params)
+        if len(kinds) != len(expected):
+            noun = "argument" if len(expected) == 1 else "arguments"
+            self.report("E302", f"'{node.name}' takes {len(expected)} {noun}, got {len(kinds)}",
+                        node.span)
+            return None
+        if None in kinds:
+            return None
+        if kinds != expected:
+            self.report("E301", f"'{node.name}' needs {' and '.join(map(str, expected))}, "
+                        f"got {' and '.join(map(str, kinds))}", node.span)
+            return None
+        return self.env.def_kinds[node.name]
 
     def visit_Binary(self, node: n.Binary) -> Kind | None:
         kinds = (self.visit(node.left), self.visit(node.right))

@@ -146,8 +146,11 @@ class _Generator:
         self.tracer = tracer
         self.kinds = analysis.kinds
         self.constants = analysis.environment.constants
+        self.defs = analysis.environment.defs
         self.params = params
         self.lets: dict[str, str] = {}
+        # A def's params while its body is inlined at a call: name -> the argument's code.
+        self.scope: dict[str, str] = {}
         self.namespace: dict[str, object] = dict(_HELPERS)
 
     def visit(self, node: n.Expr) -> str:
@@ -166,7 +169,7 @@ class _Generator:
         return f"facts.{node.name}"
 
     def visit_Number(self, node: n.Number) -> str:
-        return str(node.value)
+        return repr(node.value)
 
     def visit_Term(self, node: n.Term) -> str:
         return self.literal(node.value)
@@ -178,10 +181,26 @@ class _Generator:
         return self.params[node.name]
 
     def visit_Name(self, node: n.Name) -> str:
+        if node.name in self.scope:
+            return self.scope[node.name]
         if node.name in self.lets:
             return self.lets[node.name]
         # Constants use no params or lets, so they expand the same in every program.
-        return self.visit(self.constants[node.name].value)
+        outer, self.scope = self.scope, {}
+        try:
+            return self.visit(self.constants[node.name].value)
+        finally:
+            self.scope = outer
+
+    def visit_Apply(self, node: n.Apply) -> str:
+        # Inlined: a definition is pure, so each use of a parameter may recompute its argument.
+        definition = self.defs[node.name]
+        args = [f"({self.visit(arg)})" for arg in node.args]
+        outer, self.scope = self.scope, {p.name: a for p, a in zip(definition.params, args)}
+        try:
+            return f"({self.visit(definition.value)})"
+        finally:
+            self.scope = outer
 
     def visit_SetOf(self, node: n.SetOf) -> str:
         elements = "".join(f"{self.visit(e)}, " for e in node.elements)

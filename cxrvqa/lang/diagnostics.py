@@ -36,6 +36,8 @@ ERROR_CODES: dict[str, str] = {
     "E203": "unknown vocabulary term",
     "E204": "name defined twice",
     "E205": "let never used",
+    "E206": "a definition uses a program's param or let",
+    "E207": "name already defined by a prelude",
     "E301": "operand kinds do not fit the operator",
     "E302": "wrong number of arguments",
     "E303": "body kind does not match 'returns'",
@@ -48,6 +50,7 @@ ERROR_CODES: dict[str, str] = {
     "E405": "param declared twice",
     "E406": "program name differs from the file name",
     "E407": "param names do not follow their kind",
+    "E408": "unknown semantic type",
 }
 
 

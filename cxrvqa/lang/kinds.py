@@ -65,7 +65,7 @@ FIELD_KINDS = {field: PARAM_KINDS[field] for field in ("object", "attribute", "c
 PLURAL_KINDS = {"objects": Kind.OBJECTS, "attributes": Kind.ATTRIBUTES,
                 "categories": Kind.CATEGORIES}
 FACT_KINDS = {"findings": Kind.FINDINGS, "viewpos": Kind.VIEWPOS, "gender": Kind.GENDER}
-RESULT_KINDS = {"bool": (Kind.BOOL,), "list": LIST_KINDS}
+RESULT_KINDS = {"bool": (Kind.BOOL,), "list": LIST_KINDS, "number": (Kind.NUMBER,)}
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,10 +33,14 @@ if TYPE_CHECKING:
 __all__ = [
     "BINARY_OPERATORS",
     "FUNCTIONS",
+    "Apply",
     "Binary",
     "Call",
     "Condition",
     "Const",
+    "Def",
+    "DefParam",
+    "Definition",
     "Expr",
     "Fact",
     "Filter",
@@ -59,7 +63,7 @@ ParamKind = Literal["object", "attribute", "category", "viewpos", "gender"]
 Field = Literal["object", "attribute", "category"]
 FactName = Literal["findings", "viewpos", "gender"]
 PluralKind = Literal["objects", "attributes", "categories"]
-ResultKind = Literal["bool", "list"]
+ResultKind = Literal["bool", "list", "number"]
 ConditionOp = Literal["=", "in"]
 BinaryOp = Literal["or", "and", "=", "!=", "<", "<=", ">", ">=", "in", "|", "&", "+", "-", "*", "/"]
 Function = Literal["objects", "attributes", "categories", "exists", "empty", "count", "x1", "x2",
@@ -101,9 +105,9 @@ class Fact(Node):
 
 @dataclass(frozen=True, slots=True)
 class Number(Node):
-    """A non-negative integer literal."""
+    """A non-negative number literal: an integer (``3``) or a decimal (``0.5``, a float)."""
 
-    value: int
+    value: int | float
 
     def __post_init__(self) -> None:
         if self.value < 0:
@@ -198,6 +202,14 @@ class Call(Node):
 
 
 @dataclass(frozen=True, slots=True)
+class Apply(Node):
+    """``name(args)``: a call of a parameterised definition (``def name(...) = ...``)."""
+
+    name: str
+    args: tuple[Expr, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Binary(Node):
     """``left op right`` for every binary operator, set, numeric, comparison or boolean."""
 
@@ -216,7 +228,7 @@ class Not(Node):
     operand: Expr
 
 
-Expr = Union[Fact, Number, ParamRef, Name, Term, TermSet, SetOf, Filter, Call, Binary, Not]
+Expr = Union[Fact, Number, ParamRef, Name, Term, TermSet, SetOf, Filter, Call, Apply, Binary, Not]
 
 
 # --- files: programs and the prelude ---
@@ -257,8 +269,40 @@ class Const(Node):
 
 
 @dataclass(frozen=True, slots=True)
+class DefParam(Node):
+    """``name: kind``, one parameter of a ``def``."""
+
+    name: str
+    kind: ParamKind
+
+    def __post_init__(self) -> None:
+        _require(self.kind, ParamKind, "def param kind")
+
+
+@dataclass(frozen=True, slots=True)
+class Def(Node):
+    """``def name(p: kind, ...) = value``: a named expression of typed parameters.
+
+    Its body names its parameters bare (``p``) and sees constants and definitions only.
+    """
+
+    name: str
+    params: tuple[DefParam, ...]
+    value: Expr
+
+
+Definition = Union[Const, Def]
+
+
+@dataclass(frozen=True, slots=True)
 class Program(Node):
-    """One template program: its header, its lets and the expression that answers it."""
+    """One template program: its header, its own definitions, its lets and its answer.
+
+    ``content_type`` and ``semantic_type`` are the question types of its records
+    (None when the header leaves them out; ``generate`` needs them). ``preludes``
+    are the author's folder preludes the program sees besides the bundled one; like
+    ``source`` they are where it came from, not what it is, so equality ignores them.
+    """
 
     name: str
     templates: tuple[Template, ...]
@@ -266,7 +310,11 @@ class Program(Node):
     returns: ResultKind
     lets: tuple[Let, ...]
     body: Expr
+    content_type: str | None = field(default=None, kw_only=True)
+    semantic_type: str | None = field(default=None, kw_only=True)
+    definitions: tuple[Definition, ...] = field(default=(), kw_only=True)
     source: Source | None = field(default=None, kw_only=True, compare=False, repr=False)
+    preludes: tuple[Prelude, ...] = field(default=(), kw_only=True, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         _require(self.returns, ResultKind, "returns")
@@ -292,7 +340,7 @@ RUNTIME: dict[str, Callable[..., list[str]]] = {}
 
 @dataclass(frozen=True, slots=True)
 class Prelude(Node):
-    """The prelude file: named constants shared by every program."""
+    """A prelude file: constants and definitions shared by every program that sees it."""
 
-    constants: tuple[Const, ...]
+    constants: tuple[Definition, ...]
     source: Source | None = field(default=None, kw_only=True, compare=False, repr=False)

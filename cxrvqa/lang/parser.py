@@ -12,7 +12,7 @@ import functools
 import os
 import re
 from collections.abc import Callable
-from typing import TypeVar, cast
+from typing import NamedTuple, TypeVar, cast
 
 from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import (
@@ -30,13 +30,14 @@ from cxrvqa.lang.diagnostics import Diagnostic
 from cxrvqa.lang.resources import grammar_path
 from cxrvqa.lang.source import Source, Span
 
-__all__ = ["build_parser", "parse", "parse_prelude"]
+__all__ = ["build_parser", "item_lines", "parse", "parse_prelude"]
 
 _T = TypeVar("_T")
 
 # Regex terminals as a message names them (keywords and punctuation are quoted instead).
 _TERMINAL_WORDS = {"NAME": "a name", "CONST_NAME": "a constant", "PARAM": "a parameter",
-                   "INT": "a number", "STRING": "a string", "$END": "end of input"}
+                   "INT": "a number", "DECIMAL": "a number", "STRING": "a string",
+                   "CALL_OPEN": "a call", "$END": "end of input"}
 _ESCAPE = re.compile(r'\\(["\\])')
 _TRAILING_NAME = re.compile(r"(?<![\w$])([a-z][a-z0-9_]*)\s*$")
 _OTHER_SET_OPERATOR = {"VBAR": "AMPERSAND", "AMPERSAND": "VBAR"}
@@ -77,6 +78,22 @@ def parse(text: str, path: str | os.PathLike[str] | None = None) -> n.Program:
 def parse_prelude(text: str, path: str | os.PathLike[str] | None = None) -> n.Prelude:
     """Parse a prelude file (``const NAME = expr`` lines)."""
     return _build(text, path, "prelude", n.Prelude)
+
+
+def item_lines(text: str, start: str = "program") -> list[tuple[int, int]]:
+    """(first line, last line) of each top-level item of a file that parses, in order.
+
+    Items: a program's name line, templates, type lines, params, returns, definitions,
+    lets and body; a prelude's definitions. ``cxrvqa fmt`` places comments with them.
+    """
+    tree = _parser().parse(text, start=start)
+    lines = []
+    for child in tree.children:
+        if isinstance(child, Token):
+            lines.append((child.line or 0, child.end_line or child.line or 0))
+        elif isinstance(child, Tree) and not child.meta.empty:
+            lines.append((child.meta.line, child.meta.end_line))
+    return lines
 
 
 def _build(text: str, path: str | os.PathLike[str] | None, start: str, cls: type[_T]) -> _T:
@@ -132,12 +149,39 @@ def _diagnose(err: UnexpectedInput, source: Source) -> Diagnostic:
     if _OTHER_SET_OPERATOR.get(token.type) in expected:  # 'a | b & c': '|' could go on
         return Diagnostic("E103", "'|' and '&' cannot be mixed without parentheses", span, source,
                           "group one side, e.g. 'a | (b & c)'")
+    if token.type == "STRING":  # 'attribute = "pneumonia"': a term written without its kind
+        return Diagnostic("E101", f"unexpected {token.value!r}", span, source,
+                          _bare_string_hint(source.text, token))
+    if expected and expected <= _kind_terminals():  # 'param finding: finding'
+        return Diagnostic("E101", f"unexpected {token.value!r}", span, source,
+                          "kinds: " + ", ".join(_KINDS))
     before = _TRAILING_NAME.search(source.text, 0, token.start_pos)
     if token.type == "LPAR" and before and before.group(1) not in _keywords():
         return Diagnostic("E106", f"unknown function '{before.group(1)}'",
                           source.point(before.start(1)), source,
                           "functions: " + ", ".join(sorted(n.FUNCTIONS)))
     return Diagnostic("E101", f"unexpected {token.value!r}", span, source, hint)
+
+
+_KINDS = ("object", "attribute", "category", "viewpos", "gender")
+_FIELD_BEFORE = re.compile(r"\b(object|attribute|category)\s*(=|in)\s*$")
+
+
+@functools.cache
+def _kind_terminals() -> frozenset[str]:
+    """The terminal names of the kind keywords (where a param or def param's kind goes)."""
+    return frozenset(t.name for t in _parser().terminals
+                     if isinstance(t.pattern, PatternStr) and t.pattern.value in _KINDS)
+
+
+def _bare_string_hint(text: str, token: Token) -> str:
+    field = _FIELD_BEFORE.search(text, 0, token.start_pos)
+    if field and field.group(2) == "=":
+        return f"a term names its kind: write '{field.group(1)} {token.value}'"
+    if field:
+        plural = {"object": "objects", "attribute": "attributes", "category": "categories"}
+        return f"a set of terms names its kind: write '{plural[field.group(1)]} {{{token.value}}}'"
+    return f"a term names its kind, e.g. 'object {token.value}'"
 
 
 @functools.cache
@@ -179,29 +223,49 @@ class _Builder(Transformer[Token, object]):
 
     def program(self, meta: Meta, name: Token, *items: object) -> n.Program:
         *header, body = items
-        returns = cast(n.ResultKind, next(item for item in header if isinstance(item, str)))
-        return n.Program(str(name), _only(header, n.Template), _only(header, n.Param), returns,
-                         _only(header, n.Let), cast(n.Expr, body), span=self._span(meta),
+        returns = next(item for item in header if isinstance(item, _Returns))
+        types = {item.header: item.word for item in header if isinstance(item, _TypeLine)}
+        return n.Program(str(name), _only(header, n.Template), _only(header, n.Param),
+                         returns.kind, _only(header, n.Let), cast(n.Expr, body),
+                         content_type=types.get("content_type"),
+                         semantic_type=types.get("semantic_type"),
+                         definitions=_only(header, (n.Const, n.Def)), span=self._span(meta),
                          source=self._source)
 
     def template(self, meta: Meta, text: Token) -> n.Template:
         return n.Template(_unquote(text), span=self._span(meta))
 
+    def content_type(self, meta: Meta, word: str) -> _TypeLine:
+        return _TypeLine("content_type", word, self._span(meta))
+
+    def semantic_type(self, meta: Meta, word: str) -> _TypeLine:
+        return _TypeLine("semantic_type", word, self._span(meta))
+
     def param(self, meta: Meta, name: Token, kind: n.ParamKind, ignored: Token | None
               ) -> n.Param:
         return n.Param(str(name), kind, ignored is not None, span=self._span(meta))
 
-    def returns(self, meta: Meta, kind: str) -> str:
-        return kind
+    def returns(self, meta: Meta, kind: n.ResultKind) -> _Returns:
+        return _Returns(kind)
 
     def let(self, meta: Meta, name: Token, value: n.Expr) -> n.Let:
         return n.Let(str(name), value, span=self._span(meta))
 
-    def prelude(self, meta: Meta, *constants: n.Const) -> n.Prelude:
+    def prelude(self, meta: Meta, *constants: n.Definition) -> n.Prelude:
         return n.Prelude(constants, span=self._span(meta), source=self._source)
 
     def const(self, meta: Meta, name: Token, value: n.Expr) -> n.Const:
         return n.Const(str(name), value, span=self._span(meta))
+
+    def define(self, meta: Meta, opening: Token, params: tuple[n.DefParam, ...] | None,
+             value: n.Expr) -> n.Def:
+        return n.Def(opening[:-1], params or (), value, span=self._span(meta))
+
+    def def_params(self, meta: Meta, *params: n.DefParam) -> tuple[n.DefParam, ...]:
+        return params
+
+    def def_param(self, meta: Meta, name: Token, kind: n.ParamKind) -> n.DefParam:
+        return n.DefParam(str(name), kind, span=self._span(meta))
 
     # keyword rules: their only child is the keyword token
 
@@ -209,6 +273,7 @@ class _Builder(Transformer[Token, object]):
         return str(token)
 
     kind = result_kind = comparator = field = condition_op = plural_kind = callee = _keyword
+    type_word = _keyword
 
     # operators
 
@@ -234,9 +299,13 @@ class _Builder(Transformer[Token, object]):
                   ) -> n.Condition:
         return n.Condition(field, op, value, span=self._span(meta))
 
-    def call(self, meta: Meta, function: n.Function, args: tuple[n.Expr, ...] | None
-             ) -> n.Call:
-        return n.Call(function, args or (), span=self._span(meta))
+    def call(self, meta: Meta, function: str, args: tuple[n.Expr, ...] | None
+             ) -> n.Call | n.Apply:
+        if isinstance(function, Token) and function.type == "CALL_OPEN":
+            function = function[:-1]  # 'name(' written as one token
+            if function not in n.FUNCTIONS:
+                return n.Apply(function, args or (), span=self._span(meta))
+        return n.Call(cast(n.Function, str(function)), args or (), span=self._span(meta))
 
     def arguments(self, meta: Meta, *args: n.Expr) -> tuple[n.Expr, ...]:
         return args
@@ -247,6 +316,8 @@ class _Builder(Transformer[Token, object]):
         return n.Fact(cast(n.FactName, str(token)), span=self._span(meta))
 
     def number(self, meta: Meta, token: Token) -> n.Number:
+        if token.type == "DECIMAL":
+            return n.Number(float(token), span=self._span(meta))
         try:
             value = int(token)
         except ValueError:  # Python refuses to convert integers of thousands of digits
@@ -274,5 +345,15 @@ class _Builder(Transformer[Token, object]):
         return n.SetOf(elements, span=self._span(meta))
 
 
-def _only(items: list[object], cls: type[_T]) -> tuple[_T, ...]:
-    return tuple(item for item in items if isinstance(item, cls))
+def _only(items: list[object], cls: type[_T] | tuple[type, ...]) -> tuple[_T, ...]:
+    return tuple(item for item in items if isinstance(item, cls))  # type: ignore[misc]
+
+
+class _Returns(NamedTuple):
+    kind: n.ResultKind
+
+
+class _TypeLine(NamedTuple):
+    header: str
+    word: str
+    span: Span | None

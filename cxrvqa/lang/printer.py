@@ -7,9 +7,11 @@ first, match grammar/cxrvqa.lark.
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from cxrvqa.lang import nodes as n
 
-__all__ = ["format_node", "quote"]
+__all__ = ["format_node", "format_number", "program_blocks", "quote"]
 
 _OR, _AND, _NOT, _COMPARE, _SET, _SUM, _PRODUCT, _POSTFIX, _ATOM = range(1, 10)
 _LEVEL = {"or": _OR, "and": _AND, "=": _COMPARE, "!=": _COMPARE, "<": _COMPARE,
@@ -20,6 +22,19 @@ _LEVEL = {"or": _OR, "and": _AND, "=": _COMPARE, "!=": _COMPARE, "<": _COMPARE,
 def quote(text: str) -> str:
     """A string literal for ``text`` (only ``"`` and ``\\`` are escaped)."""
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def format_number(value: int | float) -> str:
+    """A number literal: integers as written, decimals in positional notation (never ``1e-05``).
+
+    Example:
+        >>> format_number(3), format_number(0.5), format_number(1e-05)
+        ('3', '0.5', '0.00001')
+    """
+    if isinstance(value, int):
+        return str(value)
+    text = format(Decimal(repr(value)), "f")
+    return text if "." in text else text + ".0"
 
 
 def format_node(node: n.Node) -> str:
@@ -36,6 +51,11 @@ def format_node(node: n.Node) -> str:
             return "".join(f"{format_node(c)}\n" for c in node.constants)
         case n.Const():
             return f"const {node.name} = {_expr(node.value, _OR)}"
+        case n.Def():
+            params = ", ".join(map(format_node, node.params))
+            return f"def {node.name}({params}) = {_expr(node.value, _OR)}"
+        case n.DefParam():
+            return f"{node.name}: {node.kind}"
         case n.Let():
             return f"let {node.name} = {_expr(node.value, _OR)}"
         case n.Template():
@@ -48,11 +68,23 @@ def format_node(node: n.Node) -> str:
             return _expr(node, _OR)
 
 
-def _program(program: n.Program) -> str:
-    header = [f"program {program.name}", *map(format_node, program.templates),
+def program_blocks(program: n.Program) -> list[list[str]]:
+    """The program's lines in canonical order, in blocks that a blank line separates.
+
+    Blocks: the header; the program's own definitions (only if it has any); lets and body.
+    """
+    types = [f"{word} {value}" for word, value in (("content_type", program.content_type),
+                                                   ("semantic_type", program.semantic_type))
+             if value is not None]
+    header = [f"program {program.name}", *map(format_node, program.templates), *types,
               *map(format_node, program.params), f"returns {program.returns}"]
+    definitions = [format_node(d) for d in program.definitions]
     body = [*map(format_node, program.lets), _expr(program.body, _OR)]
-    return "\n".join(header) + "\n\n" + "\n".join(body) + "\n"
+    return [header, definitions, body] if definitions else [header, body]
+
+
+def _program(program: n.Program) -> str:
+    return "\n\n".join("\n".join(block) for block in program_blocks(program)) + "\n"
 
 
 def _level(node: n.Node) -> int:
@@ -84,6 +116,8 @@ def _bare(node: n.Node) -> str:
             return f"{_expr(node.source, _POSTFIX)}[{conditions}]"
         case n.Call():
             return f"{node.function}({', '.join(_expr(a, _OR) for a in node.args)})"
+        case n.Apply():
+            return f"{node.name}({', '.join(_expr(a, _OR) for a in node.args)})"
         case n.SetOf():
             return "{" + ", ".join(_expr(e, _OR) for e in node.elements) + "}"
         case n.TermSet():
@@ -95,7 +129,7 @@ def _bare(node: n.Node) -> str:
         case n.Name():
             return node.name
         case n.Number():
-            return str(node.value)
+            return format_number(node.value)
         case n.Fact():
             return node.name
     raise TypeError(f"cannot print {type(node).__name__}")

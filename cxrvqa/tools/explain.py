@@ -11,7 +11,7 @@ that made it positive in the build: the image's rows go through the build's own
 label step (``cxrvqa.build.labels.image_labels`` with ``origins=True``), which
 records the row that won each (object, attribute) and the attribute and object
 propagation that brought it there. A list answer's element is supported by the
-looked-at findings that name it; a yes/no answer by all of them. View positions
+looked-at findings that name it; a yes/no or number answer by all of them. View positions
 and genders come from the metadata and patients files, not from label rows.
 
 Python API::
@@ -207,7 +207,7 @@ def _descendants(node: n.Expr) -> Iterable[n.Expr]:
 
 
 def _involved(element: str, looked_at: Sequence[Finding], returns: str) -> list[Finding]:
-    if returns == "bool":
+    if returns in ("bool", "number"):  # a yes/no or a count rests on all it looked at
         return list(looked_at)
     return [f for f in looked_at if element in (f[0].lower(), f[1].lower())]
 
@@ -339,8 +339,11 @@ def explain_record(index: SceneIndex, record: Mapping[str, Any], *,
 def explain_from_sources(layout: SourceLayout, *, image_id: str | None = None,
                          program: str | None = None, bindings: Mapping[str, str] | None = None,
                          record: str | None = None, dataset_dir: Path | None = None,
-                         labels: str | None = None) -> Explanation:
+                         labels: str | None = None,
+                         programs: Mapping[str, n.Program] | None = None) -> Explanation:
     """What ``cxrvqa explain`` runs: either image + program + bindings, or ``record="split:idx"``.
+
+    ``programs`` is the program set (default: the bundled 48; ``--programs DIR`` adds a folder's).
 
     Raises:
         DataError: unknown image or record, unreadable files.
@@ -353,10 +356,11 @@ def explain_from_sources(layout: SourceLayout, *, image_id: str | None = None,
         cohort = "gold" if record.partition(":")[0] == "test" else "silver"
         image = str(found["image_id"])
         index = load_index(layout, keep_rows_of=frozenset({image}))
-        return explain_record(index, found, rows=index.rows[cohort, image], labels=cohort)
+        return explain_record(index, found, rows=index.rows[cohort, image], labels=cohort,
+                              programs=programs)
     if image_id is None or program is None:
         raise EvaluationError("explain needs --image-id with --program, or --record")
-    chosen = bundled_programs().get(program)
+    chosen = (programs if programs is not None else bundled_programs()).get(program)
     if chosen is None:
         raise EvaluationError(f"unknown template program {program!r}")
     index = load_index(layout, keep_rows_of=frozenset({image_id}))

@@ -24,18 +24,15 @@ drawing once every image has been drawn (later draws could only repeat questions
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import multiprocessing
 import random
-import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence, Set
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, fields
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
@@ -48,6 +45,7 @@ from cxrvqa.facts import Finding, ImageFacts
 from cxrvqa.lang import nodes as n
 from cxrvqa.lang.answers import render
 from cxrvqa.lang.compiler import compile_program
+from cxrvqa.lang.templates import fill, param_kind, slot_order
 from cxrvqa.programs import bundled_programs
 from cxrvqa.vocab import (
     ARGUMENT_KINDS,
@@ -73,27 +71,40 @@ YES_TOLERANCE = 0.05
 OVERSAMPLING = 4
 MAX_OVERSAMPLING = 16
 _CHOOSE_TRIES = 8
-_PLACEHOLDER = re.compile(r"\$\{(\w+)\}")
-_NUMBER = re.compile(r"_(\d+)$")
+# Argument order within a kind, asked once per record and parameter: memoised.
+_slot_order = cache(slot_order)
 
 
 @dataclass(frozen=True)
 class Template:
-    """One row of templates.tsv: a program's base wording and its question types."""
+    """A program's base wording and its question types, as its header gives them."""
 
     program: str
     text: str
     content_type: str
     semantic_type: str
 
+    @classmethod
+    def of(cls, program: n.Program) -> Template:
+        """The header of ``program``.
 
-@cache
-def load_templates() -> tuple[Template, ...]:
-    """The 48 templates, in program order, from the packaged ``templates.tsv``."""
-    text = resources.files("cxrvqa").joinpath("templates.tsv").read_text(encoding="utf-8")
-    rows = csv.DictReader(text.splitlines(), delimiter="\t")
-    return tuple(Template(row["program"], row["template"], row["content_type"],
-                          row["semantic_type"]) for row in rows)
+        Raises:
+            DataError: the header lacks ``content_type`` or ``semantic_type``.
+        """
+        for word in ("content_type", "semantic_type"):
+            if getattr(program, word) is None:
+                where = program.source.name if program.source else program.name
+                raise DataError(f"{where}: program {program.name!r} has no '{word}' header "
+                                f"line; generate needs its question types (e.g. "
+                                f"'content_type presence', 'semantic_type verify')")
+        return cls(program.name, program.templates[0].text, str(program.content_type),
+                   str(program.semantic_type))
+
+
+def load_templates(programs: Mapping[str, n.Program] | None = None) -> tuple[Template, ...]:
+    """The templates of ``programs`` (default: the 48 bundled), in program order, from their headers."""
+    programs = programs if programs is not None else bundled_programs()
+    return tuple(Template.of(program) for program in programs.values())
 
 
 @dataclass(frozen=True)
@@ -194,12 +205,16 @@ def split_pools(index: _Index) -> dict[str, dict[str, ImageFacts]]:
     }
 
 
-def generate(index: Any, split: str, options: GenerateOptions) -> Generated:
-    """Generate one split from a ``pipeline.SceneIndex``, arguments from its ontology's pairs."""
+def generate(index: Any, split: str, options: GenerateOptions,
+             programs: Mapping[str, n.Program] | None = None) -> Generated:
+    """Generate one split from a ``pipeline.SceneIndex``, arguments from its ontology's pairs.
+
+    ``programs`` is the program set (default: the bundled 48).
+    """
     if split not in SPLITS:
         raise DataError(f"--split: {split!r}: expected one of {', '.join(SPLITS)}")
     pool = split_pools(index)[split]
-    return generate_split(pool, split, Pairs.from_ontology(index.ontology), options)
+    return generate_split(pool, split, Pairs.from_ontology(index.ontology), options, programs)
 
 
 def generate_split(pool: Mapping[str, ImageFacts], split: str, pairs: Pairs,
@@ -223,7 +238,8 @@ def question_bytes(records: Sequence[Mapping[str, Any]]) -> bytes:
 
 
 def run_generate(layout: SourceLayout, split: str, options: GenerateOptions,
-                 out: Path, *, complete: bool = False) -> Generated:
+                 out: Path, programs: Mapping[str, n.Program] | None = None, *,
+                 complete: bool = False) -> Generated:
     """``cxrvqa generate``: read the sources, generate one split, write ``out`` atomically.
 
     ``complete`` writes built records instead (see ``complete_records``), in the bytes
@@ -232,7 +248,7 @@ def run_generate(layout: SourceLayout, split: str, options: GenerateOptions,
     from cxrvqa.build.index import load_index
 
     index = load_index(layout)
-    generated = generate(index, split, options)
+    generated = generate(index, split, options, programs)
     data = (dataset_bytes(complete_records(generated.records, index.meta)) if complete
             else question_bytes(generated.records))
     write_files_atomically(out.parent, {out.name: data})
@@ -254,13 +270,12 @@ def complete_records(records: Sequence[Mapping[str, Any]],
 
 def _chosen_programs(programs: Mapping[str, n.Program],
                      wanted: Sequence[str] | None) -> list[str]:
-    known = {t.program for t in load_templates()}
-    names = list(wanted) if wanted else [name for name in programs if name in known]
+    names = list(wanted) if wanted else list(programs)
     for name in names:
         if name not in programs:
-            raise DataError(f"--templates: {name!r}: expected a program name such as program_1")
-        if name not in known:
-            raise DataError(f"templates.tsv: {name!r}: expected a row giving its question types")
+            raise DataError(f"--templates: {name!r}: expected a program name such as "
+                            f"{next(iter(programs), 'program_1')}")
+        Template.of(programs[name])  # its header must give the question types
     return names
 
 
@@ -314,7 +329,7 @@ class _Candidate(NamedTuple):
 
 def _template_records(state: _State, name: str) -> tuple[list[dict[str, Any]], BalanceRow]:
     program = state.programs[name]
-    template = {t.program: t for t in load_templates()}[name]
+    template = Template.of(program)
     wanted = state.options.per_template
     draw = _Drawer(state, program, template.semantic_type == "choose")
     candidates: dict[tuple[str, tuple[tuple[str, str], ...]], _Candidate] = {}
@@ -389,8 +404,7 @@ def _record(split: str, template: Template, program: n.Program, candidate: _Cand
             with_answer: bool) -> dict[str, Any]:
     """A question record; its ``idx`` is set once the split's records are shuffled."""
     values = dict(candidate.values)
-    question = _PLACEHOLDER.sub(lambda m: _words(m.group(1), values[m.group(1)]),
-                                candidate.wording)
+    question = fill(candidate.wording, lambda slot: _words(slot, values[slot]))
     record = {"split": split, "idx": -1, "image_id": candidate.image_id, "question": question,
               "content_type": template.content_type, "semantic_type": template.semantic_type,
               "template": candidate.wording, "template_program": program.name,
@@ -401,7 +415,7 @@ def _record(split: str, template: Template, program: n.Program, candidate: _Cand
 
 
 def _words(name: str, value: str) -> str:
-    kind = name.partition("_")[0]
+    kind = param_kind(name)
     if kind == "category":
         return CATEGORY_WORDS[value]
     return GENDER_WORDS[value] if kind == "gender" else value
@@ -414,12 +428,6 @@ def _arguments(values: Mapping[str, str]) -> dict[str, dict[str, str]]:
         kind, number = _slot_order(name)
         arguments[kind][str(number)] = values[name]
     return arguments
-
-
-@cache
-def _slot_order(name: str) -> tuple[str, int]:
-    number = _NUMBER.search(name)
-    return name.partition("_")[0], int(number.group(1)) - 1 if number else 0
 
 
 def _facts_read(node: object) -> set[str]:

@@ -42,9 +42,6 @@ DOCUMENTED_ONLY = {
     "python bench/bench_answer.py": "a benchmark",
     "python bench/bench_build.py": "the full-size benchmark",
     "python -m bench.bench_scenegraph": "a benchmark",
-    # Python snippets, by a line they contain
-    "vqa = cxrvqa.sqlite.register(conn, load_index(SourceLayout.from_root(\".\")))":
-        "issue 15: the SQL snippet is being rewritten to create its own table in a new database",
 }
 RUN_INSTEAD = {
     # The package is installed already (this checkout); the rest of the line runs verbatim.

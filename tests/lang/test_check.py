@@ -127,7 +127,7 @@ def test_vocabulary_is_checked_against_the_given_vocabulary() -> None:
 def test_prelude_checks() -> None:
     prelude = parse_prelude('const A = objects {"left lung"}\nconst A = $object\n'
                             'const B = A | attributes(findings)\n')
-    assert [d.code for d in check_prelude(prelude)] == ["E204", "E202", "E301"]
+    assert [d.code for d in check_prelude(prelude)] == ["E204", "E206", "E301"]
 
 
 def test_load_program_raises_every_diagnostic(tmp_path: Path) -> None:

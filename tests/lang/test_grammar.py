@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cxrvqa import CxrvqaError, ProgramSyntaxError, parse
+from cxrvqa import CxrvqaError, ProgramSyntaxError, check, parse
 from cxrvqa.lang import nodes as n
 from cxrvqa.lang.parser import build_parser, parse_prelude
 from cxrvqa.lang.resources import data_dir, grammar_path
@@ -55,7 +55,7 @@ def test_precedence_layers() -> None:
     (HEAD + "a = b = c", "E101"),
     (HEAD + "exists(findings", "E102"),
     (HEAD + 'object "left lung', "E104"),
-    (HEAD + "foo(findings)", "E106"),
+    (HEAD + "foo (findings)", "E106"),
     ('program p\nparam object: object\ntemplate "t"\nreturns bool\n\nfindings', "E101"),
     (HEAD + "let exists = findings\nexists(exists)", "E101"),
     (HEAD + "findings\nlet x = findings", "E101"),
@@ -65,6 +65,14 @@ def test_precedence_layers() -> None:
 ])
 def test_syntax_errors(text: str, code: str) -> None:
     assert syntax_code(text) == code
+
+
+def test_name_and_parenthesis_are_a_call_of_a_definition() -> None:
+    # 'foo(' is one token: a call the checker resolves (E106 if nothing defines 'foo').
+    assert body("foo(findings)") == n.Apply("foo", (n.Fact("findings"),))
+    assert body("exists(findings)") == n.Call("exists", (n.Fact("findings"),))
+    assert body("not(a)") == n.Not(n.Name("a"))
+    assert [d.code for d in check(parse(HEAD + "foo(findings)"))] == ["E106"]
 
 
 def test_header_and_lets() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
 import json
@@ -23,6 +24,7 @@ from cxrvqa.tools.generate import (
     Generated,
     GenerateOptions,
     Pairs,
+    Template,
     generate,
     generate_split,
     load_templates,
@@ -135,10 +137,13 @@ def test_paraphrases_are_used_only_when_asked(index: SceneIndex) -> None:
     assert {r["template"] for r in generate(index, "test", base).records} == {wordings[0]}
 
 
-def test_base_wordings_match_templates_tsv() -> None:
-    programs = bundled_programs()
-    assert {t.program: t.text for t in load_templates()} == {
-        name: program.templates[0].text for name, program in programs.items()}
+def test_program_headers_carry_the_released_wordings_and_types() -> None:
+    # The released table, kept as test data only: the program files are the one source.
+    released = Path(__file__).resolve().parents[1] / "golden" / "released_templates.tsv"
+    rows = csv.DictReader(released.read_text(encoding="utf-8").splitlines(), delimiter="\t")
+    assert load_templates() == tuple(Template(r["program"], r["template"], r["content_type"],
+                                              r["semantic_type"]) for r in rows)
+    assert [t.program for t in load_templates()] == list(bundled_programs())
 
 
 def test_same_seed_same_bytes_for_any_worker_count(index: SceneIndex) -> None:
