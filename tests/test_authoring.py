@@ -197,3 +197,28 @@ def test_generate_needs_the_header_types(root: Path, tmp_path: Path,
                  "--per-template", "2", "--programs", str(tmp_path),
                  "--out", str(tmp_path / "out.json")]) == DataError.exit_code
     assert "no 'content_type' header line" in capsys.readouterr().err
+
+
+def test_fmt_rewrites_keeps_comments_and_checks(tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "messy.cxr"
+    path.write_text('// why this program exists\nprogram messy\ntemplate "Is there ${object}?"'
+                    "  // the base wording\nparam object : object\nreturns bool\n// the answer\n"
+                    "exists( findings[object=$object] )\n", encoding="utf-8")
+    assert main(["fmt", "--check", str(path)]) == 1
+    assert "+exists(findings[object = $object])" in capsys.readouterr().out
+    assert main(["fmt", str(path)]) == 0
+    assert path.read_text(encoding="utf-8") == (
+        '// why this program exists\nprogram messy\ntemplate "Is there ${object}?"  '
+        "// the base wording\nparam object: object\nreturns bool\n\n// the answer\n"
+        "exists(findings[object = $object])\n")
+    assert main(["fmt", "--check", str(path)]) == 0
+
+
+def test_decimal_literals_and_their_limits() -> None:
+    head = 'program p\ntemplate "t"\nreturns number\n\n'
+    assert cxrvqa.evaluate(cxrvqa.parse(head + "count(findings) * 0.5 + 1.25"),
+                           cxrvqa.ImageFacts([("left lung", "pneumonia", "disease")])) == ["1.75"]
+    assert cxrvqa.evaluate(cxrvqa.parse(head + "3.0 + 0.0"), cxrvqa.ImageFacts([])) == ["3"]
+    with pytest.raises(cxrvqa.ProgramSyntaxError, match="number literal too large"):
+        cxrvqa.parse(head + "9" * 400 + ".5")
