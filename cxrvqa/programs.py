@@ -99,6 +99,7 @@ def load_programs(directory: str | os.PathLike[str] | None = None,
     folder = Path(directory) if directory is not None else programs_dir()
     if not folder.is_dir():
         raise DataError(f"{folder}: expected a folder of .cxr program files")
+    _preludes(folder)  # a broken folder prelude: its own diagnostics, once
     files = sorted((p for p in folder.glob("*.cxr") if not p.name.startswith("_")),
                    key=lambda p: (len(p.stem), p.stem))
     programs: dict[str, n.Program] = {}

@@ -197,3 +197,52 @@ def test_generate_needs_the_header_types(root: Path, tmp_path: Path,
                  "--per-template", "2", "--programs", str(tmp_path),
                  "--out", str(tmp_path / "out.json")]) == DataError.exit_code
     assert "no 'content_type' header line" in capsys.readouterr().err
+
+
+def test_fmt_rewrites_keeps_comments_and_checks(tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "messy.cxr"
+    path.write_text('// why this program exists\nprogram messy\ntemplate "Is there ${object}?"'
+                    "  // the base wording\nparam object : object\nreturns bool\n// the answer\n"
+                    "exists( findings[object=$object] )\n", encoding="utf-8")
+    assert main(["fmt", "--check", str(path)]) == 1
+    assert "+exists(findings[object = $object])" in capsys.readouterr().out
+    assert main(["fmt", str(path)]) == 0
+    assert path.read_text(encoding="utf-8") == (
+        '// why this program exists\nprogram messy\ntemplate "Is there ${object}?"  '
+        "// the base wording\nparam object: object\nreturns bool\n\n// the answer\n"
+        "exists(findings[object = $object])\n")
+    assert main(["fmt", "--check", str(path)]) == 0
+
+
+def test_decimal_literals_and_their_limits() -> None:
+    head = 'program p\ntemplate "t"\nreturns number\n\n'
+    assert cxrvqa.evaluate(cxrvqa.parse(head + "count(findings) * 0.5 + 1.25"),
+                           cxrvqa.ImageFacts([("left lung", "pneumonia", "disease")])) == ["1.75"]
+    assert cxrvqa.evaluate(cxrvqa.parse(head + "3.0 + 0.0"), cxrvqa.ImageFacts([])) == ["3"]
+    with pytest.raises(cxrvqa.ProgramSyntaxError, match="number literal too large"):
+        cxrvqa.parse(head + "9" * 400 + ".5")
+
+
+def test_generate_works_for_any_param_kinds(root: Path, index: SceneIndex, tmp_path: Path) -> None:
+    (tmp_path / "any_kinds.cxr").write_text(
+        'program any_kinds\n'
+        'template "Is this a ${viewpos} image of a ${gender} patient with ${category} in the '
+        '${object_1} but not the ${object_2}?"\n'
+        "content_type presence\nsemantic_type verify\n"
+        "param viewpos: viewpos\nparam gender: gender\nparam category: category\n"
+        "param object_1: object\nparam object_2: object\nreturns bool\n\n"
+        "viewpos = $viewpos and gender = $gender\n"
+        "  and exists(findings[object = $object_1, category = $category])\n"
+        "  and empty(findings[object = $object_2, category = $category])\n", encoding="utf-8")
+    out = tmp_path / "out.json"
+    assert main(["generate", "--physionet-root", str(root), "--split", "test",
+                 "--per-template", "30", "--programs", str(tmp_path), "--out", str(out)]) == 0
+    records = json.loads(out.read_text(encoding="utf-8"))
+    programs = program_set([tmp_path])
+    assert len(records) == 30 and {tuple(r["answer"]) for r in records} == {("yes",), ("no",)}
+    for record in records:
+        arguments = record["template_arguments"]
+        assert arguments["viewpos"]["0"] in ("AP", "PA") and arguments["gender"]["0"] in "MF"
+        assert arguments["object"]["0"] != arguments["object"]["1"]  # numbered params distinct
+        assert cxrvqa.answer(programs, record, index.gold[record["image_id"]]) == record["answer"]

@@ -204,7 +204,9 @@ def check_paths(paths: Iterable[str | Path], vocabulary: Vocabulary | None = Non
         return 1
     files, problems = _collect(paths)
     reports = {path: _check_file(path, vocabulary) for path in files}
-    errors = problems + [report for found in reports.values() for report in found]
+    # A broken folder prelude is reported by each of its programs too: print it once.
+    errors = list(dict.fromkeys(problems + [report for found in reports.values()
+                                            for report in found]))
     for error in errors:
         print(error, file=out)
     if errors:
@@ -266,9 +268,8 @@ def _folder_problems(folder: Path) -> list[Diagnostic]:
         prelude = folder_prelude(folder)
         if prelude is not None:
             environment_for((prelude,))
-    except ProgramError as err:
-        return [Diagnostic(d.code, f"in the folder's prelude: {d.message}", d.span, d.source,
-                           d.hint) for d in err.diagnostics]
+    except ProgramError as err:  # its own diagnostics: check_paths prints each once
+        return list(err.diagnostics)
     return []
 
 

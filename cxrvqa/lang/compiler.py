@@ -7,6 +7,10 @@ one local assignment, computed once per call. A program is compiled once;
 answering a question is then a single call with no tree walking, no parsing
 and no type checks at run time (the checker has done those).
 
+Constants and calls of definitions (``def``) are inlined where they are used: a call
+becomes the definition's body with each parameter replaced by its argument's code
+(definitions are pure, so recomputing an argument never changes a value).
+
 A filter is an intersection with index entries: every Findings value is a
 subset of the image's findings, so ``S[object = o]`` is ``S & by_object[o]``.
 

@@ -9,6 +9,7 @@ diagnostic: the parser stops at the first syntax error.
 from __future__ import annotations
 
 import functools
+import math
 import os
 import re
 from collections.abc import Callable
@@ -316,10 +317,10 @@ class _Builder(Transformer[Token, object]):
         return n.Fact(cast(n.FactName, str(token)), span=self._span(meta))
 
     def number(self, meta: Meta, token: Token) -> n.Number:
-        if token.type == "DECIMAL":
+        if token.type == "DECIMAL" and math.isfinite(float(token)):
             return n.Number(float(token), span=self._span(meta))
         try:
-            value = int(token)
+            value = int(token)  # a decimal too large for a float fails here too
         except ValueError:  # Python refuses to convert integers of thousands of digits
             raise ProgramSyntaxError([Diagnostic("E105", "number literal too large",
                                                  self._span(meta), self._source)]) from None

@@ -169,10 +169,11 @@ class BalanceRow:
         name, count = max(self.answers, key=lambda item: item[1])
         return name, count / self.questions
 
-    def render(self) -> str:
+    def render(self, width: int = 12) -> str:
+        """One table line; ``width`` is the template column's (an author's names can be long)."""
         name, share = self.top
         shown = name if len(name) <= 28 else name[:25] + "..."
-        return (f"{self.program:<12}{self.questions:>6}/{self.requested:<6}{self.candidates:>8}"
+        return (f"{self.program:<{width}}{self.questions:>6}/{self.requested:<6}{self.candidates:>8}"
                 f"{len(self.answers):>9}  {shown:<28}{share:>7.1%}  "
                 f"{'ok' if self.balanced else 'limited by data'}")
 
@@ -186,9 +187,10 @@ class Generated:
     balance: tuple[BalanceRow, ...]
 
     def render_balance(self) -> str:
-        header = (f"{'template':<12}{'made/asked':>13}{'drawn':>8}{'answers':>9}  "
+        width = max([12, *(len(row.program) + 1 for row in self.balance)])
+        header = (f"{'template':<{width}}{'made/asked':>13}{'drawn':>8}{'answers':>9}  "
                   f"{'top answer':<28}{'share':>7}")
-        return "\n".join([header, *(row.render() for row in self.balance)])
+        return "\n".join([header, *(row.render(width) for row in self.balance)])
 
 
 class _Index(SilverIndex, Protocol):
