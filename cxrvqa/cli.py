@@ -32,7 +32,8 @@ __all__ = ["EXIT_CODES", "main"]
 
 EXIT_CODES = """Exit codes:
   0  success
-  1  check found errors in a program, or verify found differences
+  1  check found errors in a program, verify found differences, or match did not
+     recognise the question
   2  usage error (a command line that cannot be run as given)
   3  data error: a missing, unreadable or inconsistent file, a download or export failure
   130  interrupted (Ctrl-C)"""
@@ -565,10 +566,19 @@ def _program_set(folders: Sequence[Path] | None) -> dict[str, Any]:
 
 
 def _add_match(subparsers: Any) -> None:
-    parser = subparsers.add_parser("match", help="show which program and arguments a question maps to")
+    parser = _command(
+        subparsers, "match", "show which program and arguments a question maps to",
+        "Recognise a question the way func_vqa does (exact template lines of every program, "
+        "then a slot-first parser for unseen wordings) and print the program, its arguments "
+        "and the layer that matched. An ambiguous or unknown question exits 1 with the closest "
+        "template.",
+        ['cxrvqa match "is there pleural effusion?"',
+         'cxrvqa match "Which side shows atelectasis, left lung or right lung?"',
+         'cxrvqa match "is there pleural effusion?" --programs programs-mined'])
     parser.add_argument("question", help='question text, e.g. "is there pleural effusion?"')
     parser.add_argument("--programs", type=Path, action="append", metavar="DIR",
-                        help="also load the programs of DIR (repeatable)")
+                        help="also load the programs of DIR (repeatable; default: the 48 "
+                             "bundled programs only)")
     parser.set_defaults(run=_run_match)
 
 
@@ -584,11 +594,19 @@ def _run_match(args: argparse.Namespace) -> int:
 
 
 def _add_paraphrases(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "paraphrases", help="mine question files' template wordings into a copy of the programs")
+    parser = _command(
+        subparsers, "paraphrases", "mine question files' template wordings into a copy of the programs",
+        "Read released-style question files and write a copy of the program set in which each "
+        "program gains the files' template wordings as extra template lines (deduplicated, most "
+        "frequent first; a wording whose slots are not the program's params is reported and "
+        "not written). generate and func_vqa then use them.",
+        ["cxrvqa paraphrases mimiccxrvqa/dataset/_valid.json --out programs-mined",
+         "cxrvqa paraphrases train.json valid.json test.json --out programs-mined "
+         "--programs my_programs/"])
     parser.add_argument("files", nargs="+", type=Path, help="released-style question files")
     parser.add_argument("--programs", type=Path, action="append", metavar="DIR",
-                        help="also load the programs of DIR (repeatable)")
+                        help="also load the programs of DIR (repeatable; default: the 48 "
+                             "bundled programs only)")
     parser.add_argument("--out", type=Path, required=True, help="folder to write the programs to")
     parser.set_defaults(run=_run_paraphrases)
 

@@ -26,7 +26,7 @@ from cxrvqa.build.pipeline import build
 from cxrvqa.cli import _parser, main
 
 COMMANDS = ["build", "demo", "check", "generate", "stats", "evaluate", "explain", "scene-tabular",
-            "download", "download-images", "verify", "export"]
+            "download", "download-images", "verify", "export", "match", "paraphrases"]
 
 
 @pytest.fixture(scope="module")
