@@ -32,7 +32,8 @@ __all__ = ["EXIT_CODES", "main"]
 
 EXIT_CODES = """Exit codes:
   0  success
-  1  check found errors in a program, or verify found differences
+  1  check found errors in a program, verify found differences, or match did not
+     recognise the question
   2  usage error (a command line that cannot be run as given)
   3  data error: a missing, unreadable or inconsistent file, a download or export failure
   130  interrupted (Ctrl-C)"""
