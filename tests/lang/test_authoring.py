@@ -26,7 +26,7 @@ from cxrvqa.programs import bundled_programs, program_set
 from cxrvqa.synth import SynthConfig, write_sources
 from cxrvqa.tools.sqlite import register
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 AUTHORING = REPO / "examples" / "authoring"
 FOLDER_PRELUDE = (AUTHORING / "_prelude.cxr",)
 NAMES = {"abnormal_left_count", "count_abnormalities", "free_of_abnormality",
