@@ -80,12 +80,11 @@ def _run_build(args: argparse.Namespace) -> int:
 
 def _print_summary(report: Any, seconds: float) -> None:
     print(f"{'split':<8}{'questions':>10}{'yes':>8}{'no':>8}{'empty':>8}{'list':>8}")
-    for split, records in report.records.items():
-        kinds = Counter(_answer_kind(record["answer"]) for record in records)
-        print(f"{split:<8}{len(records):>10}{kinds['yes']:>8}{kinds['no']:>8}"
+    for split, rows in report.rows.items():  # rows: (question, subject, study, path, answer)
+        kinds = Counter(_answer_kind(row[-1]) for row in rows)
+        print(f"{split:<8}{len(rows):>10}{kinds['yes']:>8}{kinds['no']:>8}"
               f"{kinds['empty']:>8}{kinds['list']:>8}")
-    content = Counter(record["content_type"] for records in report.records.values()
-                      for record in records)
+    content = Counter(row[0]["content_type"] for rows in report.rows.values() for row in rows)
     print("content types: " + ", ".join(f"{name} {count}" for name, count in sorted(content.items())))
     print("stages: " + ", ".join(f"{stage.name} {stage.wall:.2f}s" for stage in report.stages.times))
     total = sum(report.counts().values())

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,7 @@ from cxrvqa.build.answering import answer_split
 from cxrvqa.build.index import SceneIndex, load_index
 from cxrvqa.build.jsonio import paused_gc
 from cxrvqa.build.layout import SourceLayout
-from cxrvqa.build.output import ans2idx_bytes, dataset_bytes, write_files_atomically
+from cxrvqa.build.output import Row, ans2idx_bytes, row_record, rows_bytes, write_files_atomically
 from cxrvqa.build.questions import read_split
 from cxrvqa.build.stages import Stages
 from cxrvqa.vocab import SPLITS
@@ -26,14 +25,18 @@ __all__ = ["BuildReport", "build"]
 
 @dataclass
 class BuildReport:
-    """What a build did: records per split, answers by template, stage times."""
+    """What a build did: answered rows per split (``output.Row``), stage times."""
 
-    records: dict[str, list[dict[str, Any]]]
+    rows: dict[str, list[Row]]
     stages: Stages
     output_dir: Path
 
     def counts(self) -> dict[str, int]:
-        return {split: len(records) for split, records in self.records.items()}
+        return {split: len(rows) for split, rows in self.rows.items()}
+
+    def records(self, split: str) -> list[dict[str, Any]]:
+        """The output records of one split, as written (a dict per record: for inspection)."""
+        return [row_record(row) for row in self.rows[split]]
 
 
 def build(layout: SourceLayout, dataset_dir: Path, output_dir: Path | None = None,
@@ -43,7 +46,7 @@ def build(layout: SourceLayout, dataset_dir: Path, output_dir: Path | None = Non
 
     ``index`` is the result of ``load_index(layout)`` when the caller already has it.
     """
-    from cxrvqa.programs import answer, load_programs
+    from cxrvqa.programs import load_programs
 
     output_dir = output_dir or dataset_dir
     stages = Stages(progress=progress)
@@ -52,18 +55,16 @@ def build(layout: SourceLayout, dataset_dir: Path, output_dir: Path | None = Non
         programs = load_programs()
     if index is None:
         index = load_index(layout, stages=stages)
-    records = {}
+    rows = {}
     # Answering and writing only build acyclic containers; the cycle collector would rescan
     # the whole index and every record built so far, again and again.
     with stages.stage("answer questions"), paused_gc():
         for split in splits:
             facts, cohort = (index.gold, "gold") if split == "test" else (index.silver, "silver")
-            records[split] = answer_split(
-                questions[split], facts, index.meta,
-                partial(answer, programs),
-                cohort, progress)
+            rows[split] = answer_split(questions[split], facts, index.meta, programs, cohort,
+                                       progress)
     with stages.stage("write files"), paused_gc():
-        files = {f"{split}.json": dataset_bytes(records[split]) for split in splits}
+        files = {f"{split}.json": rows_bytes(rows[split]) for split in splits}
         files["ans2idx.json"] = ans2idx_bytes(index.ontology.answer_vocabulary())
         write_files_atomically(output_dir, files)
-    return BuildReport(records=records, stages=stages, output_dir=output_dir)
+    return BuildReport(rows=rows, stages=stages, output_dir=output_dir)
