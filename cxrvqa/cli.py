@@ -86,7 +86,8 @@ def _print_summary(report: Any, seconds: float) -> None:
               f"{kinds['empty']:>8}{kinds['list']:>8}")
     content = Counter(row[0]["content_type"] for rows in report.rows.values() for row in rows)
     print("content types: " + ", ".join(f"{name} {count}" for name, count in sorted(content.items())))
-    print("stages: " + ", ".join(f"{stage.name} {stage.wall:.2f}s" for stage in report.stages.times))
+    print("stages (wall time, peak memory): " + ", ".join(
+        f"{stage.name} {stage.wall:.2f}s {stage.peak_rss_mb:.0f}MB" for stage in report.stages.times))
     total = sum(report.counts().values())
     print(f"built {total} questions into {report.output_dir} in {seconds:.1f}s")
 

@@ -31,9 +31,11 @@ __all__ = [
 ]
 
 LABEL_COLUMNS = ["study_id", "image_id", "row_id", "bbox", "categoryID", "label_name", "relation"]
-# Names repeat across millions of rows: categoricals hold each once.
-_LABEL_DTYPES = {"study_id": "int64", "image_id": "category", "row_id": "category", "bbox": "category",
-                 "categoryID": "category", "label_name": "category"}
+# Names repeat across millions of rows: categoricals hold each once. They are read as (Arrow-backed)
+# str and made categorical afterwards: read_csv's own categorical parsing takes 4x the CPU
+# (10 M rows: 42.9 s against 9.2 s, and 0.7 GB more peak memory; research REPORT.md §3).
+_LABEL_TEXT = ("image_id", "row_id", "bbox", "categoryID", "label_name")
+_LABEL_DTYPES = {"study_id": "int64", **dict.fromkeys(_LABEL_TEXT, "str")}
 
 
 def _display(path: Path) -> str:
@@ -101,10 +103,11 @@ def read_metadata(path: Path) -> pd.DataFrame:
 def _read_labels(path: Path, extra: Sequence[str] = ()) -> pd.DataFrame:
     frame = read_table(path, [*extra, *LABEL_COLUMNS], sep="\t", dtype=_LABEL_DTYPES)
     _require_ints(frame, "relation", path)
-    for column in ("image_id", "row_id", "bbox", "categoryID", "label_name"):
+    for column in _LABEL_TEXT:
         if frame[column].isna().any():
             line = int(frame[column].isna().to_numpy().nonzero()[0][0]) + 2
             raise DataError(f"{_display(path)}: line {line}: empty {column!r}")
+        frame[column] = frame[column].astype("category")
     frame["image_id"] = strip_dcm(frame["image_id"])
     return frame
 
