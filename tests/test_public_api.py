@@ -96,3 +96,22 @@ def test_example_script_answers_its_new_template() -> None:
     done = subprocess.run([sys.executable, str(ROOT / "examples" / "answer_new_template.py")],
                           capture_output=True, text=True, env=env, check=True)
     assert done.stdout == "left lung: ['yes']\nright lung: ['no']\n"
+
+
+def test_importing_the_command_line_loads_no_heavy_library() -> None:
+    # `cxrvqa --help` or a small build must not pay for what it does not use (issue 17).
+    heavy = ("lark", "pandas", "numpy", "pyarrow", "pydantic", "tqdm", "msgspec")
+    code = f"import sys, cxrvqa.cli; print([m for m in {heavy!r} if m in sys.modules])"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.stdout.strip() == "[]"
+
+
+def test_public_names_are_loaded_on_first_use() -> None:
+    code = ("import sys, cxrvqa; before = 'lark' in sys.modules; cxrvqa.parse; "
+            "print(before, 'lark' in sys.modules, 'parse' in dir(cxrvqa))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.stdout.split() == ["False", "True", "True"]
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        cxrvqa.nothing  # noqa: B018
