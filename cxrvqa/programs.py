@@ -43,7 +43,7 @@ from cxrvqa.lang.resources import programs_dir
 from cxrvqa.lang.templates import argument_key
 
 __all__ = ["answer", "answer_record", "argument_plan", "bundled_programs", "check_argument",
-           "evaluate", "load_program", "load_programs", "program_set"]
+           "evaluate", "load_program", "load_programs", "program_set", "runner"]
 
 # (kind, argument keys, positions in the program's params) for each kind a program declares.
 _Plan = tuple[tuple[str, tuple[str, ...], tuple[int, ...]], ...]
@@ -210,6 +210,17 @@ def answer(programs: Mapping[str, n.Program], record: Mapping[str, object],
     if args is None:
         args = _checked_arguments(program, plan, arguments)
     return render(evaluator.run(facts, args))  # type: ignore[arg-type]  # checked: bool or set
+
+
+def runner(program: n.Program) -> tuple[Callable[[ImageFacts, list[str | None]], object], _Binder]:
+    """The compiled ``run(facts, args)`` of ``program`` and its binder from ``template_arguments``.
+
+    ``answer`` is ``render(run(facts, bind(arguments)))`` when ``bind`` returns a list; when it
+    returns None, ``answer`` says what is wrong. A bulk caller looks both up once per program
+    instead of once per question.
+    """
+    evaluator, _, bind = _compiled(program)
+    return evaluator.run, bind  # type: ignore[return-value]
 
 
 def _checked_arguments(program: n.Program, plan: _Plan, arguments: object) -> list[str | None]:

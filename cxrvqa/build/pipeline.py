@@ -11,7 +11,6 @@ import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +18,13 @@ from cxrvqa.build.answering import answer_split
 from cxrvqa.build.index import SceneIndex, load_index
 from cxrvqa.build.jsonio import paused_gc
 from cxrvqa.build.layout import SourceLayout
-from cxrvqa.build.output import ans2idx_bytes, dataset_bytes, write_files_atomically
+from cxrvqa.build.output import (
+    Row,
+    ans2idx_bytes,
+    row_record,
+    rows_bytes,
+    write_files_atomically,
+)
 from cxrvqa.build.questions import read_split
 from cxrvqa.build.stages import Stages
 from cxrvqa.vocab import SPLITS
@@ -32,9 +37,9 @@ __all__ = ["BuildReport", "build"]
 
 @dataclass(repr=False)  # the records run to hundreds of MB of text
 class BuildReport:
-    """What a build did: records per split, stage times, where the files went, how long it took."""
+    """What a build did: answered rows per split (``output.Row``), stage times, where, how long."""
 
-    records: dict[str, list[dict[str, Any]]]
+    rows: dict[str, list[Row]]
     stages: Stages
     output_dir: Path
     seconds: float = 0.0
@@ -44,7 +49,11 @@ class BuildReport:
                 f"seconds={self.seconds:.2f})")
 
     def counts(self) -> dict[str, int]:
-        return {split: len(records) for split, records in self.records.items()}
+        return {split: len(rows) for split, rows in self.rows.items()}
+
+    def records(self, split: str) -> list[dict[str, Any]]:
+        """The output records of one split, as written (a dict per record: for inspection)."""
+        return [row_record(row) for row in self.rows[split]]
 
     def summary(self, total_seconds: float | None = None) -> str:
         """The summary ``cxrvqa build`` prints: answers by kind per split, types, stage times.
@@ -54,20 +63,21 @@ class BuildReport:
         """
         total = self.seconds if total_seconds is None else total_seconds
         lines = [f"{'split':<8}{'questions':>10}{'yes':>8}{'no':>8}{'empty':>8}{'list':>8}"]
-        for split, records in self.records.items():
-            kinds = Counter(_answer_kind(record["answer"]) for record in records)
-            lines.append(f"{split:<8}{len(records):>10}{kinds['yes']:>8}{kinds['no']:>8}"
+        for split, rows in self.rows.items():  # a row is (question, subject, study, path, answer)
+            kinds = Counter(_answer_kind(row[-1]) for row in rows)
+            lines.append(f"{split:<8}{len(rows):>10}{kinds['yes']:>8}{kinds['no']:>8}"
                          f"{kinds['empty']:>8}{kinds['list']:>8}")
         lines.append("(answers: yes and no; empty is []; list is any other answer, e.g. "
                      "['left lung'] or ['ap'])")
-        content = Counter(record["content_type"] for records in self.records.values()
-                          for record in records)
+        content = Counter(row[0]["content_type"] for rows in self.rows.values() for row in rows)
         lines.append("content types: " + ", ".join(f"{name} {count}"
                                                     for name, count in sorted(content.items())))
-        timed = [(stage.name, stage.wall) for stage in self.stages.times]
-        timed.append(("other", max(0.0, total - sum(wall for _, wall in timed))))
-        lines.append("stages: " + ", ".join(f"{name} {wall:.2f}s" for name, wall in timed)
-                     + f" (total {total:.2f}s)")
+        timed = [(stage.name, stage.wall, f" {stage.peak_rss_mb:.0f}MB")
+                 for stage in self.stages.times]
+        timed.append(("other", max(0.0, total - sum(wall for _, wall, _ in timed)), ""))
+        lines.append("stages (wall time, peak memory): " + ", ".join(
+            f"{name} {wall:.2f}s{memory}" for name, wall, memory in timed)
+            + f" (total {total:.2f}s)")
         lines.append(f"built {sum(self.counts().values())} questions into {self.output_dir} "
                      f"in {total:.1f}s")
         return "\n".join(lines)
@@ -91,7 +101,7 @@ def build(layout: SourceLayout | str | os.PathLike[str], dataset_dir: str | os.P
     already has it; ``stages`` collects the stage times (with the caller's own stages);
     ``programs`` is the program set (default: the bundled 48, see ``programs.program_set``).
     """
-    from cxrvqa.programs import answer, load_programs
+    from cxrvqa.programs import load_programs
 
     started = time.perf_counter()
     if not isinstance(layout, SourceLayout):
@@ -104,19 +114,17 @@ def build(layout: SourceLayout | str | os.PathLike[str], dataset_dir: str | os.P
         programs = programs if programs is not None else load_programs()
     if index is None:
         index = load_index(layout, stages=stages)
-    records = {}
+    rows = {}
     # Answering and writing only build acyclic containers; the cycle collector would rescan
     # the whole index and every record built so far, again and again.
     with stages.stage("answer questions"), paused_gc():
         for split in splits:
             facts, cohort = (index.gold, "gold") if split == "test" else (index.silver, "silver")
-            records[split] = answer_split(
-                questions[split], facts, index.meta,
-                partial(answer, programs),
-                cohort, progress)
+            rows[split] = answer_split(questions[split], facts, index.meta, programs, cohort,
+                                       progress)
     with stages.stage("write files"), paused_gc():
-        files = {f"{split}.json": dataset_bytes(records[split]) for split in splits}
+        files = {f"{split}.json": rows_bytes(rows[split]) for split in splits}
         files["ans2idx.json"] = ans2idx_bytes(index.ontology.answer_vocabulary())
         write_files_atomically(output_dir, files)
-    return BuildReport(records=records, stages=stages, output_dir=output_dir,
+    return BuildReport(rows=rows, stages=stages, output_dir=output_dir,
                        seconds=time.perf_counter() - started)

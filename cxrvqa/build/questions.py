@@ -6,10 +6,10 @@ unchanged); pydantic only checks that each has the fields a build reads.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
-from pydantic import TypeAdapter, ValidationError
 from typing_extensions import TypedDict
 
 from cxrvqa.build.jsonio import paused_gc, read_json
@@ -37,14 +37,24 @@ class QuestionRecord(TypedDict):
 
 # Pydantic checks a batch of records per call (in Rust, ~2x faster than one call per record);
 # batches bound the validated copy it makes, which is thrown away.
-_RECORDS = TypeAdapter(list[QuestionRecord])
 _BATCH = 20_000
 
 
+@functools.cache
+def _records_adapter() -> Any:
+    # Built on first use: importing pydantic and building the validator cost ~0.1 s of start-up.
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(list[QuestionRecord])
+
+
 def _check_records(records: list[Any], path: Path) -> None:
+    from pydantic import ValidationError
+
+    adapter = _records_adapter()
     for start in range(0, len(records), _BATCH):
         try:
-            _RECORDS.validate_python(records[start:start + _BATCH])
+            adapter.validate_python(records[start:start + _BATCH])
         except ValidationError as exc:
             first = exc.errors()[0]
             offset, *where = first["loc"]

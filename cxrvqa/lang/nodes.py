@@ -20,6 +20,7 @@ source text (cxrvqa/printer.py); ``repr(node)`` is the dataclass repr.
 
 from __future__ import annotations
 
+import importlib
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -329,12 +330,15 @@ class Program(Node):
         """
         warnings.warn("Program.evaluate is deprecated; use cxrvqa.evaluate(program, facts, ...)",
                       DeprecationWarning, stacklevel=2)
+        if "evaluate" not in RUNTIME:
+            # Late-bound on purpose: the runtime imports this module, so nodes never import it;
+            # the package loads it lazily, and this deprecated path may run first.
+            importlib.import_module("cxrvqa.programs")
         return RUNTIME["evaluate"](self, facts, **bindings)
 
 
 # The deprecated Program.evaluate needs the runtime, which imports this module. Instead of
-# importing it back, cxrvqa.programs registers its ``evaluate`` here when it is imported
-# (cxrvqa/__init__ always imports it).
+# importing it back, cxrvqa.programs registers its ``evaluate`` here when it is imported.
 RUNTIME: dict[str, Callable[..., list[str]]] = {}
 
 

@@ -196,3 +196,23 @@ def test_usual_records_take_the_fast_path_and_equal_json(records: list[dict[str,
 @example(_with(question="caf\u00e9 \ud83d \u2265"))
 def test_records_with_unusual_values_or_keys_equal_json(records: list[dict[str, Any]]) -> None:
     assert dataset_bytes(records) == json.dumps(records, indent=4).encode("ascii")
+
+
+# Rows (question, subject_id, study_id, image_path, answer), as a build keeps them.
+_QUESTION_KEYS = [key for key in KEYS if key not in ("subject_id", "study_id", "image_path", "answer")]
+
+
+@settings(deadline=None, max_examples=40)
+@given(st.lists(_records(unusual=True), min_size=0, max_size=3))
+@example([RECORDS[0]])
+@example(_with(idx=True))
+@example(_with(answer="yes"))
+def test_rows_bytes_equal_json_of_the_records_they_stand_for(records: list[dict[str, Any]]) -> None:
+    from cxrvqa.build.output import row_record, rows_bytes
+
+    rows = [({key: record.get(key) for key in _QUESTION_KEYS}, record.get("subject_id"),
+             record.get("study_id"), record.get("image_path"), record.get("answer"))
+            for record in records]
+    expected = [row_record(row) for row in rows]
+    assert all(tuple(record) == KEYS for record in expected)
+    assert rows_bytes(rows) == json.dumps(expected, indent=4).encode("ascii")

@@ -703,3 +703,63 @@ def test_any_text_survives_the_tsv_round_trip(graphs: tuple[dict[str, Any], ...]
 
     pd.testing.assert_frame_equal(attributes, result.attributes, check_exact=True)
     pd.testing.assert_frame_equal(boxes, result.boxes, check_exact=True)
+
+
+# --- the msgspec fast path and the checked path agree ---------------------------------------------
+
+def both_paths(data: bytes) -> tuple[Any, Any]:
+    """(fast rows or None, checked rows or the checked path's error message) of one graph."""
+    from cxrvqa.build import scenegraph
+
+    fast = scenegraph._fast_rows(data, {}, {})
+    try:
+        checked_graph = scenegraph._decode(data)
+        checked: Any = (scenegraph._label_rows(checked_graph, {}),
+                        scenegraph._box_rows(checked_graph, {}))
+    except scenegraph._BadGraph as bad:
+        checked = str(bad)
+    return fast, checked
+
+
+def extra_keys(graph: dict[str, Any]) -> dict[str, Any]:
+    """A graph with unknown keys at every level the fast path decodes."""
+    graph = copy.deepcopy(graph)
+    graph["unknown"] = {"nested": [1, 2.5, None]}
+    graph["attributes"][0]["unknown"] = [[]]
+    graph["objects"][0]["unknown"] = "x"
+    return graph
+
+
+GOOD_GRAPHS = {
+    "a": GRAPH_A, "b": GRAPH_B, "study_id digits": GRAPH_A | {"study_id": "58000456"},
+    "unknown keys": extra_keys(GRAPH_A),
+    "huge integer": {**GRAPH_B, "objects": [GRAPH_B["objects"][0] | {"x1": 10**30}]},
+    "nested synsets": {**GRAPH_B, "objects": [GRAPH_B["objects"][0] | {
+        "synsets": [1.5, -0.0, {"b": [True, None]}, "\u2265"]}]},
+}
+
+
+@pytest.mark.parametrize("name", GOOD_GRAPHS)
+def test_fast_path_gives_the_checked_rows(name: str) -> None:
+    fast, checked = both_paths(json.dumps(GOOD_GRAPHS[name], indent=2).encode())
+    assert fast is not None and fast == checked
+
+
+@pytest.mark.parametrize("change", BAD_GRAPHS)
+def test_fast_path_hands_every_bad_graph_to_the_checked_path(change: str) -> None:
+    bad = broken(change)
+    fast, checked = both_paths(bad if isinstance(bad, bytes) else json.dumps(bad).encode())
+    assert fast is None and checked == BAD_GRAPHS[change]
+
+
+def test_overflowing_box_sum_falls_back_and_gives_the_same_rows() -> None:
+    big = {**GRAPH_B, "objects": [GRAPH_B["objects"][0] | {"x1": 1e308, "y1": 1e308}]}
+    fast, checked = both_paths(json.dumps(big).encode())
+    assert fast is None and checked[1][0][1:3] == (1e308, 1e308)
+
+
+@settings(deadline=None, max_examples=40)
+@given(st.integers(0, 50).flatmap(random_graph))
+def test_fast_and_checked_paths_agree_on_any_graph(graph_value: dict[str, Any]) -> None:
+    fast, checked = both_paths(json.dumps(graph_value).encode())
+    assert fast == checked or (fast is None and isinstance(checked, str))

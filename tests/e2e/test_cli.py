@@ -241,9 +241,10 @@ def test_demo_with_scene_graph_zip(tmp_path: Path, capsys: pytest.CaptureFixture
     assert code == 0
     assert err.startswith("cxrvqa demo: writing a synthetic PhysioNet tree of 501 patients")
     assert "(answers: yes and no; empty is []; list is any other answer" in out
-    stages = re.search(r"^stages: (.*) \(total (\d+\.\d\d)s\)$", out, re.MULTILINE)
+    stages = re.search(r"^stages \(wall time, peak memory\): (.*) \(total (\d+\.\d\d)s\)$", out,
+                       re.MULTILINE)
     assert stages is not None
-    times = dict(re.findall(r"(\w[\w ]*?) (\d+\.\d\d)s", stages.group(1)))
+    times = dict(re.findall(r"(\w[\w ]*?) (\d+\.\d\d)s(?: \d+MB)?", stages.group(1)))
     assert list(times)[:2] == ["write synthetic tree", "load sources"] and "other" in times
     # Rounded to 1/100 s each: they add up to the total within the rounding.
     assert abs(sum(map(float, times.values())) - float(stages.group(2))) <= 0.01 * len(times)

@@ -115,3 +115,22 @@ def test_old_paths_of_the_readme_still_resolve() -> None:
         from cxrvqa.pipeline import build, load_index  # noqa: F401
         from cxrvqa.sources import SourceLayout  # noqa: F401
     assert cxrvqa.check.__module__ == "cxrvqa.lang.check" and callable(cxrvqa.evaluate)
+
+
+def test_importing_the_command_line_loads_no_heavy_library() -> None:
+    # `cxrvqa --help` or a small build must not pay for what it does not use (issue 17).
+    heavy = ("lark", "pandas", "numpy", "pyarrow", "pydantic", "tqdm", "msgspec")
+    code = f"import sys, cxrvqa.cli; print([m for m in {heavy!r} if m in sys.modules])"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.stdout.strip() == "[]"
+
+
+def test_public_names_are_loaded_on_first_use() -> None:
+    code = ("import sys, cxrvqa; before = 'lark' in sys.modules; cxrvqa.parse; "
+            "print(before, 'lark' in sys.modules, 'parse' in dir(cxrvqa))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.stdout.split() == ["False", "True", "True"]
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        cxrvqa.nothing  # noqa: B018

@@ -42,11 +42,12 @@ DOCUMENTED_ONLY = {
     "python bench/bench_answer.py": "a benchmark",
     "python bench/bench_build.py": "the full-size benchmark",
     "python -m bench.bench_scenegraph": "a benchmark",
+    "python bench/bench_answer_build.py TREE": "a benchmark on a tree you name",
+    "python bench/bench_recognise.py": "a benchmark",
 }
-SNIPPET_IN_PARENT = (
+SNIPPET_IN_PARENT: tuple[str, ...] = (
     # Python snippets, by a line they contain, that run from the folder holding cxrvqa-demo
-    # (the SQL snippet says it runs "after `cxrvqa demo --out cxrvqa-demo`").
-    'index = load_index(SourceLayout.from_root("cxrvqa-demo"))',
+    # (none at present: every snippet runs in the demo folder, as the quick start leaves you).
 )
 RUN_INSTEAD = {
     # The package is installed already (this checkout); the rest of the line runs verbatim.
@@ -121,6 +122,13 @@ def _prepare_template(cwd: Path) -> None:
     text = (ROOT / "examples" / "new_template.cxr").read_text()
     (cwd / "my_template.cxr").write_text(text.replace("program new_template",
                                                       "program my_template"))
+    # The section runs from a checkout (examples/authoring) beside a tree made by
+    # `cxrvqa demo --out demo`: here the checkout's examples and the demo tree are linked in.
+    demo = cwd / "demo"
+    demo.mkdir()
+    (demo / "physionet.org").symlink_to(cwd / "physionet.org")
+    for folder in (cwd, demo):
+        (folder / "examples").symlink_to(ROOT / "examples")
 
 
 PREPARE = {

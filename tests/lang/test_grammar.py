@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from cxrvqa import CxrvqaError, ProgramSyntaxError, check, parse
@@ -114,3 +116,25 @@ def test_prelude() -> None:
     assert [c.name for c in prelude.constants] == ["X", "Y_2"]
     with pytest.raises(ProgramSyntaxError):
         parse_prelude("const lower = 1")
+
+
+def test_cached_parser_tables_parse_like_freshly_built_ones(tmp_path: Path) -> None:
+    cache = tmp_path / "tables"
+    fresh = build_parser()
+    written = build_parser(cache=str(cache))   # builds the tables and writes them
+    assert cache.stat().st_size > 0
+    loaded = build_parser(cache=str(cache))    # reads them back
+    text = (data_dir("programs") / "program_32.cxr").read_text(encoding="utf-8")
+    trees = [parser.parse(text, start="program") for parser in (fresh, written, loaded)]
+    assert trees[0] == trees[1] == trees[2]
+
+
+def test_parser_cache_lives_in_the_user_cache_folder(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from cxrvqa.lang import parser
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.delenv("CXRVQA_NO_CACHE", raising=False)
+    assert parser._cache_file() == str(tmp_path / "cxrvqa" / "parser.lark-cache")
+    monkeypatch.setenv("CXRVQA_NO_CACHE", "1")
+    assert parser._cache_file() is False
