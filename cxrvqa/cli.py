@@ -344,13 +344,25 @@ def _add_verify(subparsers: Any) -> None:
 
 
 def _run_verify(args: argparse.Namespace) -> int:
-    from cxrvqa.tools.verify import compare_datasets, verify_checksums, write_checksums
+    from cxrvqa.tools.verify import (
+        CHECKSUMS_FILE,
+        compare_datasets,
+        verify_checksums,
+        verify_manifest,
+        write_checksums,
+    )
 
     if args.write_checksums:
         print(f"wrote {write_checksums(args.dataset_dir)}")
         return EXIT_OK
     reports = []
-    if args.against is None or args.checksums is not None:
+    # No arguments: the manifest of the last build (a mixed set shows as mismatches), and the
+    # SHA256SUMS list when there is one.
+    manifest = verify_manifest(args.dataset_dir) if args.against is None else None
+    if manifest is not None:
+        reports.append(manifest)
+    listed = args.checksums is not None or (args.dataset_dir / CHECKSUMS_FILE).exists()
+    if args.checksums is not None or (args.against is None and (listed or manifest is None)):
         reports.append(verify_checksums(args.dataset_dir, args.checksums))
     if args.against is not None:
         reports.append(compare_datasets(args.dataset_dir, args.against))

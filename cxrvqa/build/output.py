@@ -2,19 +2,19 @@
 
 JSON is written by Python's ``json`` with ``indent=4``, default separators and
 ASCII escaping, without a trailing newline; ``ans2idx.json`` is one line with
-sorted keys. All files of a build are staged as temporary files and renamed
-only once every one of them is complete.
+sorted keys. All files of a build are staged, fsynced and
+committed together through a journal (``cxrvqa.build.commit``).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Mapping
 from json.encoder import encode_basestring_ascii as _quote
 from pathlib import Path
 from typing import Any
+
+from cxrvqa.build.commit import StagedFiles
 
 __all__ = ["OUTPUT_KEYS", "ans2idx_bytes", "dataset_bytes", "write_files_atomically"]
 
@@ -132,25 +132,13 @@ def ans2idx_bytes(answers: list[str]) -> bytes:
     return json.dumps({answer: index for index, answer in enumerate(sorted(answers))}).encode("ascii")
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def write_files_atomically(directory: Path, files: Mapping[str, bytes], *,
+                           manifest: bool = False) -> None:
+    """Write every file or none (see ``cxrvqa.build.commit``); ``manifest`` records their SHA-256s.
 
-
-def write_files_atomically(directory: Path, files: Mapping[str, bytes]) -> None:
-    """Write every file or none: stage all as temporaries, then rename each into place."""
-    directory.mkdir(parents=True, exist_ok=True)
-    staged: list[tuple[str, Path]] = []
-    try:
+    Raises:
+        DataError: the folder or a target cannot be written (found before anything is replaced).
+    """
+    with StagedFiles(directory, tuple(files), manifest=manifest) as staged:
         for name, data in files.items():
-            handle, temp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
-            staged.append((name, Path(temp)))
-            with os.fdopen(handle, "wb") as stream:
-                stream.write(data)
-            os.chmod(temp, 0o666 & ~_umask())
-        for name, temp in staged:
-            os.replace(temp, directory / name)
-    finally:
-        for _name, temp in staged:
-            temp.unlink(missing_ok=True)
+            staged.write(name, data)

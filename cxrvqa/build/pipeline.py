@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from cxrvqa.build.answering import answer_split
+from cxrvqa.build.commit import check_output_dir, remove_stale, settle
 from cxrvqa.build.index import SceneIndex, load_index
 from cxrvqa.build.jsonio import paused_gc
 from cxrvqa.build.layout import SourceLayout
@@ -46,6 +47,10 @@ def build(layout: SourceLayout, dataset_dir: Path, output_dir: Path | None = Non
     from cxrvqa.programs import answer, load_programs
 
     output_dir = output_dir or dataset_dir
+    # Output-path problems surface before hours of work and before anything is replaced.
+    check_output_dir(output_dir, (*(f"{split}.json" for split in splits), "ans2idx.json"))
+    remove_stale(output_dir)
+    settle(dataset_dir)
     stages = Stages(progress=progress)
     with stages.stage("read questions"):
         questions = {split: read_split(dataset_dir, split) for split in splits}
@@ -65,5 +70,5 @@ def build(layout: SourceLayout, dataset_dir: Path, output_dir: Path | None = Non
     with stages.stage("write files"), paused_gc():
         files = {f"{split}.json": dataset_bytes(records[split]) for split in splits}
         files["ans2idx.json"] = ans2idx_bytes(index.ontology.answer_vocabulary())
-        write_files_atomically(output_dir, files)
+        write_files_atomically(output_dir, files, manifest=True)
     return BuildReport(records=records, stages=stages, output_dir=output_dir)

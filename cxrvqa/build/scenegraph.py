@@ -41,13 +41,14 @@ from multiprocessing import Pool
 from operator import itemgetter
 from pathlib import Path, PurePosixPath
 from types import MappingProxyType
-from typing import Any, Literal, NamedTuple, Protocol, TextIO
+from typing import Any, Literal, NamedTuple, Protocol
 
 import numpy as np
 import pandas as pd
 from pandas.api.types import union_categoricals
 from tqdm import tqdm
 
+from cxrvqa.build.commit import StagedFiles
 from cxrvqa.build.layout import (GRAPH_SUFFIX, SCENE_GRAPH_ZIP, SCENE_TABULAR, SILVER_BOXES,
                                  SILVER_LABELS, SceneGraphSource, find_scene_graphs,
                                  is_graph_name)
@@ -199,9 +200,8 @@ def write_scene_tabular(
         raise DataError(f"{silver}: scene_graph.zip or scene_graph/: expected Chest ImaGenome "
                         f"scene graphs (*{GRAPH_SUFFIX}), found neither")
     folder = Path(chest_imagenome_dir) / SCENE_TABULAR
-    folder.mkdir(parents=True, exist_ok=True)
-    with _TabularWriter({folder / ATTRIBUTES_FILE: ATTRIBUTE_COLUMNS,
-                         folder / BOXES_FILE: BOX_COLUMNS}) as writer:
+    with _TabularWriter(folder, {ATTRIBUTES_FILE: ATTRIBUTE_COLUMNS,
+                                 BOXES_FILE: BOX_COLUMNS}) as writer:
         return _read(source, kept, skip_bad, progress, workers, writer)
 
 
@@ -699,49 +699,33 @@ def _tsv_rows(table: _Table) -> str:
 
 
 class _TabularWriter:
-    """Streams TSV tables into temporary files next to their targets, then renames them all.
+    """Streams TSV tables into staged files in one folder, then commits them together.
 
     Nothing is renamed unless every table was written completely, so a failure (bad input,
-    a full disk, an interrupt) leaves the previous files, or none, and no temporary file.
+    a full disk, an interrupt) leaves the previous files; a crash during the renames is
+    finished by the next command (see ``cxrvqa.build.commit``).
     """
 
-    def __init__(self, tables: Mapping[Path, Sequence[str]]) -> None:
+    def __init__(self, folder: Path, tables: Mapping[str, Sequence[str]]) -> None:
+        self._staged = StagedFiles(folder, tuple(tables))
         self._tables = tables
-        self._handles: list[tuple[TextIO, Path, Path]] = []
+        self._writers: list[Any] = []
 
     def __enter__(self) -> _TabularWriter:
         try:
-            for path, columns in self._tables.items():
-                temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-                handle = temporary.open("w", encoding="utf-8", newline="")
-                self._handles.append((handle, temporary, path))
-                handle.write("\t".join(columns) + "\n")
-        except BaseException:
-            self._discard()
+            for name, columns in self._tables.items():
+                writer = self._staged.open(name)
+                writer.write(("\t".join(columns) + "\n").encode("utf-8"))
+                self._writers.append(writer)
+        except BaseException as exc:
+            self._staged.__exit__(type(exc))
             raise
         return self
 
     def write(self, texts: Sequence[str]) -> None:
         """Append rows to each table, in table order."""
-        for (handle, _, _), text in zip(self._handles, texts):
-            handle.write(text)
+        for writer, text in zip(self._writers, texts):
+            writer.write(text.encode("utf-8"))
 
     def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
-        if exc_type is not None:
-            self._discard()
-            return
-        try:
-            for handle, _, _ in self._handles:
-                handle.flush()
-                os.fsync(handle.fileno())
-                handle.close()
-        except BaseException:
-            self._discard()
-            raise
-        for _, temporary, path in self._handles:
-            os.replace(temporary, path)
-
-    def _discard(self) -> None:
-        for handle, temporary, _ in self._handles:
-            handle.close()
-            temporary.unlink(missing_ok=True)
+        self._staged.__exit__(exc_type)

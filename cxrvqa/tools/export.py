@@ -17,11 +17,11 @@ from __future__ import annotations
 import importlib
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cxrvqa.build.commit import check_output_dir, remove_stale, settle, stage_name, sync_tree
 from cxrvqa.build.jsonio import paused_gc, read_json
 from cxrvqa.build.output import OUTPUT_KEYS
 from cxrvqa.errors import DataError, ExportError
@@ -207,14 +207,23 @@ def _count_rows(out: Path, fmt: str, splits: list[str]) -> dict[str, int]:
 
 
 def _stage(out: Path) -> Path:
-    """A temporary sibling of ``out``, renamed onto it once complete (all or nothing)."""
+    """A temporary sibling of ``out``, renamed onto it once complete (all or nothing).
+
+    Its name follows ``cxrvqa.build.commit``'s temporary pattern, so the next run removes it
+    if this one is killed.
+    """
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ExportError(f"{out}: exists and is not an empty folder; choose a new output folder")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    check_output_dir(out.parent)
+    remove_stale(out.parent)
+    staging = out.parent / stage_name(out.name)
+    staging.mkdir()
+    return staging
 
 
 def _publish(staging: Path, out: Path) -> None:
+    # One rename publishes the whole folder; its files are on disk before it.
+    sync_tree(staging)
     if out.is_dir():
         out.rmdir()  # empty, as _stage checked; a rename onto a folder is not portable
     os.replace(staging, out)
@@ -245,6 +254,7 @@ def export_dataset(dataset_dir: Path, out: Path, fmt: str) -> ExportReport:
         raise ValueError(f"fmt must be one of {', '.join(FORMATS)}, not {fmt!r}")
     for module in _NEEDS[fmt]:
         _require(module)
+    settle(dataset_dir)
     present = [split for split in SPLITS if (dataset_dir / f"{split}.json").is_file()]
     if not present:
         names = ", ".join(f"{split}.json" for split in SPLITS)
