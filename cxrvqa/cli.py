@@ -9,13 +9,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import sys
+import threading
 import time
+import traceback
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from cxrvqa.build.commit import os_error_message
 from cxrvqa.build.layout import DATASET_SUBDIR, SourceLayout
 from cxrvqa.errors import EXIT_DATA, EXIT_DIFFERENCE, EXIT_OK, CxrvqaError
 from cxrvqa.vocab import SPLITS
@@ -190,12 +196,22 @@ def _add_stats(subparsers: Any) -> None:
 
 
 def _run_stats(args: argparse.Namespace) -> int:
-    from cxrvqa.tools.stats import compute_stats, render_stats, stats_json, write_plots
+    from cxrvqa.tools.stats import (
+        PLOT_EXTRA_MESSAGE,
+        compute_stats,
+        render_stats,
+        stats_json,
+        write_plots,
+    )
 
     stats = compute_stats(args.files, _layout(args) if args.sources else None)
     print(stats_json(stats) if args.json else render_stats(stats))
     if args.plot is not None:
-        print(write_plots(stats, args.plot))
+        message = write_plots(stats, args.plot)
+        if message == PLOT_EXTRA_MESSAGE:
+            print(message, file=sys.stderr)
+            return EXIT_DATA
+        print(message)
     return EXIT_OK
 
 
@@ -395,6 +411,8 @@ def _run_export(args: argparse.Namespace) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cxrvqa", description="Build MIMIC-CXR-VQA from PhysioNet sources.")
+    parser.add_argument("--debug", action="store_true",
+                        help="print the traceback of an internal or OS error")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_build, _add_demo, _add_check, _add_generate, _add_stats, _add_evaluate,
                 _add_explain, _add_scene_tabular, _add_download, _add_download_images,
@@ -403,14 +421,81 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+EXIT_INTERNAL = 70  # sysexits' EX_SOFTWARE: a bug in cxrvqa, not in the input
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for `cxrvqa … | head`
+EXIT_INTERRUPTED = 130  # 128 + SIGINT
+EXIT_TERMINATED = 143  # 128 + SIGTERM
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that the same cleanup runs."""
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pid = os.getpid()
+
+    def terminate(signum: int, _frame: object) -> None:
+        if os.getpid() != pid:  # a forked worker: die as the default action would
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+        raise _Terminated
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _quiet_stdout() -> None:
+    """After a closed pipe: point stdout at /dev/null so that exit-time flushes stay quiet."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # stdout without a file descriptor (tests capture it)
+        pass
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or "(no message)"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit code."""
+    """Run the command line; returns the exit code.
+
+    Exit codes: 0 ok, 1 differences or program errors, 2 usage, 3 data/OS errors (one line
+    naming the path), 70 an internal error (a bug: one line; ``--debug`` prints the traceback),
+    130 Ctrl-C, 141 stdout closed (quietly), 143 SIGTERM.
+    """
     args = _parser().parse_args(argv)
     try:
-        return int(args.run(args))
+        with _sigterm_as_interrupt():
+            return int(args.run(args))
     except CxrvqaError as exc:
         print(f"cxrvqa: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except _Terminated:
+        print("cxrvqa: terminated", file=sys.stderr)
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         print("cxrvqa: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        _quiet_stdout()
+        return EXIT_BROKEN_PIPE
+    except OSError as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(f"cxrvqa: error: {os_error_message(exc)}", file=sys.stderr)
+        return EXIT_DATA
+    except Exception as exc:  # the last resort: a bug, reported in one line
+        if args.debug:
+            traceback.print_exc()
+        print(f"cxrvqa: internal error: {type(exc).__name__}: {_one_line(exc)[:300]} (please "
+              f"report this cxrvqa bug; rerun with --debug for the traceback)", file=sys.stderr)
+        return EXIT_INTERNAL

@@ -7,9 +7,9 @@ unchanged); pydantic only checks that each has the fields a build reads.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import Field, Strict, TypeAdapter, ValidationError
 from typing_extensions import TypedDict
 
 from cxrvqa.build.layout import QUESTION_FILES
@@ -25,7 +25,7 @@ class QuestionRecord(TypedDict):
     """The fields of a question record that a build reads or copies (others are allowed)."""
 
     split: str
-    idx: int
+    idx: Annotated[int, Strict(), Field(ge=0, lt=2**63)]  # not "3", 3.0 or true
     image_id: str
     question: str
     content_type: str
@@ -77,10 +77,24 @@ def read_question_file(path: Path) -> list[dict[str, Any]]:
 
 
 def read_split(dataset_dir: Path, split: str) -> list[tuple[Path, int, dict[str, Any]]]:
-    """(file, record number, record) for every question of a split, parts concatenated."""
+    """(file, record number, record) for every question of a split, parts concatenated.
+
+    Raises:
+        DataError: a record is invalid, names another split, or repeats an idx of the split.
+    """
     # Hundreds of thousands of acyclic records: the cycle collector would rescan them all.
     with paused_gc():
-        return [(path, number, record)
-                for name in QUESTION_FILES[split]
-                for path in [dataset_dir / name]
-                for number, record in enumerate(read_question_file(path))]
+        entries = [(path, number, record)
+                   for name in QUESTION_FILES[split]
+                   for path in [dataset_dir / name]
+                   for number, record in enumerate(read_question_file(path))]
+    seen: set[int] = set()
+    for path, number, record in entries:
+        if record["split"] != split:
+            raise DataError(f"{_label(path, number, record)}: split: expected {split!r} (the "
+                            f"file's split), got {record['split']!r}")
+        if record["idx"] in seen:
+            raise DataError(f"{_label(path, number, record)}: idx repeats an earlier record's "
+                            f"idx in the {split} split")
+        seen.add(record["idx"])
+    return entries

@@ -27,7 +27,6 @@ Workers format their own rows, so a coordinate column mixing integers and fracti
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import reprlib
@@ -49,6 +48,7 @@ from pandas.api.types import union_categoricals
 from tqdm import tqdm
 
 from cxrvqa.build.commit import StagedFiles
+from cxrvqa.build.jsonio import decode_json
 from cxrvqa.build.layout import (GRAPH_SUFFIX, SCENE_GRAPH_ZIP, SCENE_TABULAR, SILVER_BOXES,
                                  SILVER_LABELS, SceneGraphSource, find_scene_graphs,
                                  is_graph_name)
@@ -103,6 +103,7 @@ _JSON_TYPES = {dict: "an object", list: "an array", str: "a string", int: "an in
                float: "a number", bool: "a boolean", type(None): "null"}
 _NUMBER = (int, float)
 _NUMBER_TYPES = frozenset(_NUMBER)
+_LIMIT = 2**53  # exact in a float64 column; beyond it (and for NaN or inf) a box is refused
 _STRING_TYPE = frozenset({str})
 _RELATION = {"yes": 1, "no": 0}
 _BOX_KINDS: Mapping[str, tuple[type, ...]] = MappingProxyType({
@@ -503,8 +504,8 @@ def _worker_count(workers: int | None) -> int:
 
 def _decode(data: bytes) -> dict[str, Any]:
     try:
-        graph = json.loads(data)
-    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+        graph = decode_json(data, bounded_ints=False)
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError and JSONLimitError
         raise _BadGraph(f"not valid JSON ({_one_line(exc)})") from None
     return _expect(graph, (dict,), "graph")
 
@@ -579,7 +580,8 @@ def _box_is_valid(row: tuple[Any, ...]) -> bool:
     if len(row) != len(BOX_COLUMNS):
         return False
     numbers = _BOX_NUMBERS(row)
-    return (set(map(type, numbers)) <= _NUMBER_TYPES and all(map(math.isfinite, numbers))
+    return (set(map(type, numbers)) <= _NUMBER_TYPES and -_LIMIT < min(numbers)
+            and max(numbers) < _LIMIT and all(map(math.isfinite, numbers))
             and set(map(type, _BOX_TEXTS(row))) == _STRING_TYPE
             and type(row[_SYNSETS_AT]) is list)
 
@@ -589,14 +591,20 @@ def _check_box(obj: Any, where: str) -> None:
     for name, kinds in _BOX_KINDS.items():
         value = _field(obj, name, kinds, where)
         # NaN or inf would be written as text that reads back as a string column.
-        if kinds is _NUMBER and not math.isfinite(value):
+        if kinds is _NUMBER and type(value) is float and not math.isfinite(value):
             raise _BadGraph(f"{where}.{name}: expected a finite number, got {value}")
+        if kinds is _NUMBER and not -_LIMIT < value < _LIMIT:
+            raise _BadGraph(f"{where}.{name}: expected a number of magnitude below 2**53, "
+                            f"got one of {len(str(int(value)))} digits")
 
 
 def _study_id(graph: dict[str, Any]) -> int:
     value = _field(graph, "study_id", (int, str), "graph")
     if type(value) is str and not (value.isascii() and value.isdigit()):
         raise _BadGraph(f"graph.study_id: expected an integer, got {_describe(value)}")
+    if len(str(value)) > 18:  # int64 in the tables
+        raise _BadGraph(f"graph.study_id: expected an integer of at most 18 digits, got "
+                        f"{_describe(value)}")
     return int(value)
 
 

@@ -24,7 +24,6 @@ import hashlib
 import http.client
 import importlib.metadata
 import ipaddress
-import json
 import netrc
 import os
 import re
@@ -41,6 +40,7 @@ from urllib.parse import quote, urlsplit
 
 from tqdm import tqdm
 
+from cxrvqa.build.jsonio import decode_json
 from cxrvqa.build.layout import (
     CHEST_IMAGENOME,
     LOCAL_PREFIX,
@@ -683,10 +683,10 @@ def image_paths_from_dataset(dataset_dir: Path, splits: Sequence[str]) -> list[s
     for split in splits:
         source = Path(dataset_dir) / f"{split}.json"
         try:
-            records = json.loads(source.read_text(encoding="utf-8"))
+            records = decode_json(source.read_bytes())
         except FileNotFoundError:
             raise DataError(f"{source}: not found; run `cxrvqa build` first") from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        except (OSError, ValueError) as error:  # ValueError: not JSON, or too deep
             raise DataError(f"{source}: cannot read it as JSON: {error}") from None
         if not isinstance(records, list):
             raise DataError(f"{source}: expected a JSON list of records")

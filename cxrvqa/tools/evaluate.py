@@ -28,7 +28,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections import Counter
@@ -37,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cxrvqa.build.jsonio import decode_json
 from cxrvqa.errors import DataError
 from cxrvqa.vocab import VQA_ATTRIBUTES, VQA_OBJECTS
 
@@ -151,8 +151,13 @@ def evaluate(predictions_path: str | os.PathLike[str], gold_path: str | os.PathL
                                   else gold_path.with_name("ans2idx.json"), ans2idx_path is None)
     problems = _Problems()
     try:
-        data = json.loads(Path(predictions_path).read_bytes())
-    except (OSError, ValueError) as exc:
+        raw = Path(predictions_path).read_bytes()
+    except OSError as exc:  # no predictions at all is an error, not a report of zeros
+        raise DataError(f"{predictions_path}: cannot read the predictions: "
+                        f"{exc.strerror or exc}") from None
+    try:
+        data = decode_json(raw)
+    except ValueError as exc:  # not JSON, too deep, too long an integer: reported
         problems.add("unreadable", f"{predictions_path}: {exc}")
         data = []
     return score(_predictions(data, problems), gold, vocabulary, problems)
@@ -238,6 +243,8 @@ def _normalise(answers: Iterable[str]) -> set[str]:
 def _name(key: _Key) -> str:
     return f"{key[0]}:{key[1]}"
 
+_IDX = re.compile(r"[0-9]{1,18}")  # ASCII digits only ("²" is a digit to str.isdigit), int64
+
 
 def _predictions(data: object, problems: _Problems) -> dict[_Key, list[str]]:
     """(split, idx) -> answers from either accepted shape; bad entries go to ``problems``."""
@@ -265,14 +272,14 @@ def _predictions(data: object, problems: _Problems) -> dict[_Key, list[str]]:
 
 def _parse_key(text: str) -> _Key | None:
     split, _, idx = text.rpartition(":")
-    return (split, int(idx)) if split and idx.strip().isdigit() else None
+    return (split, int(idx)) if split and _IDX.fullmatch(idx.strip()) else None
 
 
 def _record_key(item: object) -> _Key | None:
     if not isinstance(item, dict):
         return None
     split, idx = item.get("split"), item.get("idx")
-    if isinstance(idx, str) and idx.strip().isdigit():
+    if isinstance(idx, str) and _IDX.fullmatch(idx.strip()):
         idx = int(idx)
     if not isinstance(split, str) or not isinstance(idx, int) or isinstance(idx, bool):
         return None

@@ -40,7 +40,7 @@ _KEY_SET = set(OUTPUT_KEYS)
 _KIND_SET = set(ARGUMENT_KINDS)
 _NEEDS = {"parquet": ("pyarrow", "pyarrow.parquet"), "hf": ("pyarrow", "datasets")}
 _EXPECTED = {
-    "idx": "an integer",
+    "idx": "an integer that fits in 64 bits",
     "answer": "a list of strings",
     "template_arguments": f"an object with {', '.join(ARGUMENT_KINDS)}, each mapping "
                           f"'0', '1', … to strings",
@@ -107,7 +107,8 @@ def _row(record: dict[str, Any], path: Path, number: int) -> dict[str, Any]:
     if record.keys() != _KEY_SET:
         problem = f"expected exactly the keys {', '.join(OUTPUT_KEYS)}"
     else:
-        valid = {"idx": type(record["idx"]) is int, "answer": _is_strings(record["answer"]),
+        valid = {"idx": type(record["idx"]) is int and -2**63 <= record["idx"] < 2**63,
+                 "answer": _is_strings(record["answer"]),
                  "template_arguments": arguments is not None}
         bad = next((key for key in OUTPUT_KEYS if not valid.get(key, type(record[key]) is str)),
                    None)
