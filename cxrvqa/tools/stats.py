@@ -106,8 +106,8 @@ def read_records(paths: Sequence[Path]) -> list[dict[str, Any]]:
         for number, item in enumerate(items):
             if not isinstance(item, dict) or any(type(item.get(key)) is not str
                                                  for key in REQUIRED_KEYS):
-                raise DataError(f"{path}: record {number}: expected an object with the string "
-                                f"keys {', '.join(REQUIRED_KEYS)}")
+                raise DataError(f"{path}: record {number}: expected an object with keys "
+                                f"{', '.join(REQUIRED_KEYS)} (strings)")
         records += items
     return records
 
