@@ -457,7 +457,7 @@ def _quiet_stdout() -> None:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         os.close(devnull)
-    except (OSError, ValueError):  # stdout without a file descriptor (tests capture it)
+    except (OSError, ValueError, AttributeError):  # stdout without a descriptor (tests)
         pass
 
 

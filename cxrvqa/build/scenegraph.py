@@ -301,8 +301,8 @@ def _catalog(source: SceneGraphSource, skip_bad: bool) -> tuple[_Catalog, list[t
             if not skip_bad:
                 raise DataError(
                     f"{source.path}: central directory: not readable ({_one_line(exc)}), the zip "
-                    f"is truncated or corrupt; download it again, or skip bad input "
-                    f"(--skip-bad) to read the members before the damage") from None
+                    f"is truncated or corrupt; download it again, or run `cxrvqa scene-tabular "
+                    f"--skip-bad` to read the members before the damage") from None
             salvaged, skipped = salvage(source.path)
             catalog = _Catalog(source, _graph_order(list(salvaged)), salvaged)
         except OSError as exc:
