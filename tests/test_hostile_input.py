@@ -15,6 +15,8 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cxrvqa.build import commit
 from cxrvqa.cli import main
@@ -348,3 +350,63 @@ def test_sigterm_is_handled_like_an_interrupt(demo: SimpleNamespace, tree: Path,
     assert code == 143 and err == "cxrvqa: terminated\n"
     assert (tree / DATASET / "train.json").read_bytes() == before
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+# --- random byte-level corruption ------------------------------------------------------------
+
+CORRUPTIBLE = [METADATA, CIG / "gold_dataset/gold_attributes_relations_500pts_500studies1st.txt",
+               CIG / "gold_dataset/gold_bbox_coordinate_annotations_1000images.csv",
+               TABULAR / "attribute_relations_tabular.txt", TABULAR / "bbox_objects_tabular.txt",
+               SEMANTICS / "objects_extracted_from_reports_v1.txt",
+               SEMANTICS / "attribute_relations_v1.txt", SEMANTICS / "label_to_UMLS_mapping.json",
+               Path("physionet.org/files/mimiciv/2.2/hosp/patients.csv"),
+               DATASET / "_train_part1.json", DATASET / "_valid.json", DATASET / "_test.json"]
+
+
+def _corrupt(data: bytes, how: str, where: float, byte: int) -> bytes:
+    at = int(where * len(data))
+    lines = data.splitlines(keepends=True)
+    line = int(where * len(lines)) if lines else 0
+    if how == "truncate":
+        return data[:at]
+    if how == "flip":
+        return data[:at] + bytes([data[at] ^ (byte or 1)]) + data[at + 1:] if data else data
+    if how == "delete line":
+        return b"".join(lines[:line] + lines[line + 1:])
+    return b"".join(lines[:line + 1] + lines[line:])  # duplicate a line
+
+
+@pytest.fixture(scope="module")
+def corruptible(demo: SimpleNamespace, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("corrupt") / "tree"
+    shutil.copytree(demo.root, root)
+    return root
+
+
+@settings(max_examples=15)  # each example is a build (~1 s)
+@given(file=st.sampled_from(CORRUPTIBLE),
+       how=st.sampled_from(["truncate", "flip", "delete line", "duplicate line"]),
+       where=st.floats(0, 0.999), byte=st.integers(0, 255))
+def test_corrupted_inputs_never_give_a_traceback(corruptible: Path, file: Path, how: str,
+                                                 where: float, byte: int) -> None:
+    path = corruptible / file
+    original = path.read_bytes()
+    path.write_bytes(_corrupt(original, how, where, byte))
+    try:
+        out, err = _capture(["build", "--physionet-root", str(corruptible), "--dataset-dir",
+                             str(corruptible / DATASET), "--output-dir", str(corruptible / "out")])
+    finally:
+        path.write_bytes(original)
+    code, text = out, err
+    assert code in (0, 3), text  # built, or a one-line data error
+    assert "Traceback" not in text and text.count("\n") <= 1, text
+
+
+def _capture(argv: list[str]) -> tuple[int, str]:
+    import contextlib
+    import io
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        code = main(argv)
+    return code, err.getvalue()

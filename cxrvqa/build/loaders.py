@@ -136,9 +136,11 @@ def read_silver_boxes(path: Path) -> pd.DataFrame:
     # Read in chunks: the full file has ~9 M rows, and object_id strings are only needed
     # long enough to split off the image id.
     try:
-        chunks = pd.read_csv(path, sep="\t", usecols=columns, chunksize=BOX_CHUNK,
-                             dtype={"object_id": str, "bbox_name": str})
-        boxes = silver_boxes_from_frames(chunks, path, first_line=2, lines_per_frame=BOX_CHUNK)
+        # A context: the reader's file is closed when a bad chunk stops the read.
+        with pd.read_csv(path, sep="\t", usecols=columns, chunksize=BOX_CHUNK,
+                         dtype={"object_id": str, "bbox_name": str}) as chunks:
+            boxes = silver_boxes_from_frames(chunks, path, first_line=2,
+                                             lines_per_frame=BOX_CHUNK)
     except (ValueError, pd.errors.ParserError, UnicodeDecodeError, OSError, EOFError,
             zlib.error) as exc:
         raise DataError(f"{_display(path)}: {_one_line(exc)}") from None
