@@ -297,6 +297,9 @@ def _add_download_options(parser: argparse.ArgumentParser) -> None:
                         "~/.netrc, or a prompt); the password comes from $PHYSIONET_PASSWORD, "
                         "~/.netrc or a hidden prompt, never from the command line")
     parser.add_argument("--workers", type=int, default=4, help="parallel transfers (default: 4)")
+    parser.add_argument("--timeout", type=float, metavar="SECONDS",
+                        help="give up once the whole run has taken this long (default: no limit; "
+                             "each connect or read still times out after 60 s)")
 
 
 def _add_download(subparsers: Any) -> None:
@@ -306,11 +309,12 @@ def _add_download(subparsers: Any) -> None:
 
 
 def _run_download(args: argparse.Namespace) -> int:
-    from cxrvqa.tools.download import download_sources, resolve_credentials
+    from cxrvqa.tools.download import RetryPolicy, download_sources, resolve_credentials
 
     report = download_sources(args.root, base_url=args.base_url,
                               credentials=resolve_credentials(args.username),
-                              workers=args.workers, progress=_progress())
+                              workers=args.workers, progress=_progress(),
+                              retry=RetryPolicy(overall=args.timeout))
     print(report.summary())
     return EXIT_OK
 
@@ -329,6 +333,7 @@ def _add_download_images(subparsers: Any) -> None:
 
 def _run_download_images(args: argparse.Namespace) -> int:
     from cxrvqa.tools.download import (
+        RetryPolicy,
         download_images,
         image_paths_from_dataset,
         resolve_credentials,
@@ -337,7 +342,8 @@ def _run_download_images(args: argparse.Namespace) -> int:
     paths = image_paths_from_dataset(args.dataset_dir, args.splits)
     report = download_images(args.root, paths, base_url=args.base_url,
                              credentials=resolve_credentials(args.username),
-                             workers=args.workers, dry_run=args.dry_run, progress=_progress())
+                             workers=args.workers, dry_run=args.dry_run, progress=_progress(),
+                             retry=RetryPolicy(overall=args.timeout))
     if args.dry_run:
         print("\n".join(report.paths("planned")))
     print(report.summary())
