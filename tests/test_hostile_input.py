@@ -140,7 +140,16 @@ BUILD_CASES: dict[str, Callable[[Path], str]] = {
     "idx of 400 digits": lambda root: _long_idx(root),
     "split not its file's": _question(lambda r: _set(r, "split", "train")),
     "duplicate idx": _question(lambda r: _set(r, "idx", r[0]["idx"], 1)),
+    "unknown gender": lambda root: _unknown_gender(root),
 }
+
+
+def _unknown_gender(root: Path) -> str:
+    path = root / "physionet.org/files/mimiciv/2.2/hosp/patients.csv"
+    lines = path.read_text().splitlines()
+    lines[1] = lines[1].replace(",M,", ",X,").replace(",F,", ",X,")
+    path.write_text("\n".join(lines) + "\n")
+    return "patients.csv: line 2: gender must be M or F"
 
 
 def _drop_line(path: Path) -> str:

@@ -220,6 +220,12 @@ def read_patients(path: Path) -> pd.DataFrame:
     """MIMIC-IV patients: subject_id, gender."""
     frame = read_table(path, ["subject_id", "gender"], dtype={"gender": str})
     _require_ints(frame, "subject_id", path)
+    # MIMIC-IV records M or F; anything else would silently answer gender questions "no".
+    unknown = frame["gender"].notna() & ~frame["gender"].isin(("M", "F"))
+    if unknown.any():
+        line = int(unknown.to_numpy().nonzero()[0][0]) + 2
+        raise DataError(f"{_display(path)}: line {line}: gender must be M or F, got "
+                        f"{frame['gender'].iloc[line - 2]!r}")
     return frame
 
 
