@@ -9,14 +9,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import sys
 import textwrap
+import threading
 import time
-from collections.abc import Sequence
+import traceback
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from cxrvqa import __version__
+from cxrvqa.build.commit import os_error_message
 from cxrvqa.build.layout import DATASET_SUBDIR, SourceLayout
 from cxrvqa.errors import (
     EXIT_DATA,
@@ -35,8 +41,13 @@ EXIT_CODES = """Exit codes:
   1  check found errors in a program, verify found differences, or match did not
      recognise the question
   2  usage error (a command line that cannot be run as given)
-  3  data error: a missing, unreadable or inconsistent file, a download or export failure
-  130  interrupted (Ctrl-C)"""
+  3  data error: a missing, unreadable or inconsistent file, a download or export failure,
+     an OS error such as a full disk (one line naming the path)
+  70   internal error: a cxrvqa bug, reported in one line (--debug prints the traceback)
+  130  interrupted (Ctrl-C)
+  141  standard output closed (e.g. piped into head): stops quietly
+  143  terminated (SIGTERM): cleans up like Ctrl-C"""
+
 
 def _splits(text: str) -> tuple[str, ...]:
     chosen = tuple(part.strip() for part in text.split(",") if part.strip())
@@ -473,6 +484,9 @@ def _add_download_options(parser: argparse.ArgumentParser) -> None:
                         "~/.netrc or a hidden prompt, never from the command line")
     parser.add_argument("--workers", type=int, default=4, help="parallel transfers (default: 4)")
     # The credential options above are not needed by download-images --dry-run.
+    parser.add_argument("--timeout", type=float, metavar="SECONDS",
+                        help="give up once the whole run has taken this long (default: no limit; "
+                             "each connect or read still times out after 60 s)")
 
 
 def _add_download(subparsers: Any) -> None:
@@ -488,11 +502,12 @@ def _add_download(subparsers: Any) -> None:
 
 
 def _run_download(args: argparse.Namespace) -> int:
-    from cxrvqa.tools.download import download_sources, resolve_credentials
+    from cxrvqa.tools.download import RetryPolicy, download_sources, resolve_credentials
 
     report = download_sources(args.root, base_url=args.base_url,
                               credentials=resolve_credentials(args.username),
-                              workers=args.workers, progress=_progress())
+                              workers=args.workers, progress=_progress(),
+                              retry=RetryPolicy(overall=args.timeout))
     print(report.summary())
     return EXIT_OK
 
@@ -519,6 +534,7 @@ def _add_download_images(subparsers: Any) -> None:
 
 def _run_download_images(args: argparse.Namespace) -> int:
     from cxrvqa.tools.download import (
+        RetryPolicy,
         download_images,
         image_paths_from_dataset,
         offline_image_plan,
@@ -536,7 +552,8 @@ def _run_download_images(args: argparse.Namespace) -> int:
         return EXIT_OK
     report = download_images(args.root, paths, base_url=args.base_url,
                              credentials=resolve_credentials(args.username),
-                             workers=args.workers, dry_run=False, progress=_progress())
+                             workers=args.workers, dry_run=False, progress=_progress(),
+                             retry=RetryPolicy(overall=args.timeout))
     print(report.summary())
     return EXIT_OK
 
@@ -562,13 +579,25 @@ def _add_verify(subparsers: Any) -> None:
 
 
 def _run_verify(args: argparse.Namespace) -> int:
-    from cxrvqa.tools.verify import compare_datasets, verify_checksums, write_checksums
+    from cxrvqa.tools.verify import (
+        CHECKSUMS_FILE,
+        compare_datasets,
+        verify_checksums,
+        verify_manifest,
+        write_checksums,
+    )
 
     if args.write_checksums:
         print(f"wrote {write_checksums(args.dataset_dir)}")
         return EXIT_OK
     reports = []
-    if args.against is None or args.checksums is not None:
+    # No arguments: the manifest of the last build (a mixed set shows as mismatches), and the
+    # SHA256SUMS list when there is one.
+    manifest = verify_manifest(args.dataset_dir) if args.against is None else None
+    if manifest is not None:
+        reports.append(manifest)
+    listed = args.checksums is not None or (args.dataset_dir / CHECKSUMS_FILE).exists()
+    if args.checksums is not None or (args.against is None and (listed or manifest is None)):
         reports.append(verify_checksums(args.dataset_dir, args.checksums))
     if args.against is not None:
         reports.append(compare_datasets(args.dataset_dir, args.against))
@@ -668,6 +697,8 @@ def _parser() -> argparse.ArgumentParser:
         epilog=EXIT_CODES + "\n\nRun `cxrvqa COMMAND --help` for a command's options and examples.",
         formatter_class=_HelpFormatter)
     parser.add_argument("--version", action="version", version=f"cxrvqa {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="print the traceback of an internal or OS error")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_build, _add_demo, _add_check, _add_fmt, _add_generate, _add_stats, _add_evaluate,
                 _add_explain, _add_scene_tabular, _add_download, _add_download_images,
@@ -677,17 +708,79 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+EXIT_INTERNAL = 70  # sysexits' EX_SOFTWARE: a bug in cxrvqa, not in the input
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for `cxrvqa … | head`
+EXIT_INTERRUPTED = 130  # 128 + SIGINT
+EXIT_TERMINATED = 143  # 128 + SIGTERM
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that the same cleanup runs."""
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pid = os.getpid()
+
+    def terminate(signum: int, _frame: object) -> None:
+        if os.getpid() != pid:  # a forked worker: die as the default action would
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+        raise _Terminated
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _quiet_stdout() -> None:
+    """After a closed pipe: point stdout at /dev/null so that exit-time flushes stay quiet."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # stdout without a descriptor (tests)
+        pass
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or "(no message)"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit code."""
+    """Run the command line; returns the exit code (see ``EXIT_CODES``)."""
     try:
         args = _parser().parse_args(argv)
     except SystemExit as exc:  # --help, --version (0) and usage errors (2): a code, not an exit
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     try:
-        return int(args.run(args))
+        with _sigterm_as_interrupt():
+            return int(args.run(args))
     except CxrvqaError as exc:
         print(f"cxrvqa: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except _Terminated:
+        print("cxrvqa: terminated", file=sys.stderr)
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         print("cxrvqa: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        _quiet_stdout()
+        return EXIT_BROKEN_PIPE
+    except OSError as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(f"cxrvqa: error: {os_error_message(exc)}", file=sys.stderr)
+        return EXIT_DATA
+    except Exception as exc:  # the last resort: a bug, reported in one line
+        if args.debug:
+            traceback.print_exc()
+        print(f"cxrvqa: internal error: {type(exc).__name__}: {_one_line(exc)[:300]} (please "
+              f"report this cxrvqa bug; rerun with --debug for the traceback)", file=sys.stderr)
+        return EXIT_INTERNAL

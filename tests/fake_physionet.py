@@ -107,6 +107,14 @@ class FakePhysioNet:
     def corrupt_once(self, path: str) -> None:
         self.faults[path] = ("corrupt", 0)
 
+    def flood(self, path: str) -> None:
+        """Every GET of ``path`` sends the file 50 times over, without Content-Length."""
+        self.faults[path] = ("flood", 0)
+
+    def html_once(self, path: str) -> None:
+        """The next GET of ``path`` answers 200 with an HTML page instead of the file."""
+        self.faults[path] = ("html", 0)
+
     def fail_once(self, path: str, status: int = 503) -> None:
         self.faults[path] = ("fail", status)
 
@@ -229,11 +237,28 @@ class _Handler(BaseHTTPRequestHandler):
         if parts[2] != CHECKSUM_FILE:
             self.fake.wait_at_gate()
         kind, value = self.fake.take_fault(relative)
+        if kind == "flood":
+            self.fake.faults[relative] = (kind, value)  # every time, not once
+            return self._flood(data)
+        if kind == "html":
+            data = b"<!DOCTYPE html>\n<html><body>Please log in</body></html>\n"
         if kind == "fail":
             return self._status(value)
         if kind == "corrupt":
             data = bytes([data[0] ^ 0xFF]) + data[1:]
         return self._send(data, body=True, cut=value if kind == "cut" else None)
+
+    def _flood(self, data: bytes) -> int:
+        self.send_response(200)
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.close_connection = True
+        try:
+            for _ in range(50):
+                self.wfile.write(data)
+        except OSError:  # the client hung up, as it should
+            pass
+        return 200
 
     def _send(self, data: bytes, body: bool, cut: int | None) -> int:
         start, status, headers, total = 0, 200, {}, len(data)

@@ -207,8 +207,12 @@ class SourceTree:
         records = self.questions[file]
         arguments = {"object": object, "attribute": attribute, "category": category,
                      "viewpos": viewpos, "gender": gender}
+        # idx is unique within a split (its train parts share one numbering).
+        split = QUESTION_FILES[file]
+        idx = sum(len(others) for name, others in self.questions.items()
+                  if QUESTION_FILES[name] == split)
         record = {
-            "split": QUESTION_FILES[file], "idx": len(records), "image_id": dicom,
+            "split": split, "idx": idx, "image_id": dicom,
             "question": f"{program} question {len(records)}?", "content_type": "presence",
             "semantic_type": "verify", "template": f"{program} template?",
             "template_program": program,

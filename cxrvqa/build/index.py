@@ -16,6 +16,7 @@ import pandas as pd
 
 from cxrvqa.build import loaders
 from cxrvqa.build.cohorts import select_cohorts
+from cxrvqa.build.commit import settle
 from cxrvqa.build.jsonio import paused_gc
 from cxrvqa.build.labels import image_labels
 from cxrvqa.build.layout import SourceLayout
@@ -52,6 +53,7 @@ class SceneIndex:
 def load_silver_rows(layout: SourceLayout, *, progress: bool = False
                      ) -> tuple[pd.DataFrame, pd.DataFrame, str]:
     """Silver label rows, box rows and their source, from the tabular files or else the scene graphs."""
+    settle(layout.scene_tabular)  # a scene-tabular run interrupted mid-commit is finished first
     if layout.has_scene_tabular():
         return (loaders.read_silver_labels(layout.silver_labels),
                 loaders.read_silver_boxes(layout.silver_boxes), str(layout.silver_labels))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gc
 import json
+import re
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,9 +13,99 @@ from typing import Any
 
 from cxrvqa.errors import DataError
 
-__all__ = ["paused_gc", "read_json"]
+__all__ = ["MAX_DEPTH", "MAX_INT_DIGITS", "JSONLimitError", "decode_json", "paused_gc",
+           "read_json"]
+
+MAX_DEPTH = 200
+"""Deepest nesting accepted; cxrvqa's inputs nest at most 5 levels, and Python's parser
+recurses per level (100,000 levels would end in RecursionError)."""
+MAX_INT_DIGITS = 30
+"""Longest integer accepted: ids and coordinates are far shorter, and longer ones overflow
+numpy or end in Python's 4300-digit ValueError."""
 
 
+class JSONLimitError(ValueError):
+    """JSON that nests too deep or holds too long an integer; the message starts 'line:col'."""
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise JSONLimitError(f"integer of {len(text)} characters")
+    return int(text)
+
+
+def _position(data: bytes | str, offset: int) -> str:
+    head = data[:offset]
+    newline = b"\n" if isinstance(head, bytes) else "\n"
+    return f"{head.count(newline) + 1}:{offset - (head.rfind(newline) + 1) + 1}"  # type: ignore[arg-type]
+
+
+def _too_deep_at(data: bytes | str) -> int:
+    """Offset of the first bracket nested deeper than MAX_DEPTH (strings skipped)."""
+    text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+    depth, in_string, escaped = 0, False, False
+    for offset, char in enumerate(text):
+        if in_string:
+            escaped, in_string = (not escaped and char == "\\"), in_string and (escaped or char != '"')
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                return offset
+        elif char in "]}":
+            depth -= 1
+    return len(text)
+
+
+def _long_int_at(data: bytes | str) -> int:
+    pattern = rb"-?[0-9]{%d,}" if isinstance(data, bytes) else r"-?[0-9]{%d,}"
+    match = re.search(pattern % (MAX_INT_DIGITS + 1), data)  # type: ignore[operator]
+    return match.start() if match else 0
+
+
+def _stack_depth() -> int:
+    frame, depth = sys._getframe(), 0
+    while frame is not None:
+        frame, depth = frame.f_back, depth + 1
+    return depth
+
+
+@contextmanager
+def _nesting_limit() -> Iterator[None]:
+    """Make the parser's own recursion check stop at about MAX_DEPTH levels.
+
+    json's C parser counts each level against the recursion limit, so lowering that limit
+    for the call bounds the nesting at no cost per value (a walk of the parsed value would
+    cost seconds on a 300k-record split).
+    """
+    previous = sys.getrecursionlimit()
+    sys.setrecursionlimit(min(previous, _stack_depth() + MAX_DEPTH + 20))
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(previous)
+
+
+def decode_json(data: bytes | str, *, bounded_ints: bool = True) -> Any:
+    """``json.loads`` with bounded nesting and (unless ``bounded_ints`` is False) integer length.
+
+    Scene graphs hold hundreds of numbers each and check their ranges themselves, so they
+    skip the per-integer hook.
+
+    Raises:
+        json.JSONDecodeError, UnicodeDecodeError: not JSON.
+        JSONLimitError: too deep or too long an integer; the message names line:col.
+    """
+    try:
+        with _nesting_limit():
+            return json.loads(data, parse_int=_bounded_int if bounded_ints else None)
+    except RecursionError:
+        raise JSONLimitError(f"{_position(data, _too_deep_at(data))}: nested deeper than "
+                             f"{MAX_DEPTH} levels") from None
+    except JSONLimitError as exc:
+        raise JSONLimitError(f"{_position(data, _long_int_at(data))}: {exc}, expected at most "
+                             f"{MAX_INT_DIGITS} digits") from None
 @contextmanager
 def paused_gc() -> Iterator[None]:
     """Pause the cycle collector while building many acyclic objects (JSON records, rows).
@@ -38,10 +130,14 @@ def read_json(path: Path, expected: str) -> Any:
     """
     try:
         with paused_gc():
-            return json.loads(path.read_bytes())
+            return decode_json(path.read_bytes())
     except FileNotFoundError:
         raise DataError(f"{path}: file not found: expected {expected}") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a folder: expected {expected}") from None
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from None
+    except JSONLimitError as exc:
+        raise DataError(f"{path}:{exc}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise DataError(f"{path}: cannot read: {exc}") from None

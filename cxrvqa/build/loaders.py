@@ -7,6 +7,7 @@ suffix here, so later stages never see it.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -43,22 +44,28 @@ def _display(path: Path) -> str:
 
 
 def read_table(path: Path, columns: Sequence[str], *, sep: str = ",",
-               dtype: dict[str, object] | None = None, nrows: int | None = None) -> pd.DataFrame:
+               dtype: dict[str, object] | None = None, nrows: int | None = None,
+               require_rows: bool = False) -> pd.DataFrame:
     """Read ``columns`` of a delimited file, naming the file and the column on failure."""
     if not path.exists():
         raise DataError(f"{_display(path)}: file not found")
     try:
         header = pd.read_csv(path, sep=sep, nrows=0).columns
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError,
+            EOFError, zlib.error) as exc:
         raise DataError(f"{_display(path)}: cannot read the header: {_one_line(exc)}") from None
     missing = [column for column in columns if column not in header]
     if missing:
         raise DataError(f"{_display(path)}: missing column(s) {', '.join(map(repr, missing))}; "
                         f"expected {', '.join(columns)}")
     try:
-        return pd.read_csv(path, sep=sep, usecols=list(columns), dtype=dtype, nrows=nrows)
-    except (ValueError, pd.errors.ParserError, UnicodeDecodeError, OSError) as exc:
+        frame = pd.read_csv(path, sep=sep, usecols=list(columns), dtype=dtype, nrows=nrows)
+    except (ValueError, pd.errors.ParserError, UnicodeDecodeError, OSError, EOFError,
+            zlib.error) as exc:  # EOFError, zlib.error: a truncated or damaged .gz
         raise DataError(f"{_display(path)}: {_one_line(exc)}") from None
+    if require_rows and frame.empty:  # an emptied table is damage, not an empty cohort
+        raise DataError(f"{_display(path)}: no rows after the header")
+    return frame
 
 
 def _one_line(exc: BaseException) -> str:
@@ -89,7 +96,8 @@ def _require_ints(frame: pd.DataFrame, column: str, path: Path) -> None:
 def read_metadata(path: Path) -> pd.DataFrame:
     """MIMIC-CXR-JPG metadata: dicom_id, subject_id, study_id, ViewPosition, StudyDate, StudyTime."""
     columns = ["dicom_id", "subject_id", "study_id", "ViewPosition", "StudyDate", "StudyTime"]
-    frame = read_table(path, columns, dtype={"dicom_id": str, "ViewPosition": str})
+    frame = read_table(path, columns, dtype={"dicom_id": str, "ViewPosition": str},
+                       require_rows=True)
     for column in ("subject_id", "study_id", "StudyDate"):
         _require_ints(frame, column, path)
     time = pd.to_numeric(frame["StudyTime"], errors="coerce")
@@ -131,12 +139,25 @@ def read_silver_boxes(path: Path) -> pd.DataFrame:
     # Read in chunks: the full file has ~9 M rows, and object_id strings are only needed
     # long enough to split off the image id.
     try:
-        # The reader closes its file however the checks end.
+        # A context: the reader's file is closed when a bad chunk stops the read.
         with pd.read_csv(path, sep="\t", usecols=columns, chunksize=BOX_CHUNK,
                          dtype={"object_id": str, "bbox_name": str}) as chunks:
-            return silver_boxes_from_frames(chunks, path, first_line=2, lines_per_frame=BOX_CHUNK)
-    except (ValueError, pd.errors.ParserError, UnicodeDecodeError, OSError) as exc:
+            boxes = silver_boxes_from_frames(chunks, path, first_line=2,
+                                             lines_per_frame=BOX_CHUNK)
+    except (ValueError, pd.errors.ParserError, UnicodeDecodeError, OSError, EOFError,
+            zlib.error) as exc:
         raise DataError(f"{_display(path)}: {_one_line(exc)}") from None
+    _require_some_numbers(boxes, ("x1", "x2", "width"), path)
+    return boxes
+
+
+def _require_some_numbers(boxes: pd.DataFrame, columns: Sequence[str], path: Path) -> None:
+    """A column with no number at all is a damaged file, not a set of missing boxes."""
+    if boxes.empty:
+        raise DataError(f"{_display(path)}: no rows after the header")
+    for column in columns:
+        if boxes[column].isna().all():
+            raise DataError(f"{_display(path)}: column {column!r}: no row holds a number")
 
 
 BOX_CHUNK = 1_000_000
@@ -148,9 +169,11 @@ def silver_boxes_from_frames(frames: Iterable[pd.DataFrame], path: Path, *, firs
     scene graphs' rows), checked, with image_id split off; image ids and box names are categoricals
     (~9 M rows name ~240 K images and 36 boxes)."""
     image_codes: dict[str, int] = {}
-    boxes = pd.concat([_boxes_from_frame(frame, path, image_codes,
-                                         first_line + number * lines_per_frame)
-                       for number, frame in enumerate(frames)], ignore_index=True)
+    parts = [_boxes_from_frame(frame, path, image_codes, first_line + number * lines_per_frame)
+             for number, frame in enumerate(frames)]
+    if not parts:
+        raise DataError(f"{_display(path)}: no box rows")
+    boxes = pd.concat(parts, ignore_index=True)
     images = pd.Categorical.from_codes(boxes["image_id"].to_numpy(), list(image_codes))
     return boxes.assign(image_id=images, bbox_name=boxes["bbox_name"].astype("category"))
 
@@ -211,6 +234,12 @@ def read_patients(path: Path) -> pd.DataFrame:
     """MIMIC-IV patients: subject_id, gender."""
     frame = read_table(path, ["subject_id", "gender"], dtype={"gender": str})
     _require_ints(frame, "subject_id", path)
+    # MIMIC-IV records M or F; anything else would silently answer gender questions "no".
+    unknown = frame["gender"].notna() & ~frame["gender"].isin(("M", "F"))
+    if unknown.any():
+        line = int(unknown.to_numpy().nonzero()[0][0]) + 2
+        raise DataError(f"{_display(path)}: line {line}: gender must be M or F, got "
+                        f"{frame['gender'].iloc[line - 2]!r}")
     return frame
 
 
@@ -247,4 +276,7 @@ def read_ontology(path: Path) -> dict[str, dict[str, list[str]]]:
     for key in ("all_children", "possible_attribute_of"):
         if not isinstance(data, dict) or not isinstance(data.get(key), dict):
             raise DataError(f"{_display(path)}: expected an object with key {key!r}")
+        for name, values in data[key].items():
+            if type(values) is not list or not all(type(value) is str for value in values):
+                raise DataError(f"{_display(path)}: {key}[{name!r}]: expected a list of names")
     return {key: data[key] for key in ("all_children", "possible_attribute_of")}

@@ -14,9 +14,11 @@ from pathlib import Path
 from cxrvqa.build import loaders
 from cxrvqa.errors import DataError
 from cxrvqa.vocab import (
+    ATTRIBUTES_BY_CATEGORY,
     CATEGORIES,
     REMOVED_ATTRIBUTES,
     REMOVED_OBJECTS,
+    REPORT_OBJECTS,
     answer_vocabulary,
 )
 
@@ -52,13 +54,30 @@ class Ontology:
 
 
 def load_ontology(objects_file: Path, attributes_file: Path, ontology_file: Path) -> Ontology:
-    """Read the three semantics files and build the edited ontology."""
+    """Read the three semantics files and build the edited ontology.
+
+    Raises:
+        DataError: a file is unreadable, or lacks an object or attribute line the questions
+            need (an emptied file would otherwise change the answers silently).
+    """
+    objects = loaders.read_objects_file(objects_file)
+    _require(objects_file, set(objects), REPORT_OBJECTS, "object")
+    lines = loaders.read_attributes_file(attributes_file)
+    _require(attributes_file, {f"{category}|{label}" for category, _, label in lines},
+             [f"{category}|{label}" for category, labels in ATTRIBUTES_BY_CATEGORY.items()
+              for label in labels], "'category|yes|label' line for")
     try:
-        return build_ontology(loaders.read_objects_file(objects_file),
-                              loaders.read_attributes_file(attributes_file),
-                              loaders.read_ontology(ontology_file))
+        return build_ontology(objects, lines, loaders.read_ontology(ontology_file))
     except _OntologyKeyError as exc:
         raise DataError(f"{ontology_file}: {exc.args[0]}") from None
+
+
+def _require(path: Path, present: set[str], needed: Sequence[str], what: str) -> None:
+    missing = [name for name in needed if name not in present]
+    if missing:
+        raise DataError(f"{path}: no {what} {missing[0]!r}"
+                        + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
+                        + f"; expected all {len(needed)} the questions use")
 
 
 class _OntologyKeyError(Exception):

@@ -2,19 +2,20 @@
 
 JSON is written by Python's ``json`` with ``indent=4``, default separators and
 ASCII escaping, without a trailing newline; ``ans2idx.json`` is one line with
-sorted keys. All files of a build are staged as temporary files and renamed
-only once every one of them is complete.
+sorted keys. All files of a build are staged, fsynced and
+committed together through a journal (``cxrvqa.build.commit``).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from json.encoder import encode_basestring_ascii as _quote
 from pathlib import Path
 from typing import Any
+
+from cxrvqa.build.commit import StagedFiles
 
 __all__ = ["OUTPUT_KEYS", "Row", "ans2idx_bytes", "dataset_bytes", "folder_mode", "row_record",
            "rows_bytes", "write_files_atomically"]
@@ -170,30 +171,20 @@ def ans2idx_bytes(answers: list[str]) -> bytes:
     return json.dumps({answer: index for index, answer in enumerate(sorted(answers))}).encode("ascii")
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def folder_mode() -> int:
     """The mode ``mkdir`` gives a new folder under the current umask (``mkdtemp`` gives 0700)."""
-    return 0o777 & ~_umask()
+    mask = os.umask(0)  # reading the umask means setting it; put it straight back
+    os.umask(mask)
+    return 0o777 & ~mask
 
 
-def write_files_atomically(directory: Path, files: Mapping[str, bytes]) -> None:
-    """Write every file or none: stage all as temporaries, then rename each into place."""
-    directory.mkdir(parents=True, exist_ok=True)
-    staged: list[tuple[str, Path]] = []
-    try:
+def write_files_atomically(directory: Path, files: Mapping[str, bytes], *,
+                           manifest: bool = False) -> None:
+    """Write every file or none (see ``cxrvqa.build.commit``); ``manifest`` records their SHA-256s.
+
+    Raises:
+        DataError: the folder or a target cannot be written (found before anything is replaced).
+    """
+    with StagedFiles(directory, tuple(files), manifest=manifest) as staged:
         for name, data in files.items():
-            handle, temp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
-            staged.append((name, Path(temp)))
-            with os.fdopen(handle, "wb") as stream:
-                stream.write(data)
-            os.chmod(temp, 0o666 & ~_umask())
-        for name, temp in staged:
-            os.replace(temp, directory / name)
-    finally:
-        for _name, temp in staged:
-            temp.unlink(missing_ok=True)
+            staged.write(name, data)

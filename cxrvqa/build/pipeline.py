@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cxrvqa.build.answering import answer_split
+from cxrvqa.build.commit import check_output_dir, remove_stale, settle
 from cxrvqa.build.index import SceneIndex, load_index
 from cxrvqa.build.jsonio import paused_gc
 from cxrvqa.build.layout import SourceLayout
@@ -108,6 +109,10 @@ def build(layout: SourceLayout | str | os.PathLike[str], dataset_dir: str | os.P
         layout = SourceLayout.from_root(Path(layout))
     dataset_dir = Path(dataset_dir)
     output_dir = Path(output_dir) if output_dir is not None else dataset_dir
+    # Output-path problems surface before hours of work and before anything is replaced.
+    check_output_dir(output_dir, (*(f"{split}.json" for split in splits), "ans2idx.json"))
+    remove_stale(output_dir)
+    settle(dataset_dir)
     stages = stages if stages is not None else Stages(progress=progress)
     with stages.stage("read questions"):
         questions = {split: read_split(dataset_dir, split) for split in splits}
@@ -125,6 +130,6 @@ def build(layout: SourceLayout | str | os.PathLike[str], dataset_dir: str | os.P
     with stages.stage("write files"), paused_gc():
         files = {f"{split}.json": rows_bytes(rows[split]) for split in splits}
         files["ans2idx.json"] = ans2idx_bytes(index.ontology.answer_vocabulary())
-        write_files_atomically(output_dir, files)
+        write_files_atomically(output_dir, files, manifest=True)
     return BuildReport(rows=rows, stages=stages, output_dir=output_dir,
                        seconds=time.perf_counter() - started)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from typing_extensions import TypedDict
 
@@ -17,22 +17,8 @@ from cxrvqa.build.layout import QUESTION_FILES
 from cxrvqa.errors import DataError
 from cxrvqa.vocab import ARGUMENT_KINDS
 
-__all__ = ["QuestionRecord", "read_question_file", "read_split"]
+__all__ = ["read_question_file", "read_split"]
 
-
-
-class QuestionRecord(TypedDict):
-    """The fields of a question record that a build reads or copies (others are allowed)."""
-
-    split: str
-    idx: int
-    image_id: str
-    question: str
-    content_type: str
-    semantic_type: str
-    template: str
-    template_program: str
-    template_arguments: dict[str, dict[str, str]]
 
 
 # Pydantic checks a batch of records per call (in Rust, ~2x faster than one call per record);
@@ -43,7 +29,20 @@ _BATCH = 20_000
 @functools.cache
 def _records_adapter() -> Any:
     # Built on first use: importing pydantic and building the validator cost ~0.1 s of start-up.
-    from pydantic import TypeAdapter
+    from pydantic import Field, Strict, TypeAdapter
+
+    class QuestionRecord(TypedDict):
+        """The fields of a question record that a build reads or copies (others are allowed)."""
+
+        split: str
+        idx: Annotated[int, Strict(), Field(ge=0, lt=2**63)]  # not "3", 3.0 or true
+        image_id: str
+        question: str
+        content_type: str
+        semantic_type: str
+        template: str
+        template_program: str
+        template_arguments: dict[str, dict[str, str]]
 
     return TypeAdapter(list[QuestionRecord])
 
@@ -87,10 +86,24 @@ def read_question_file(path: Path) -> list[dict[str, Any]]:
 
 
 def read_split(dataset_dir: Path, split: str) -> list[tuple[Path, int, dict[str, Any]]]:
-    """(file, record number, record) for every question of a split, parts concatenated."""
+    """(file, record number, record) for every question of a split, parts concatenated.
+
+    Raises:
+        DataError: a record is invalid, names another split, or repeats an idx of the split.
+    """
     # Hundreds of thousands of acyclic records: the cycle collector would rescan them all.
     with paused_gc():
-        return [(path, number, record)
-                for name in QUESTION_FILES[split]
-                for path in [dataset_dir / name]
-                for number, record in enumerate(read_question_file(path))]
+        entries = [(path, number, record)
+                   for name in QUESTION_FILES[split]
+                   for path in [dataset_dir / name]
+                   for number, record in enumerate(read_question_file(path))]
+    seen: set[int] = set()
+    for path, number, record in entries:
+        if record["split"] != split:
+            raise DataError(f"{_label(path, number, record)}: split: expected {split!r} (the "
+                            f"file's split), got {record['split']!r}")
+        if record["idx"] in seen:
+            raise DataError(f"{_label(path, number, record)}: idx repeats an earlier record's "
+                            f"idx in the {split} split")
+        seen.add(record["idx"])
+    return entries

@@ -27,7 +27,6 @@ Workers format their own rows, so a coordinate column mixing integers and fracti
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import reprlib
@@ -40,14 +39,15 @@ from multiprocessing import Pool
 from operator import itemgetter
 from pathlib import Path, PurePosixPath
 from types import MappingProxyType
-from typing import Any, NamedTuple, Protocol, TextIO
+from typing import Any, NamedTuple, Protocol
 
 import msgspec
 import numpy as np
 import pandas as pd
 from pandas.api.types import union_categoricals
 
-from cxrvqa.build.jsonio import paused_gc
+from cxrvqa.build.commit import StagedFiles
+from cxrvqa.build.jsonio import decode_json, paused_gc
 from cxrvqa.build.layout import (
     GRAPH_SUFFIX,
     SCENE_GRAPH_ZIP,
@@ -110,6 +110,7 @@ _JSON_TYPES = {dict: "an object", list: "an array", str: "a string", int: "an in
                float: "a number", bool: "a boolean", type(None): "null"}
 _NUMBER = (int, float)
 _NUMBER_TYPES = frozenset(_NUMBER)
+_LIMIT = 2**53  # exact in a float64 column; beyond it (and for NaN or inf) a box is refused
 _STRING_TYPE = frozenset({str})
 _RELATION = {"yes": 1, "no": 0}
 _BOX_KINDS: Mapping[str, tuple[type, ...]] = MappingProxyType({
@@ -207,9 +208,8 @@ def write_scene_tabular(
         raise DataError(f"{silver}: scene_graph.zip or scene_graph/: expected Chest ImaGenome "
                         f"scene graphs (*{GRAPH_SUFFIX}), found neither")
     folder = Path(chest_imagenome_dir) / SCENE_TABULAR
-    folder.mkdir(parents=True, exist_ok=True)
-    with _TabularWriter({folder / ATTRIBUTES_FILE: ATTRIBUTE_COLUMNS,
-                         folder / BOXES_FILE: BOX_COLUMNS}) as writer:
+    with _TabularWriter(folder, {ATTRIBUTES_FILE: ATTRIBUTE_COLUMNS,
+                                 BOXES_FILE: BOX_COLUMNS}) as writer:
         return _read(source, kept, skip_bad, progress, workers, writer)
 
 
@@ -308,8 +308,8 @@ def _catalog(source: SceneGraphSource, skip_bad: bool) -> tuple[_Catalog, list[t
             if not skip_bad:
                 raise DataError(
                     f"{source.path}: central directory: not readable ({_one_line(exc)}), the zip "
-                    f"is truncated or corrupt; download it again, or skip bad input "
-                    f"(--skip-bad) to read the members before the damage") from None
+                    f"is truncated or corrupt; download it again, or run `cxrvqa scene-tabular "
+                    f"--skip-bad` to read the members before the damage") from None
             salvaged, skipped = salvage(source.path)
             catalog = _Catalog(source, _graph_order(list(salvaged)), salvaged)
         except OSError as exc:
@@ -627,8 +627,8 @@ def _fast_box(obj: _FastObject, share: Any) -> tuple[Any, ...]:
 
 def _decode(data: bytes) -> dict[str, Any]:
     try:
-        graph = json.loads(data)
-    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+        graph = decode_json(data, bounded_ints=False)
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError and JSONLimitError
         raise _BadGraph(f"not valid JSON ({_one_line(exc)})") from None
     return _expect(graph, (dict,), "graph")
 
@@ -703,7 +703,8 @@ def _box_is_valid(row: tuple[Any, ...]) -> bool:
     if len(row) != len(BOX_COLUMNS):
         return False
     numbers = _BOX_NUMBERS(row)
-    return (set(map(type, numbers)) <= _NUMBER_TYPES and all(map(math.isfinite, numbers))
+    return (set(map(type, numbers)) <= _NUMBER_TYPES and -_LIMIT < min(numbers)
+            and max(numbers) < _LIMIT and all(map(math.isfinite, numbers))
             and set(map(type, _BOX_TEXTS(row))) == _STRING_TYPE
             and type(row[_SYNSETS_AT]) is list)
 
@@ -713,14 +714,20 @@ def _check_box(obj: Any, where: str) -> None:
     for name, kinds in _BOX_KINDS.items():
         value = _field(obj, name, kinds, where)
         # NaN or inf would be written as text that reads back as a string column.
-        if kinds is _NUMBER and not math.isfinite(value):
+        if kinds is _NUMBER and type(value) is float and not math.isfinite(value):
             raise _BadGraph(f"{where}.{name}: expected a finite number, got {value}")
+        if kinds is _NUMBER and not -_LIMIT < value < _LIMIT:
+            raise _BadGraph(f"{where}.{name}: expected a number of magnitude below 2**53, "
+                            f"got one of {len(str(int(value)))} digits")
 
 
 def _study_id(graph: dict[str, Any]) -> int:
     value = _field(graph, "study_id", (int, str), "graph")
     if type(value) is str and not (value.isascii() and value.isdigit()):
         raise _BadGraph(f"graph.study_id: expected an integer, got {_describe(value)}")
+    if len(str(value)) > 18:  # int64 in the tables
+        raise _BadGraph(f"graph.study_id: expected an integer of at most 18 digits, got "
+                        f"{_describe(value)}")
     return int(value)
 
 
@@ -828,49 +835,33 @@ def _tsv_rows(table: _Table) -> str:
 
 
 class _TabularWriter:
-    """Streams TSV tables into temporary files next to their targets, then renames them all.
+    """Streams TSV tables into staged files in one folder, then commits them together.
 
     Nothing is renamed unless every table was written completely, so a failure (bad input,
-    a full disk, an interrupt) leaves the previous files, or none, and no temporary file.
+    a full disk, an interrupt) leaves the previous files; a crash during the renames is
+    finished by the next command (see ``cxrvqa.build.commit``).
     """
 
-    def __init__(self, tables: Mapping[Path, Sequence[str]]) -> None:
+    def __init__(self, folder: Path, tables: Mapping[str, Sequence[str]]) -> None:
+        self._staged = StagedFiles(folder, tuple(tables))
         self._tables = tables
-        self._handles: list[tuple[TextIO, Path, Path]] = []
+        self._writers: list[Any] = []
 
     def __enter__(self) -> _TabularWriter:
         try:
-            for path, columns in self._tables.items():
-                temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-                handle = temporary.open("w", encoding="utf-8", newline="")
-                self._handles.append((handle, temporary, path))
-                handle.write("\t".join(columns) + "\n")
-        except BaseException:
-            self._discard()
+            for name, columns in self._tables.items():
+                writer = self._staged.open(name)
+                writer.write(("\t".join(columns) + "\n").encode("utf-8"))
+                self._writers.append(writer)
+        except BaseException as exc:
+            self._staged.__exit__(type(exc))
             raise
         return self
 
     def write(self, texts: Sequence[str]) -> None:
         """Append rows to each table, in table order."""
-        for (handle, _, _), text in zip(self._handles, texts):
-            handle.write(text)
+        for writer, text in zip(self._writers, texts):
+            writer.write(text.encode("utf-8"))
 
     def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
-        if exc_type is not None:
-            self._discard()
-            return
-        try:
-            for handle, _, _ in self._handles:
-                handle.flush()
-                os.fsync(handle.fileno())
-                handle.close()
-        except BaseException:
-            self._discard()
-            raise
-        for _, temporary, path in self._handles:
-            os.replace(temporary, path)
-
-    def _discard(self) -> None:
-        for handle, temporary, _ in self._handles:
-            handle.close()
-            temporary.unlink(missing_ok=True)
+        self._staged.__exit__(exc_type)

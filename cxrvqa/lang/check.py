@@ -16,7 +16,7 @@ import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from cxrvqa.errors import ProgramError
 from cxrvqa.lang import nodes as n
@@ -205,13 +205,14 @@ def check_paths(paths: Iterable[str | Path], vocabulary: Vocabulary | None = Non
     files, problems = _collect(paths)
     reports = {path: _check_file(path, vocabulary) for path in files}
     # A broken folder prelude is reported by each of its programs too: print it once.
-    errors = list(dict.fromkeys(problems + [report for found in reports.values()
+    errors = list(dict.fromkeys(problems + [report for found, _ in reports.values()
                                             for report in found]))
     for error in errors:
         print(error, file=out)
     if errors:
-        failed = len(problems) + sum(1 for found in reports.values() if found)
-        print(f"found {_plural(len(errors), 'error')} in {_plural(failed, 'file')}", file=out)
+        total = len(problems) + sum(count for _, count in reports.values())
+        failed = len(problems) + sum(1 for found, _ in reports.values() if found)
+        print(f"found {_plural(total, 'error')} in {_plural(failed, 'file')}", file=out)
         return 1
     preludes = sum(path.name == PRELUDE_NAME for path in files)
     extra = f" and {_plural(preludes, 'prelude')}" if preludes else ""
@@ -231,22 +232,51 @@ def _collect(paths: Iterable[str | Path]) -> tuple[list[Path], list[str]]:
         path = Path(given)
         if path.is_dir():
             found = sorted(path.rglob("*.cxr"))
+            # A FIFO would block the read and a link to /dev/zero never end: regular files only.
+            for other in (name for name in found if not name.is_file()):
+                print(f"{other}: warning: not a regular file, skipped", file=sys.stderr)
+            found = [name for name in found if name.is_file()]
             files.extend(found)
             if not found:
                 problems.append(f"{given}: error: no .cxr files in this folder")
         elif path.is_file():
             files.append(path)
+        elif path.exists():
+            problems.append(f"{given}: error: not a regular file (a FIFO or device?)")
         else:
             problems.append(f"{given}: error: no such file or folder")
     return files, problems
 
 
-def _check_file(path: Path, vocabulary: Vocabulary) -> list[str]:
-    """Every problem of one file, rendered."""
+MAX_PROGRAM_BYTES = 1 << 20
+"""Largest program file read; the bundled ones are a few hundred bytes."""
+MAX_PER_CODE = 20
+"""Diagnostics shown per error code and file; the rest are counted ("and N more")."""
+
+
+def _bounded(diagnostics: list[Any]) -> list[str]:
+    """Rendered diagnostics, at most MAX_PER_CODE of each code, then one line counting the rest."""
+    shown: list[str] = []
+    counts: dict[str, int] = {}
+    for diagnostic in diagnostics:
+        counts[diagnostic.code] = counts.get(diagnostic.code, 0) + 1
+        if counts[diagnostic.code] <= MAX_PER_CODE:
+            shown.append(diagnostic.render())
+    name = diagnostics[0].source.name if diagnostics and diagnostics[0].source else "<program>"
+    shown += [f"{name}: error: and {count - MAX_PER_CODE} more {code} errors"
+              for code, count in counts.items() if count > MAX_PER_CODE]
+    return shown
+
+
+def _check_file(path: Path, vocabulary: Vocabulary) -> tuple[list[str], int]:
+    """The problems of one file, rendered (bounded per code), and how many there are."""
     try:
+        if path.stat().st_size > MAX_PROGRAM_BYTES:
+            return [f"{path}: error: larger than {MAX_PROGRAM_BYTES} bytes; not a program "
+                    f"file"], 1
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
-        return [f"{path}: error: cannot read this file as UTF-8 text ({err})"]
+        return [f"{path}: error: cannot read this file as UTF-8 text ({err})"], 1
     try:
         if path.name == PRELUDE_NAME:
             bundled = path.resolve() == prelude_path().resolve()
@@ -259,7 +289,7 @@ def _check_file(path: Path, vocabulary: Vocabulary) -> list[str]:
                 diagnostics = check(replace(program, preludes=preludes), vocabulary)
     except ProgramError as err:  # a syntax error: the parser stops at the first
         diagnostics = list(err.diagnostics)
-    return [d.render() for d in diagnostics]
+    return _bounded(list(diagnostics)), len(diagnostics)
 
 
 def _folder_problems(folder: Path) -> list[Diagnostic]:

@@ -8,7 +8,8 @@ other separators.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from bisect import bisect_right
+from dataclasses import dataclass, field
 from pathlib import PurePath
 
 __all__ = ["Source", "Span"]
@@ -46,6 +47,20 @@ class Source:
 
     text: str
     path: str | None = None
+    # Offsets where each line starts, computed once on first use: every diagnostic needs a
+    # line and column, and recounting from the start each time is quadratic in the text.
+    _starts: list[int] | None = field(default=None, init=False, repr=False, compare=False)
+
+    def _line_starts(self) -> list[int]:
+        if self._starts is None:
+            starts = [0]
+            find = self.text.find
+            at = find("\n")
+            while at >= 0:
+                starts.append(at + 1)
+                at = find("\n", at + 1)
+            object.__setattr__(self, "_starts", starts)
+        return self._starts  # type: ignore[return-value]
 
     @property
     def name(self) -> str:
@@ -59,14 +74,18 @@ class Source:
 
     def line_text(self, line: int) -> str:
         """The text of 1-based ``line`` without its newline ('' past the end)."""
-        lines = self.text.split("\n")
-        return lines[line - 1] if 0 < line <= len(lines) else ""
+        starts = self._line_starts()
+        if not 0 < line <= len(starts):
+            return ""
+        end = starts[line] - 1 if line < len(starts) else len(self.text)
+        return self.text[starts[line - 1]:end]
 
     def point(self, offset: int) -> Span:
         """An empty span at ``offset`` (clamped to the text)."""
         offset = max(0, min(offset, len(self.text)))
-        line = self.text.count("\n", 0, offset) + 1
-        column = offset - (self.text.rfind("\n", 0, offset) + 1) + 1
+        starts = self._line_starts()
+        line = bisect_right(starts, offset)
+        column = offset - starts[line - 1] + 1
         return Span(offset, offset, line, column, line, column)
 
     def end_of_input(self) -> Span:

@@ -24,7 +24,6 @@ import hashlib
 import http.client
 import importlib.metadata
 import ipaddress
-import json
 import netrc
 import os
 import re
@@ -32,8 +31,9 @@ import ssl
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, TypeVar
@@ -41,6 +41,8 @@ from urllib.parse import quote, urlsplit
 
 from tqdm import tqdm
 
+from cxrvqa.build.commit import os_error_message
+from cxrvqa.build.jsonio import decode_json
 from cxrvqa.build.layout import (
     CHEST_IMAGENOME,
     LOCAL_PREFIX,
@@ -141,6 +143,9 @@ class RetryPolicy:
     backoff: float = 1.0
     max_backoff: float = 30.0
     timeout: float = 60.0
+    """Seconds a connect or a read may wait (a server that never answers is cut off)."""
+    overall: float | None = None
+    """Seconds the whole run may take (``--timeout``); None for no limit."""
 
     def delay(self, attempt: int) -> float:
         return min(self.backoff * 2**attempt, self.max_backoff)
@@ -300,6 +305,7 @@ class _Http:
         self._headers = {"User-Agent": _user_agent(), "Authorization": credentials.basic_auth()}
         self.policy = policy
         self.stop = threading.Event()
+        self.deadline = (time.monotonic() + policy.overall) if policy.overall else None
         self._local = threading.local()
         self._open: set[http.client.HTTPConnection] = set()
         self._lock = threading.Lock()
@@ -368,10 +374,16 @@ class _Http:
         where = f" (redirect to {location}, not followed)" if location else ""
         return DownloadError(f"{url}: unexpected HTTP {status} {response.reason}{where}")
 
+    def _check_deadline(self, remote: RemoteFile) -> None:
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise DownloadError(f"{self.url(remote)}: the overall --timeout of "
+                                f"{self.policy.overall:g} s is reached; rerun to continue")
+
     def retrying(self, remote: RemoteFile, action: Callable[[], T]) -> T:
         """Run ``action``, retrying transient failures with exponential backoff on a fresh connection."""
         reason = ""
         for attempt in range(self.policy.attempts):
+            self._check_deadline(remote)
             if attempt:
                 time.sleep(self.policy.delay(attempt - 1))
             try:
@@ -403,11 +415,17 @@ class _Http:
 
         return self.retrying(remote, head)
 
-    def fetch(self, remote: RemoteFile, part: Path, on_bytes: Callable[[int], None]) -> None:
-        """Make ``part`` the complete file, continuing from its current length with HTTP Range."""
-        self.retrying(remote, lambda: self._fetch_once(remote, part, on_bytes))
+    def fetch(self, remote: RemoteFile, part: Path, on_bytes: Callable[[int], None],
+              max_size: int | None = None) -> None:
+        """Make ``part`` the complete file, continuing from its current length with HTTP Range.
 
-    def _fetch_once(self, remote: RemoteFile, part: Path, on_bytes: Callable[[int], None]) -> None:
+        Never writes past ``max_size`` bytes (the size promised by HEAD) nor past what the
+        response's Content-Length promises: a server that sends more is cut off and retried.
+        """
+        self.retrying(remote, lambda: self._fetch_once(remote, part, on_bytes, max_size))
+
+    def _fetch_once(self, remote: RemoteFile, part: Path, on_bytes: Callable[[int], None],
+                    max_size: int | None = None) -> None:
         offset = part.stat().st_size if part.exists() else 0
         response = self.request("GET", remote, {"Range": f"bytes={offset}-"} if offset else None)
         if response.status == 416:
@@ -420,16 +438,26 @@ class _Http:
             raise _Transient(f"server answered Range bytes={offset}- with {content_range!r}")
         if response.status != 206:
             offset = 0
-        part.parent.mkdir(parents=True, exist_ok=True)
         expected = response.getheader("Content-Length")
+        promised = offset + int(expected) if expected and expected.isdigit() else None
+        limit = min(size for size in (promised, max_size) if size is not None) if (
+            promised is not None or max_size is not None) else None
         received = 0
-        with part.open("r+b" if offset else "wb") as out:
-            out.seek(offset)
-            out.truncate()
+        with _local(part):  # a local failure is reported at once, not retried as the network's
+            part.parent.mkdir(parents=True, exist_ok=True)
+            out = part.open("r+b" if offset else "wb")
+        with out:
+            with _local(part):
+                out.seek(offset)
+                out.truncate()
             while chunk := response.read(_CHUNK):
                 if self.stop.is_set():
                     raise _Stopped
-                out.write(chunk)
+                self._check_deadline(remote)
+                if limit is not None and offset + received + len(chunk) > limit:
+                    raise _Transient(f"the server sent more than the {limit} bytes promised")
+                with _local(part):
+                    out.write(chunk)
                 received += len(chunk)
                 on_bytes(len(chunk))
         if expected is not None and expected.isdigit() and received < int(expected):
@@ -439,6 +467,15 @@ class _Http:
 
 # ---------------------------------------------------------------------------------------------
 # Checksums, planning, transfers
+
+
+@contextmanager
+def _local(path: Path) -> Iterator[None]:
+    """Local file errors (a --root that is a file, read-only, full) are data errors, not retried."""
+    try:
+        yield
+    except OSError as error:
+        raise DataError(os_error_message(error, path)) from None
 
 
 def _sha256(path: Path) -> str:
@@ -452,30 +489,46 @@ def _sha256(path: Path) -> str:
 def _parse_checksums(path: Path) -> dict[str, str]:
     """Read ``<sha256> <path>`` lines (sha256sum's ``  `` and `` *`` separators are accepted too)."""
     sums: dict[str, str] = {}
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        path.unlink(missing_ok=True)
+        raise DownloadError(f"{path}: not a checksum list (not UTF-8 text at byte "
+                            f"{error.start}); removed") from None
+    for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         digest, _, name = line.partition(" ")
         name = name[1:] if name[:1] in (" ", "*") else name
         if not _SHA256.fullmatch(digest.lower()) or not name:
-            raise DownloadError(f"{path}: line {number}: expected '<sha256> <relative path>'")
+            path.unlink(missing_ok=True)  # never cached: the next run fetches it again
+            raise DownloadError(f"{path}: line {number}: expected '<sha256> <relative path>' "
+                                f"(not a checksum list; removed)")
         sums[name] = digest.lower()
     return sums
 
 
-def _fetch_whole(http: _Http, remote: RemoteFile, dest: Path) -> None:
-    """Download ``remote`` to ``dest`` via a resumable .part file, with no checksum to check."""
-    part = dest.with_name(dest.name + ".part")
-    http.fetch(remote, part, lambda _n: None)
-    os.replace(part, dest)
+_CHECKSUMS_MAX = 16 << 20  # a project's SHA256SUMS.txt is a few hundred KB
 
 
 def _load_checksums(root: Path, http: _Http, project: Project) -> dict[str, str]:
+    """The project's checksums; the file is kept only once it parses (an HTML error page
+    served in its place would otherwise poison every later run)."""
     remote = RemoteFile(project, CHECKSUM_FILE)
     dest = root / remote.local_path
-    if not dest.exists():
-        _fetch_whole(http, remote, dest)
-    return _parse_checksums(dest)
+    if dest.exists():
+        try:
+            return _parse_checksums(dest)
+        except DownloadError:
+            _stderr(f"cxrvqa: {dest}: not a checksum list; fetching it again")
+    part = dest.with_name(dest.name + ".part")
+    with _local(part):
+        part.unlink(missing_ok=True)  # a checksum list is small: always fetched whole
+    http.fetch(remote, part, lambda _n: None, max_size=_CHECKSUMS_MAX)
+    sums = _parse_checksums(part)  # removes the part and raises when it does not parse
+    with _local(dest):
+        os.replace(part, dest)
+    return sums
 
 
 def _plan(
@@ -506,7 +559,7 @@ def _plan(
 def _transfer(http: _Http, job: _Job, on_bytes: Callable[[int], None]) -> None:
     """Fetch ``job`` into place; a checksum mismatch discards the data and fetches once more from zero."""
     for _attempt in range(2):
-        http.fetch(job.remote, job.part, on_bytes)
+        http.fetch(job.remote, job.part, on_bytes, max_size=job.size)
         actual = _sha256(job.part)
         if actual == job.sha256:
             os.replace(job.part, job.dest)
@@ -685,10 +738,10 @@ def image_paths_from_dataset(dataset_dir: Path, splits: Sequence[str]) -> list[s
     for split in splits:
         source = Path(dataset_dir) / f"{split}.json"
         try:
-            records = json.loads(source.read_text(encoding="utf-8"))
+            records = decode_json(source.read_bytes())
         except FileNotFoundError:
             raise DataError(f"{source}: not found; run `cxrvqa build` first") from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        except (OSError, ValueError) as error:  # ValueError: not JSON, or too deep
             raise DataError(f"{source}: cannot read it as JSON: {error}") from None
         if not isinstance(records, list):
             raise DataError(f"{source}: expected a JSON list of records")

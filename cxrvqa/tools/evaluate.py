@@ -33,7 +33,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections import Counter
@@ -42,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cxrvqa.build.jsonio import decode_json
 from cxrvqa.errors import DataError
 from cxrvqa.vocab import VQA_ATTRIBUTES, VQA_OBJECTS, answer_vocabulary
 
@@ -175,16 +175,18 @@ def _read_predictions(path: Path, problems: _Problems) -> tuple[object, list[str
     each list item's name, "line N")."""
     try:
         text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:  # no predictions at all is an error, not a report of zeros
+        raise DataError(f"{path}: cannot read the predictions: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
         raise DataError(f"{path}: cannot read the predictions ({exc})") from None
     try:
-        return json.loads(text), None
+        return decode_json(text), None
     except ValueError as whole_error:
         lines = [(number, line) for number, line in enumerate(text.splitlines(), 1) if line.strip()]
         records: list[object] = []
         for number, line in lines:
             try:
-                records.append(json.loads(line))
+                records.append(decode_json(line))
             except ValueError:
                 problems.add("unreadable", f"{path}: line {number} is not JSON")
                 records.append(None)
@@ -277,6 +279,8 @@ def _normalise(answers: Iterable[str]) -> set[str]:
 def _name(key: _Key) -> str:
     return f"{key[0]}:{key[1]}"
 
+_IDX = re.compile(r"[0-9]{1,18}")  # ASCII digits only ("²" is a digit to str.isdigit), int64
+
 
 def _predictions(data: object, problems: _Problems,
                  names: Sequence[str] | None = None) -> dict[_Key, list[str]]:
@@ -313,14 +317,14 @@ def _predictions(data: object, problems: _Problems,
 
 def _parse_key(text: str) -> _Key | None:
     split, _, idx = text.rpartition(":")
-    return (split, int(idx)) if split and idx.strip().isdigit() else None
+    return (split, int(idx)) if split and _IDX.fullmatch(idx.strip()) else None
 
 
 def _record_key(item: object) -> _Key | None:
     if not isinstance(item, dict):
         return None
     split, idx = item.get("split"), item.get("idx")
-    if isinstance(idx, str) and idx.strip().isdigit():
+    if isinstance(idx, str) and _IDX.fullmatch(idx.strip()):
         idx = int(idx)
     if not isinstance(split, str) or not isinstance(idx, int) or isinstance(idx, bool):
         return None

@@ -32,12 +32,13 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from cxrvqa.build.labels import image_labels
-from cxrvqa.errors import DataError, EvaluationError
+from cxrvqa.errors import DataError, EvaluationError, UsageError
 from cxrvqa.facts import Finding, ImageFacts
 from cxrvqa.lang import nodes as n
 from cxrvqa.lang.answers import render
 from cxrvqa.lang.compiler import Value, compile_program
 from cxrvqa.programs import argument_plan, bundled_programs, evaluate
+from cxrvqa.vocab import SPLITS
 
 if TYPE_CHECKING:
     from cxrvqa.build.index import SceneIndex
@@ -373,8 +374,10 @@ def _built_record(dataset_dir: Path, key: str) -> dict[str, Any]:
     from cxrvqa.tools.verify import read_records
 
     split, _, idx = key.partition(":")
-    if not idx.isdigit():
-        raise DataError(f"record {key!r}: expected SPLIT:IDX, e.g. test:12")
+    # ASCII digits only: str.isdigit accepts "²", which int() refuses.
+    if split not in SPLITS or not (idx.isascii() and idx.isdigit() and len(idx) <= 18):
+        raise UsageError(f"--record {key!r}: expected SPLIT:IDX with a split of "
+                         f"{', '.join(SPLITS)} and a decimal idx, e.g. test:12")
     path = dataset_dir / f"{split}.json"
     for record in read_records(path):
         if record.get("idx") == int(idx):

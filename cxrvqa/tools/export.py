@@ -17,11 +17,17 @@ from __future__ import annotations
 import importlib
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cxrvqa.build.commit import (
+    check_output_dir,
+    remove_stale,
+    settle,
+    stage_name,
+    sync_tree,
+)
 from cxrvqa.build.jsonio import paused_gc, read_json
 from cxrvqa.build.output import OUTPUT_KEYS, folder_mode
 from cxrvqa.errors import DataError, ExportError
@@ -40,7 +46,7 @@ _KEY_SET = set(OUTPUT_KEYS)
 _KIND_SET = set(ARGUMENT_KINDS)
 _NEEDS = {"parquet": ("pyarrow", "pyarrow.parquet"), "hf": ("pyarrow", "datasets")}
 _EXPECTED = {
-    "idx": "an integer",
+    "idx": "an integer that fits in 64 bits",
     "answer": "a list of strings",
     "template_arguments": f"an object with {', '.join(ARGUMENT_KINDS)}, each mapping "
                           f"'0', '1', … to strings",
@@ -107,7 +113,8 @@ def _row(record: dict[str, Any], path: Path, number: int) -> dict[str, Any]:
     if record.keys() != _KEY_SET:
         problem = f"expected exactly the keys {', '.join(OUTPUT_KEYS)}"
     else:
-        valid = {"idx": type(record["idx"]) is int, "answer": _is_strings(record["answer"]),
+        valid = {"idx": type(record["idx"]) is int and -2**63 <= record["idx"] < 2**63,
+                 "answer": _is_strings(record["answer"]),
                  "template_arguments": arguments is not None}
         bad = next((key for key in OUTPUT_KEYS if not valid.get(key, type(record[key]) is str)),
                    None)
@@ -207,16 +214,24 @@ def _count_rows(out: Path, fmt: str, splits: list[str]) -> dict[str, int]:
 
 
 def _stage(out: Path) -> Path:
-    """A temporary sibling of ``out``, renamed onto it once complete (all or nothing)."""
+    """A temporary sibling of ``out``, renamed onto it once complete (all or nothing).
+
+    Its name follows ``cxrvqa.build.commit``'s temporary pattern, so the next run removes it
+    if this one is killed.
+    """
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ExportError(f"{out}: exists and is not an empty folder; choose a new output folder")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    check_output_dir(out.parent)
+    remove_stale(out.parent)
+    staging = out.parent / stage_name(out.name)
+    staging.mkdir()
     os.chmod(staging, folder_mode())  # the published folder follows the umask, as mkdir would
     return staging
 
 
 def _publish(staging: Path, out: Path) -> None:
+    # One rename publishes the whole folder; its files are on disk before it.
+    sync_tree(staging)
     if out.is_dir():
         out.rmdir()  # empty, as _stage checked; a rename onto a folder is not portable
     os.replace(staging, out)
@@ -247,6 +262,7 @@ def export_dataset(dataset_dir: Path, out: Path, fmt: str) -> ExportReport:
         raise ValueError(f"fmt must be one of {', '.join(FORMATS)}, not {fmt!r}")
     for module in _NEEDS[fmt]:
         _require(module)
+    settle(dataset_dir)
     present = [split for split in SPLITS if (dataset_dir / f"{split}.json").is_file()]
     if not present:
         names = ", ".join(f"{split}.json" for split in SPLITS)

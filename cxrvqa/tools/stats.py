@@ -17,6 +17,7 @@ from itertools import combinations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cxrvqa.build.jsonio import decode_json
 from cxrvqa.build.layout import ANS2IDX_FILE, BUILT_FILES, QUESTION_FILES
 from cxrvqa.errors import CxrvqaError, DataError, EvaluationError
 from cxrvqa.facts import ImageFacts
@@ -153,15 +154,17 @@ def read_records(paths: Sequence[Path]) -> list[dict[str, Any]]:
     records: list[dict[str, Any]] = []
     for path in paths:
         try:
-            items = json.loads(Path(path).read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise DataError(f"{path}: cannot read a JSON list of records ({exc})") from None
+            items = decode_json(Path(path).read_bytes())
+        except (OSError, ValueError) as exc:  # ValueError: not JSON, too deep, too long an int
+            raise DataError(f"{path}: cannot read a JSON list of records ("
+                            f"{getattr(exc, 'strerror', None) or exc})") from None
         if not isinstance(items, list):
             raise DataError(f"{path}: expected a JSON list of question records")
         for number, item in enumerate(items):
-            if not isinstance(item, dict) or any(key not in item for key in REQUIRED_KEYS):
+            if not isinstance(item, dict) or any(type(item.get(key)) is not str
+                                                 for key in REQUIRED_KEYS):
                 raise DataError(f"{path}: record {number}: expected an object with keys "
-                                f"{', '.join(REQUIRED_KEYS)}")
+                                f"{', '.join(REQUIRED_KEYS)} (strings)")
         records += items
     return records
 

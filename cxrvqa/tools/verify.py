@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from cxrvqa.build.commit import MANIFEST, read_manifest, settle
 from cxrvqa.build.jsonio import paused_gc, read_json
 from cxrvqa.build.output import write_files_atomically
 from cxrvqa.errors import DataError
@@ -28,7 +29,7 @@ from cxrvqa.vocab import SPLITS
 
 __all__ = ["BUILT_FILES", "CHECKSUMS_FILE", "CompareReport", "FileCheck", "RecordDiff",
            "SplitComparison", "VerifyReport", "compare_datasets", "paused_gc", "read_json",
-           "read_records", "text_table", "verify_checksums", "write_checksums"]
+           "read_records", "text_table", "verify_checksums", "verify_manifest", "write_checksums"]
 
 CHECKSUMS_FILE = "SHA256SUMS.txt"
 BUILT_FILES = tuple(f"{split}.json" for split in SPLITS) + ("ans2idx.json",)
@@ -149,6 +150,7 @@ def verify_checksums(dataset_dir: Path, checksums: Path | None = None) -> Verify
         DataError: the list is absent, has a malformed line, names a built file twice or
             names none.
     """
+    settle(dataset_dir)
     if checksums is None:
         checksums = dataset_dir / CHECKSUMS_FILE
     files: dict[str, FileCheck] = {}
@@ -165,6 +167,21 @@ def verify_checksums(dataset_dir: Path, checksums: Path | None = None) -> Verify
     if not files:
         raise DataError(f"{checksums}: no line names a built file ({', '.join(BUILT_FILES)})")
     return VerifyReport(checksums, tuple(files.values()), tuple(ignored))
+
+
+def verify_manifest(dataset_dir: Path) -> VerifyReport | None:
+    """Compare the built files with the manifest the last build wrote; None if there is none.
+
+    A mismatch names a file that is not from the build the manifest records (a mixed set).
+    """
+    settle(dataset_dir)
+    digests = read_manifest(dataset_dir)
+    if digests is None:
+        return None
+    files = tuple(FileCheck(name, digest, _sha256(dataset_dir / name)
+                            if (dataset_dir / name).is_file() else None)
+                  for name, digest in sorted(digests.items()))
+    return VerifyReport(dataset_dir / MANIFEST, files, ())
 
 
 def write_checksums(dataset_dir: Path) -> Path:

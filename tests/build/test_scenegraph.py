@@ -490,8 +490,8 @@ def test_truncated_zip_is_named_in_one_line(tmp_path: Path) -> None:
 
     assert str(caught.value) == (
         f"{source.path}: central directory: not readable (File is not a zip file), the zip is "
-        f"truncated or corrupt; download it again, or skip bad input (--skip-bad) to read the "
-        f"members before the damage")
+        f"truncated or corrupt; download it again, or run `cxrvqa scene-tabular --skip-bad` to "
+        f"read the members before the damage")
 
 
 @pytest.mark.parametrize("compression", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED])

@@ -29,9 +29,14 @@ PINS = {
 
 
 def _digest(root: Path, pattern: str = "**/*") -> str:
-    """One digest over the relative paths and bytes of every file under ``root``."""
+    """One digest over the relative paths and bytes of every file under ``root``.
+
+    cxrvqa's own bookkeeping (``.cxrvqa-manifest.json``, the SHA-256s of the last build) is
+    not part of the dataset and is left out.
+    """
     digest = hashlib.sha256()
-    for path in sorted(p for p in root.glob(pattern) if p.is_file()):
+    for path in sorted(p for p in root.glob(pattern)
+                       if p.is_file() and not p.name.startswith(".cxrvqa-")):
         digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
 

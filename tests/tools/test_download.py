@@ -537,3 +537,50 @@ def test_wrappers_run_the_cxrvqa_commands_from_the_current_directory(tmp_path: P
         f"{prefix} build --physionet-root . --dataset-dir mimiccxrvqa/dataset",
         f"{prefix} download-images --root . --dataset-dir mimiccxrvqa/dataset --extra",
     ]
+
+
+# ---------------------------------------------------------------------------------------------
+# hostile servers and local faults (issue 16)
+
+
+def test_a_server_that_sends_too_much_is_cut_off(server: FakePhysioNet, tree: Path,
+                                                 root: Path) -> None:
+    server.flood(GOLD_BOXES)
+    size = (tree / GOLD_BOXES).stat().st_size
+    with pytest.raises(DownloadError, match=f"more than the {size} bytes promised"):
+        fetch(server, root)
+    part = local(root, GOLD_BOXES + ".part")
+    assert not part.exists() or part.stat().st_size <= size
+
+
+def test_an_html_page_as_checksum_list_is_not_cached(server: FakePhysioNet, root: Path) -> None:
+    sums = f"{CHEST_IMAGENOME}/SHA256SUMS.txt"
+    server.html_once(sums)
+    with pytest.raises(DownloadError, match="not a checksum list"):
+        fetch(server, root)
+    assert not local(root, sums).exists() and not local(root, sums + ".part").exists()
+    fetch(server, root)  # the next run fetches the real list
+    assert local(root, sums).read_text().split()[1]
+
+
+def test_a_cached_checksum_list_that_does_not_parse_is_fetched_again(
+        server: FakePhysioNet, root: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fetch(server, root)
+    sums = local(root, f"{CHEST_IMAGENOME}/SHA256SUMS.txt")
+    sums.write_bytes(b"\xff\xfe<html>")
+    fetch(server, root, log=print)
+    assert sums.read_text().split()[1]
+
+
+def test_a_root_that_is_a_file_fails_at_once(server: FakePhysioNet, tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(DataError, match=str(blocker)):
+        fetch(server, blocker, retry=RetryPolicy(attempts=5, backoff=5.0))
+    assert len(server.log) <= 1  # not retried as a network error
+
+
+def test_the_overall_timeout_stops_the_run(server: FakePhysioNet, root: Path) -> None:
+    with pytest.raises(DownloadError, match="overall --timeout"):
+        fetch(server, root, retry=RetryPolicy(attempts=3, backoff=0.0, timeout=10.0,
+                                              overall=1e-9))

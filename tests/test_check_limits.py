@@ -1,0 +1,60 @@
+"""`cxrvqa check` on hostile input (issue 16): bounded output, non-regular files skipped, huge files
+refused, line and column lookups computed once."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from cxrvqa.cli import main
+from cxrvqa.lang.check import MAX_PER_CODE
+from cxrvqa.lang.source import Source
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _program_with_lets(count: int) -> str:
+    body = "\n".join(f"let x{i} = nosuchname{i}" for i in range(count))
+    return (REPO / "programs" / "program_1.cxr").read_text().replace("exists(", body + "\nexists(")
+
+
+def test_output_is_bounded_per_code_and_counts_the_rest(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "program_1.cxr").write_text(_program_with_lets(MAX_PER_CODE + 7))
+    assert main(["check", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert out.count(": error: unknown") <= 2 * MAX_PER_CODE
+    assert "and 7 more E201 errors" in out or "and 7 more E205 errors" in out
+    assert out.rstrip().endswith(f"found {2 * (MAX_PER_CODE + 7)} errors in 1 file")
+
+
+def test_fifo_and_device_links_are_skipped_with_a_warning(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "program_1.cxr").write_text((REPO / "programs" / "program_1.cxr").read_text())
+    os.mkfifo(tmp_path / "fifo.cxr")
+    (tmp_path / "zero.cxr").symlink_to("/dev/zero")
+    assert main(["check", str(tmp_path)]) == 0
+    captured = capsys.readouterr()
+    assert "fifo.cxr: warning: not a regular file" in captured.err
+    assert "zero.cxr: warning: not a regular file" in captured.err
+    assert main(["check", str(tmp_path / "fifo.cxr")]) == 1
+    assert "not a regular file" in capsys.readouterr().out
+
+
+def test_huge_files_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "program_1.cxr").write_bytes(b"// " + b"x" * (2 << 20))
+    assert main(["check", str(tmp_path / "program_1.cxr")]) == 1
+    assert "larger than" in capsys.readouterr().out
+
+
+def test_positions_agree_with_a_recount() -> None:
+    text = "ab\ncd\n\n\tx\n"
+    source = Source(text, "f.cxr")
+    for offset in range(len(text) + 2):
+        clamped = min(offset, len(text))
+        span = source.point(offset)
+        assert span.line == text.count("\n", 0, clamped) + 1
+        assert span.column == clamped - (text.rfind("\n", 0, clamped) + 1) + 1
+    assert [source.line_text(n) for n in range(6)] == ["", "ab", "cd", "", "\tx", ""]

@@ -1,0 +1,212 @@
+"""Fault injection: a process killed at any write, fsync or rename of an output set leaves all-old or
+all-new files once the next command has run, and no temporary survives it.
+
+A "kill" is modelled in-process: from the N-th watched operation on, every watched operation
+(write, fsync, rename, unlink, rmtree) raises ``_Killed``, so no cleanup code can act, as after
+SIGKILL. Then the watch is lifted and the next command runs.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from cxrvqa.build import commit
+from cxrvqa.build.commit import JOURNAL, MANIFEST, is_temporary, settle
+from cxrvqa.build.layout import SCENE_TABULAR
+from cxrvqa.build.output import write_files_atomically
+from cxrvqa.build.pipeline import build
+from cxrvqa.build.scenegraph import write_scene_tabular
+from cxrvqa.cli import main
+from cxrvqa.synth import SynthConfig, write_sources
+from tests.helpers import built_demo
+
+BUILT = ("train.json", "valid.json", "test.json", "ans2idx.json")
+TABLES = ("attribute_relations_tabular.txt", "bbox_objects_tabular.txt")
+
+
+class _Killed(BaseException):
+    """The simulated SIGKILL (a BaseException, like the real interruption a handler might see)."""
+
+
+class _Watch:
+    """Counts watched operations; from operation ``kill_at`` on, each one raises ``_Killed``."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, kill_at: int | None) -> None:
+        self.kinds: list[str] = []
+        self.kill_at = kill_at
+        for module, name in ((os, "replace"), (os, "fsync"), (os, "unlink"), (os, "rmdir"),
+                             (shutil, "rmtree")):
+            monkeypatch.setattr(module, name, self._wrap(name, getattr(module, name)))
+        write = self._wrap("write", commit._HashingWriter.write)
+        monkeypatch.setattr(commit._HashingWriter, "write", lambda writer, data: write(writer, data))
+
+    def _wrap(self, kind: str, function: Callable[..., Any]) -> Callable[..., Any]:
+        def watched(*args: Any, **kwargs: Any) -> Any:
+            self.kinds.append(kind)
+            if self.kill_at is not None and len(self.kinds) >= self.kill_at:
+                raise _Killed
+            return function(*args, **kwargs)
+        return watched
+
+
+def _run_killed(monkeypatch: pytest.MonkeyPatch, kill_at: int | None,
+                action: Callable[[], Any]) -> list[str]:
+    """Run ``action`` with the watch on; the kinds of the watched operations it reached."""
+    with monkeypatch.context() as patch:
+        watch = _Watch(patch, kill_at)
+        try:
+            action()
+        except _Killed:
+            pass
+    return watch.kinds
+
+
+def _state(folder: Path, names: tuple[str, ...], old: dict[str, bytes],
+           new: dict[str, bytes]) -> set[str]:
+    """For each file: "old", "new" or "other"."""
+    kinds = set()
+    for name in names:
+        data = (folder / name).read_bytes()
+        kinds.add("old" if data == old[name] else "new" if data == new[name] else "other")
+    return kinds
+
+
+def _leftovers(folder: Path) -> list[str]:
+    return [name for name in os.listdir(folder) if is_temporary(name) or name == JOURNAL]
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
+    return built_demo(tmp_path_factory.mktemp("faults") / "demo", seed=5)
+
+
+def _old_set(names: tuple[str, ...]) -> dict[str, bytes]:
+    return {name: f"old {name}\n".encode() for name in names}
+
+
+def _points(kinds: list[str]) -> Iterator[int]:
+    """Operation numbers to kill at: every fsync, rename and removal; the first and last writes.
+
+    Writes in the middle of a streamed table are all alike (the commit has not begun).
+    """
+    writes = [number for number, kind in enumerate(kinds, start=1) if kind == "write"]
+    chosen = set(writes[:2] + writes[-1:])
+    return iter(sorted(chosen | {number for number, kind in enumerate(kinds, start=1)
+                                 if kind != "write"}))
+
+
+def test_build_killed_at_any_point_is_all_old_or_all_new(
+        demo: SimpleNamespace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "out"
+    new = {name: (demo.dataset / name).read_bytes() for name in BUILT}
+    old = _old_set(BUILT)
+
+    def run() -> None:
+        build(demo.layout, demo.dataset, out, index=demo.index)
+
+    write_files_atomically(out, old, manifest=True)
+    kinds = _run_killed(monkeypatch, None, run)
+    # 4 staged files, the manifest, their fsyncs, the journal and 5 renames
+    assert kinds.count("write") == 4 and kinds.count("replace") == 6
+    for kill_at in _points(kinds):
+        shutil.rmtree(out)
+        write_files_atomically(out, old, manifest=True)
+        _run_killed(monkeypatch, kill_at, run)
+        seen = _state(out, BUILT, old, new)
+        if len(seen) != 1:
+            # A mixed set only exists under a complete journal, which the next command finishes.
+            assert (out / JOURNAL).is_file(), (kill_at, seen)
+        assert main(["verify", "--dataset-dir", str(out)]) == 0, kill_at
+        assert _state(out, BUILT, old, new) in ({"old"}, {"new"}), kill_at
+        assert not (out / JOURNAL).exists(), kill_at
+        # The next build removes any temporary the killed one left, and commits the new set.
+        build(demo.layout, demo.dataset, out, index=demo.index)
+        assert _leftovers(out) == [], kill_at
+        assert _state(out, BUILT, old, new) == {"new"}
+
+
+def test_verify_names_a_mixed_set(demo: SimpleNamespace, tmp_path: Path,
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out"
+    build(demo.layout, demo.dataset, out, index=demo.index)
+    (out / "valid.json").write_bytes(b"[]")  # a file from another build
+    assert main(["verify", "--dataset-dir", str(out)]) == 1
+    report = capsys.readouterr().out
+    assert "mismatch  valid.json" in report and MANIFEST in report
+    assert "mismatch  train.json" not in report
+
+
+def test_scene_tabular_killed_at_any_point_is_all_old_or_all_new(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "tree"
+    write_sources(root, SynthConfig(patients=501, seed=3, scene_graphs="dir"))
+    chest = root / "physionet.org" / "files" / "chest-imagenome" / "1.0.0"
+    folder = chest / SCENE_TABULAR
+    # A few graphs are enough (each run reads all of them, twice per kill point).
+    graphs = sorted((chest / "silver_dataset" / "scene_graph").iterdir())
+    for graph in graphs[12:]:
+        graph.unlink()
+
+    def run() -> None:
+        write_scene_tabular(chest, attribute_columns=(), box_columns=(), workers=1)
+
+    run()
+    new = {name: (folder / name).read_bytes() for name in TABLES}
+    old = _old_set(TABLES)
+    kinds = _run_killed(monkeypatch, None, run)
+    for kill_at in _points(kinds):
+        write_files_atomically(folder, old)
+        _run_killed(monkeypatch, kill_at, run)
+        seen = _state(folder, TABLES, old, new)
+        assert len(seen) == 1 or (folder / JOURNAL).is_file(), (kill_at, seen)
+        settle(folder)  # what the next build's reader does first
+        assert _state(folder, TABLES, old, new) in ({"old"}, {"new"}), kill_at
+        run()  # the next scene-tabular run removes the killed run's temporaries
+        assert _leftovers(folder) == [], kill_at
+
+
+def test_export_killed_at_any_point_leaves_no_partial_folder(
+        demo: SimpleNamespace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("pyarrow")
+    out = tmp_path / "export"
+
+    def run() -> None:
+        main(["export", "--format", "parquet", "--out", str(out), "--dataset-dir",
+              str(demo.dataset)])
+
+    kinds = _run_killed(monkeypatch, None, run)
+    complete = sorted(os.listdir(out))
+    for kill_at in _points(kinds):
+        shutil.rmtree(out, ignore_errors=True)
+        _run_killed(monkeypatch, kill_at, run)
+        # Either no export (or the empty folder the user made) or the complete one.
+        assert not out.exists() or sorted(os.listdir(out)) in ([], complete), kill_at
+        shutil.rmtree(out, ignore_errors=True)
+        run()  # the next export removes the killed one's staging folder
+        assert [name for name in os.listdir(tmp_path) if is_temporary(name)] == [], kill_at
+        assert sorted(os.listdir(out)) == complete
+
+
+def test_output_path_problems_are_found_before_anything_is_replaced(
+        demo: SimpleNamespace, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out"
+    old = _old_set(BUILT)
+    write_files_atomically(out, {name: old[name] for name in BUILT if name != "valid.json"})
+    (out / "valid.json").mkdir()
+    argv = ["build", "--physionet-root", str(demo.root), "--dataset-dir", str(demo.dataset)]
+    assert main([*argv, "--output-dir", str(out)]) == 3
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{out / 'valid.json'}: is a folder" in err
+    assert (out / "train.json").read_bytes() == old["train.json"]
+    (tmp_path / "file").write_text("x")
+    for target in (tmp_path / "file", tmp_path / "file" / "below"):
+        assert main([*argv, "--output-dir", str(target)]) == 3
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and str(target) in err and "Traceback" not in err

@@ -1,0 +1,421 @@
+"""Hostile and damaged inputs, OS faults and signals: one line naming the right file, a non-zero exit,
+no traceback (issue 16). Each case damages a copy of a small built demo tree."""
+
+from __future__ import annotations
+
+import errno
+import gzip
+import json
+import os
+import shutil
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cxrvqa.build import commit
+from cxrvqa.cli import main
+from tests.helpers import built_demo
+
+CXR = Path("physionet.org/files/mimic-cxr-jpg/2.0.0")
+CIG = Path("physionet.org/files/chest-imagenome/1.0.0")
+SEMANTICS = CIG / "semantics"
+TABULAR = CIG / "silver_dataset/scene_tabular"
+DATASET = Path("mimiccxrvqa/dataset")
+METADATA = CXR / "mimic-cxr-2.0.0-metadata.csv"
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
+    return built_demo(tmp_path_factory.mktemp("hostile") / "demo", seed=11)
+
+
+@pytest.fixture
+def tree(demo: SimpleNamespace, tmp_path: Path) -> Path:
+    root = tmp_path / "tree"
+    shutil.copytree(demo.root, root)
+    return root
+
+
+def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return code, err
+
+
+def _one_line(err: str, names: str) -> None:
+    assert err.count("\n") == 1 and err.startswith("cxrvqa: "), err
+    assert names in err, err
+
+
+def _edit_json(path: Path, edit: Callable[[list], object]) -> None:
+    records = json.loads(path.read_text())
+    edit(records)
+    path.write_text(json.dumps(records))
+
+
+def _truncated_gz(root: Path) -> str:
+    data = gzip.compress((root / METADATA).read_bytes())
+    (root / METADATA).unlink()
+    (root / f"{METADATA}.gz").write_bytes(data[: len(data) // 2])
+    return f"{METADATA.name}.gz"
+
+
+def _header_only(relative: Path) -> Callable[[Path], str]:
+    def damage(root: Path) -> str:
+        path = root / relative
+        path.write_text(path.read_text().splitlines()[0] + "\n")
+        return relative.name
+    return damage
+
+
+def _emptied(relative: Path) -> Callable[[Path], str]:
+    def damage(root: Path) -> str:
+        (root / relative).write_text("")
+        return relative.name
+    return damage
+
+
+def _ontology(edit: Callable[[dict], object], text: str | None = None) -> Callable[[Path], str]:
+    def damage(root: Path) -> str:
+        path = root / SEMANTICS / "label_to_UMLS_mapping.json"
+        if text is not None:
+            path.write_text(text)
+        else:
+            data = json.loads(path.read_text())
+            edit(data)
+            path.write_text(json.dumps(data))
+        return path.name
+    return damage
+
+
+def _question(edit: Callable[[list], object], name: str = "_test.json") -> Callable[[Path], str]:
+    def damage(root: Path) -> str:
+        _edit_json(root / DATASET / name, edit)
+        return name
+    return damage
+
+
+def _deep_questions(root: Path) -> str:
+    (root / DATASET / "_valid.json").write_text("[" * 100_000 + "]" * 100_000)
+    return "_valid.json:1:201: nested deeper"
+
+
+def _invalid_x1(root: Path) -> str:
+    path = root / TABULAR / "bbox_objects_tabular.txt"
+    lines = path.read_text().splitlines()
+    column = lines[0].split("\t").index("x1")
+    rows = [line.split("\t") for line in lines[1:]]
+    for row in rows:
+        row[column] = "x"
+    path.write_text("\n".join([lines[0], *("\t".join(row) for row in rows)]) + "\n")
+    return "bbox_objects_tabular.txt: column 'x1'"
+
+
+def _set(records: list, key: str, value: object, number: int = 0) -> None:
+    records[number][key] = value
+
+
+BUILD_CASES: dict[str, Callable[[Path], str]] = {
+    "truncated csv.gz": _truncated_gz,
+    "header-only metadata": _header_only(METADATA),
+    "header-only bbox_objects_tabular": _header_only(TABULAR / "bbox_objects_tabular.txt"),
+    "all-invalid x1": _invalid_x1,
+    "empty objects file": _emptied(SEMANTICS / "objects_extracted_from_reports_v1.txt"),
+    "empty attribute_relations_v1": _emptied(SEMANTICS / "attribute_relations_v1.txt"),
+    "objects file loses one": lambda root: _drop_line(
+        root / SEMANTICS / "objects_extracted_from_reports_v1.txt"),
+    "all_children not lists": _ontology(lambda d: d["all_children"].update(lungs="left lung")),
+    "deep ontology": _ontology(lambda d: None, text="{" + '"a":[' * 50_000),
+    "deep question file": _deep_questions,
+    "idx a string": _question(lambda r: _set(r, "idx", "3")),
+    "idx a float": _question(lambda r: _set(r, "idx", 3.0)),
+    "idx true": _question(lambda r: _set(r, "idx", True)),
+    "idx of 400 digits": lambda root: _long_idx(root),
+    "split not its file's": _question(lambda r: _set(r, "split", "train")),
+    "duplicate idx": _question(lambda r: _set(r, "idx", r[0]["idx"], 1)),
+    "unknown gender": lambda root: _unknown_gender(root),
+}
+
+
+def _unknown_gender(root: Path) -> str:
+    path = root / "physionet.org/files/mimiciv/2.2/hosp/patients.csv"
+    lines = path.read_text().splitlines()
+    lines[1] = lines[1].replace(",M,", ",X,").replace(",F,", ",X,")
+    path.write_text("\n".join(lines) + "\n")
+    return "patients.csv: line 2: gender must be M or F"
+
+
+def _drop_line(path: Path) -> str:
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text("".join(lines[1:]))
+    return path.name
+
+
+def _long_idx(root: Path) -> str:
+    path = root / DATASET / "_test.json"
+    text = path.read_text()
+    path.write_text(text.replace('"idx": 0', '"idx": ' + "7" * 400, 1)
+                    .replace('"idx":0', '"idx":' + "7" * 400, 1))
+    return "_test.json:"
+
+
+@pytest.mark.parametrize("case", list(BUILD_CASES))
+def test_damaged_build_input_names_its_file(case: str, tree: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    names = BUILD_CASES[case](tree)
+    before = (tree / DATASET / "train.json").read_bytes()
+    code, err = _run(["build", "--physionet-root", str(tree), "--dataset-dir",
+                      str(tree / DATASET)], capsys)
+    assert code == 3
+    _one_line(err, names)
+    assert (tree / DATASET / "train.json").read_bytes() == before  # nothing replaced
+
+
+def _graph_folder(tmp_path: Path, member: bytes) -> Path:
+    chest = tmp_path / "cig"
+    folder = chest / "silver_dataset" / "scene_graph"
+    folder.mkdir(parents=True)
+    (folder / "bad_SceneGraph.json").write_bytes(member)
+    return chest
+
+
+@pytest.mark.parametrize("member, what", [
+    (b"[" * 100_000 + b"]" * 100_000, "nested deeper than"),
+    (b'{"image_id": "x", "study_id": ' + b"9" * 400 + b', "attributes": [], "objects": []}',
+     "graph.study_id"),
+    (b'{"image_id": "x", "study_id": 1, "attributes": [], "objects": [{"x1": ' + b"9" * 400
+     + b"}]}", "objects[0]"),
+])
+def test_hostile_scene_graph_member_is_named(member: bytes, what: str, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    chest = _graph_folder(tmp_path, member)
+    code, err = _run(["scene-tabular", "--chest-imagenome-dir", str(chest)], capsys)
+    assert code == 3
+    _one_line(err, "bad_SceneGraph.json")
+    assert what in err
+
+
+def _records(demo: SimpleNamespace, split: str = "test") -> list[dict]:
+    return json.loads((demo.dataset / f"{split}.json").read_text())
+
+
+@pytest.mark.parametrize("split", [None, ["test"]])
+def test_stats_with_a_wrong_split_value(split: object, demo: SimpleNamespace, tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    records = _records(demo)
+    records[0]["split"] = split
+    path = tmp_path / "odd.json"
+    path.write_text(json.dumps(records))
+    code, err = _run(["stats", str(path)], capsys)
+    assert code == 3
+    _one_line(err, "odd.json: record 0")
+
+
+def test_export_with_a_huge_idx(demo: SimpleNamespace, tmp_path: Path,
+                                capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("pyarrow")
+    dataset = tmp_path / "dataset"
+    shutil.copytree(demo.dataset, dataset)
+    for idx, name in ((10**30, "test.json:"), (10**20, "test.json: record 0")):
+        records = _records(demo)
+        records[0]["idx"] = idx
+        (dataset / "test.json").write_text(json.dumps(records, indent=4))
+        code, err = _run(["export", "--format", "parquet", "--out", str(tmp_path / "out"),
+                          "--dataset-dir", str(dataset)], capsys)
+        assert code == 3
+        _one_line(err, name)
+    assert not (tmp_path / "out").exists()
+
+
+def test_explain_record_with_a_non_ascii_digit(demo: SimpleNamespace,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    for record in ("test:²", "test:" + "9" * 5000, "nosplit:1"):
+        code, err = _run(["explain", "--physionet-root", str(demo.root), "--dataset-dir",
+                          str(demo.dataset), "--record", record], capsys)
+        assert code == 2
+        _one_line(err, "--record")
+
+
+def test_evaluate_hostile_predictions(demo: SimpleNamespace, tmp_path: Path,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    gold = str(demo.dataset / "test.json")
+    code, err = _run(["evaluate", "--predictions", str(tmp_path / "absent.json"),
+                      "--gold", gold], capsys)
+    assert code == 3
+    _one_line(err, "absent.json")
+    cases = {
+        "digit.json": json.dumps({"test:²": ["yes"], "test:" + "9" * 5000: ["no"]}),
+        "long.json": '[{"split": "test", "idx": ' + "9" * 5000 + ', "answer": ["yes"]}]',
+        "deep.json": "[" * 100_000 + "]" * 100_000,
+    }
+    for name, text in cases.items():
+        (tmp_path / name).write_text(text)
+        code = main(["evaluate", "--predictions", str(tmp_path / name), "--gold", gold, "--json"])
+        captured = capsys.readouterr()
+        assert code == 0 and captured.err == "", (name, captured.err)
+        problems = json.loads(captured.out)["problems"]
+        # Reported in the scoring report, as other unusable predictions are.
+        assert problems["malformed"] + problems["unreadable"] >= 1, (name, problems)
+
+
+def test_checksums_with_non_utf8_bytes(demo: SimpleNamespace, tmp_path: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    sums = tmp_path / "SHA256SUMS.txt"
+    sums.write_bytes(b"\xff\xfe" + b"0" * 64 + b" train.json\n")
+    code, err = _run(["verify", "--dataset-dir", str(demo.dataset), "--checksums", str(sums)],
+                     capsys)
+    assert code == 3
+    _one_line(err, "SHA256SUMS.txt")
+
+
+def test_unwritable_outputs_are_one_line(demo: SimpleNamespace, tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    below = blocker / "below"
+    commands = [
+        ["generate", "--physionet-root", str(demo.root), "--split", "test", "--per-template",
+         "1", "--templates", "program_1", "--out", str(below / "g.json")],
+        ["export", "--format", "parquet", "--out", str(below / "out"), "--dataset-dir",
+         str(demo.dataset)],
+        ["verify", "--dataset-dir", str(blocker), "--write-checksums"],
+    ]
+    for argv in commands:
+        code, err = _run(argv, capsys)
+        assert code == 3, argv
+        _one_line(err, str(blocker))
+
+
+def test_disk_full_is_one_line_and_keeps_the_old_files(
+        demo: SimpleNamespace, tree: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    def full(writer: object, data: bytes) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    before = {path.name: path.read_bytes() for path in (tree / DATASET).iterdir()}
+    monkeypatch.setattr(commit._HashingWriter, "write", full)
+    code, err = _run(["build", "--physionet-root", str(tree), "--dataset-dir",
+                      str(tree / DATASET)], capsys)
+    assert code == 3
+    _one_line(err, "disk full")
+    assert {path.name: path.read_bytes() for path in (tree / DATASET).iterdir()} == before
+
+
+def test_internal_errors_are_one_line_and_debug_shows_the_traceback(
+        demo: SimpleNamespace, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    import cxrvqa.tools.verify as verify
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise ZeroDivisionError("a bug\nover two lines")
+
+    monkeypatch.setattr(verify, "verify_checksums", broken)
+    monkeypatch.setattr(verify, "verify_manifest", lambda *_: None)
+    code, err = _run(["verify", "--dataset-dir", str(demo.dataset)], capsys)
+    assert code == 70
+    _one_line(err, "internal error: ZeroDivisionError: a bug over two lines")
+    assert "--debug" in err
+    assert main(["--debug", "verify", "--dataset-dir", str(demo.dataset)]) == 70
+    assert "Traceback" in capsys.readouterr().err
+
+
+def test_closed_stdout_ends_quietly(demo: SimpleNamespace, monkeypatch: pytest.MonkeyPatch,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    class Closed:
+        def write(self, text: str) -> int:
+            raise BrokenPipeError(errno.EPIPE, "Broken pipe")
+
+        def flush(self) -> None:
+            pass
+
+    monkeypatch.setattr(sys, "stdout", Closed())
+    code = main(["stats", str(demo.dataset / "test.json")])
+    monkeypatch.undo()
+    assert code == 141 and capsys.readouterr().err == ""
+
+
+def test_sigterm_is_handled_like_an_interrupt(demo: SimpleNamespace, tree: Path,
+                                              monkeypatch: pytest.MonkeyPatch,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    import cxrvqa.build.pipeline as pipeline
+
+    real = pipeline.answer_split
+
+    def terminated(*args: object, **kwargs: object) -> object:
+        os.kill(os.getpid(), signal.SIGTERM)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "answer_split", terminated)
+    before = (tree / DATASET / "train.json").read_bytes()
+    code, err = _run(["build", "--physionet-root", str(tree), "--dataset-dir",
+                      str(tree / DATASET)], capsys)
+    assert code == 143 and err == "cxrvqa: terminated\n"
+    assert (tree / DATASET / "train.json").read_bytes() == before
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+# --- random byte-level corruption ------------------------------------------------------------
+
+CORRUPTIBLE = [METADATA, CIG / "gold_dataset/gold_attributes_relations_500pts_500studies1st.txt",
+               CIG / "gold_dataset/gold_bbox_coordinate_annotations_1000images.csv",
+               TABULAR / "attribute_relations_tabular.txt", TABULAR / "bbox_objects_tabular.txt",
+               SEMANTICS / "objects_extracted_from_reports_v1.txt",
+               SEMANTICS / "attribute_relations_v1.txt", SEMANTICS / "label_to_UMLS_mapping.json",
+               Path("physionet.org/files/mimiciv/2.2/hosp/patients.csv"),
+               DATASET / "_train_part1.json", DATASET / "_valid.json", DATASET / "_test.json"]
+
+
+def _corrupt(data: bytes, how: str, where: float, byte: int) -> bytes:
+    at = int(where * len(data))
+    lines = data.splitlines(keepends=True)
+    line = int(where * len(lines)) if lines else 0
+    if how == "truncate":
+        return data[:at]
+    if how == "flip":
+        return data[:at] + bytes([data[at] ^ (byte or 1)]) + data[at + 1:] if data else data
+    if how == "delete line":
+        return b"".join(lines[:line] + lines[line + 1:])
+    return b"".join(lines[:line + 1] + lines[line:])  # duplicate a line
+
+
+@pytest.fixture(scope="module")
+def corruptible(demo: SimpleNamespace, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("corrupt") / "tree"
+    shutil.copytree(demo.root, root)
+    return root
+
+
+@settings(max_examples=15)  # each example is a build (~1 s)
+@given(file=st.sampled_from(CORRUPTIBLE),
+       how=st.sampled_from(["truncate", "flip", "delete line", "duplicate line"]),
+       where=st.floats(0, 0.999), byte=st.integers(0, 255))
+def test_corrupted_inputs_never_give_a_traceback(corruptible: Path, file: Path, how: str,
+                                                 where: float, byte: int) -> None:
+    path = corruptible / file
+    original = path.read_bytes()
+    path.write_bytes(_corrupt(original, how, where, byte))
+    try:
+        out, err = _capture(["build", "--physionet-root", str(corruptible), "--dataset-dir",
+                             str(corruptible / DATASET), "--output-dir", str(corruptible / "out")])
+    finally:
+        path.write_bytes(original)
+    code, text = out, err
+    assert code in (0, 3), text  # built, or a one-line data error
+    assert "Traceback" not in text and text.count("\n") <= 1, text
+
+
+def _capture(argv: list[str]) -> tuple[int, str]:
+    import contextlib
+    import io
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        code = main(argv)
+    return code, err.getvalue()
