@@ -250,19 +250,24 @@ def test_evaluate_hostile_predictions(demo: SimpleNamespace, tmp_path: Path,
                       "--gold", gold], capsys)
     assert code == 3
     _one_line(err, "absent.json")
-    cases = {
-        "digit.json": json.dumps({"test:²": ["yes"], "test:" + "9" * 5000: ["no"]}),
-        "long.json": '[{"split": "test", "idx": ' + "9" * 5000 + ', "answer": ["yes"]}]',
-        "deep.json": "[" * 100_000 + "]" * 100_000,
-    }
-    for name, text in cases.items():
+    # Readable JSON with unusable keys: each is counted in the report, as other unusable
+    # predictions are (scoring goes on).
+    (tmp_path / "digit.json").write_text(
+        json.dumps({"test:²": ["yes"], "test:" + "9" * 5000: ["no"]}))
+    code = main(["evaluate", "--predictions", str(tmp_path / "digit.json"), "--gold", gold,
+                 "--json"])
+    captured = capsys.readouterr()
+    assert code == 0 and captured.err == ""
+    assert json.loads(captured.out)["problems"]["malformed"] == 2
+    # A file that cannot be read as predictions at all (beyond the integer or nesting bounds,
+    # as a whole and line by line) is an error: one line naming it, exit 3 (issue 18).
+    for name, text in {"long.json": '[{"split": "test", "idx": ' + "9" * 5000 + ', "answer": []}]',
+                       "deep.json": "[" * 100_000 + "]" * 100_000}.items():
         (tmp_path / name).write_text(text)
-        code = main(["evaluate", "--predictions", str(tmp_path / name), "--gold", gold, "--json"])
-        captured = capsys.readouterr()
-        assert code == 0 and captured.err == "", (name, captured.err)
-        problems = json.loads(captured.out)["problems"]
-        # Reported in the scoring report, as other unusable predictions are.
-        assert problems["malformed"] + problems["unreadable"] >= 1, (name, problems)
+        code, err = _run(["evaluate", "--predictions", str(tmp_path / name), "--gold", gold],
+                         capsys)
+        assert code == 3, name
+        _one_line(err, name)
 
 
 def test_checksums_with_non_utf8_bytes(demo: SimpleNamespace, tmp_path: Path,

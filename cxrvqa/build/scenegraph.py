@@ -581,6 +581,8 @@ def _fast_rows(data: bytes, strings: dict[str, str], parsed: dict[str, tuple[Any
             if not (study_id.isascii() and study_id.isdigit()):
                 return None
             study_id = int(study_id)
+        if not 0 <= study_id < 10**18:  # the checked path's int64 rule says what is wrong
+            return None
         image_id, share = graph.image_id, strings.setdefault
         labels = []
         for region in graph.attributes:
@@ -617,9 +619,10 @@ def _fast_box(obj: _FastObject, share: Any) -> tuple[Any, ...]:
     numbers = (obj.x1, obj.y1, obj.x2, obj.y2, obj.width, obj.height)
     originals = (obj.original_x1, obj.original_y1, obj.original_x2, obj.original_y2,
                  obj.original_width, obj.original_height)
-    # One sum tells whether all are finite; one that overflows only sends the graph the slow way.
-    if not math.isfinite(sum(numbers) + sum(originals)):
-        raise ValueError("not finite")
+    # The checked path's rule (finite, magnitude below 2**53); NaN fails every comparison. A
+    # box outside it sends the graph the slow way, which says what is wrong.
+    if not all(-_LIMIT < value < _LIMIT for value in (*numbers, *originals)):
+        raise ValueError("a number out of range")
     synsets = repr(obj.synsets)
     return (obj.object_id, *numbers, share(obj.bbox_name, obj.bbox_name),
             share(synsets, synsets), share(obj.name, obj.name), *originals)

@@ -120,7 +120,9 @@ def question_paths(paths: Sequence[Path]) -> tuple[list[Path], list[str]]:
             if not built:
                 raise DataError(f"{path}: no built split files ({', '.join(BUILT_FILES.values())})"
                                 f"; run `cxrvqa build` first, or name question files")
-            others = sorted(p.name for p in path.iterdir() if p.is_file() and p not in built)
+            # Hidden files (a build's manifest, a commit journal) are bookkeeping, not data.
+            others = sorted(p.name for p in path.iterdir()
+                            if p.is_file() and p not in built and not p.name.startswith("."))
             if others:
                 notes.append(f"{path}: read the built splits only; skipped {', '.join(others)}")
             chosen += built
