@@ -12,7 +12,7 @@ from cxrvqa.cli import main
 from cxrvqa.lang.check import MAX_PER_CODE
 from cxrvqa.lang.source import Source
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _program_with_lets(count: int) -> str:
