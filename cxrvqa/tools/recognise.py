@@ -132,7 +132,9 @@ _NOT = frozenset("not excluding exclude except without absent minus unlike lacki
 _OR = frozenset("or either whichever".split())
 _AND = frozenset("and both common shared each plus well together".split())
 _NEGATED = frozenset("no not without absent absence free normal lack lacks lacking neither nor "
-                     "none negative excluding except minus unlike sparing spared".split())
+                     "none negative excluding except minus unlike sparing spared "
+                     # a size compared the other way round is the complement of programs 47/48
+                     "less smaller narrower under below fewer lower".split())
 _PREPOSITIONS = frozenset("in of at on within from for regarding about involving".split())
 # Words that may stand beside terms without changing what is asked (besides template words).
 _FILLER = frozenset("""
@@ -632,10 +634,14 @@ def _by_topic(lines: list[_Line], f: _Features) -> tuple[list[_Line], str]:
                    f"about {'/'.join(sorted(f.topics))}")
 
 
+_COUNTING = frozenset({("how", "many"), ("number", "of"), ("only", "one"), ("exactly", "one"),
+                       ("just", "one"), ("at", "most"), ("single", "one"), ("one", "but")})
+
+
 def _counts_things(items: Sequence[_Item]) -> bool:
-    """"How many …", "the number of …", "count …": no program counts."""
-    return "count" in items or any((a, b) in (("how", "many"), ("number", "of"))
-                                   for a, b in zip(items, items[1:]))
+    """"How many …", "the number of …", "count …", "only one of X and Y" (exactly one, not
+    either): no program counts."""
+    return "count" in items or any((a, b) in _COUNTING for a, b in zip(items, items[1:]))
 
 
 def _has_evidence(line: _Line, f: _Features) -> bool:

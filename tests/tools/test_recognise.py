@@ -156,6 +156,10 @@ def test_parser_reads_unseen_wordings(recogniser: Recogniser, question: str, pro
     # A pair connective with no pair to join is not accounted for.
     ("Is there either pneumonia in the left lung?", "unknown", "closest template: program_2"),
     ("Are both the left lung abnormal?", "unknown", "unknown question"),
+    # Exactly one of two, and sizes compared the other way round, are asked by no program.
+    ("Is only one of pneumonia and atelectasis present?", "unknown", "unknown question"),
+    ("Is the cardiothoracic ratio less than 0.5?", "unknown", "unknown question"),
+    ("Is the upper mediastinum narrower than a third of the chest?", "unknown", "program_48"),
 ])
 def test_refusals(recogniser: Recogniser, question: str, layer: str, message: str) -> None:
     found = recogniser.recognise(question)
