@@ -528,8 +528,8 @@ def _form(items: Sequence[_Item], pair: tuple[int, int] | None, conn: str | None
         # A fragment ("PA view?", "both X and Y?") asks whether, unless it asks for places or all.
         places = any(isinstance(i, _Term) and i.kind == "location" for i in items)
         return "list" if places or words & {"all", "every"} else "yn"
-    if pair is not None and first == "which" and "between" in items[:pair[0]]:
-        return "choice"  # "between X and Y, which …?"
+    if pair is not None and first == "which" and pair[1] < at and "between" in items[:pair[0]]:  # type: ignore[operator]
+        return "choice"  # "between X and Y, which …?" (not "which … shared between X and Y")
     if pair is not None and conn == "or" and "either" not in words and "," in items[
             max(pair[0] - 3, 0):pair[0]] and not _asks_for_findings(items):
         return "choice"

@@ -113,6 +113,8 @@ OWN = [
      {"attribute": {"0": "pneumonia", "1": "lung cancer"}, "category": {"0": "disease"}}),
     ("Between the trachea and the svc, which is related to pneumonia?", "program_32",
      {"object": {"0": "trachea", "1": "svc"}, "attribute": {"0": "pneumonia"}}),
+    ("Which devices are shared between the trachea and the svc?", "program_14",
+     {"object": {"0": "trachea", "1": "svc"}, "category": {"0": "device"}}),
     # Size wordings: the cardiothoracic ratio, the heart, the mediastinal width.
     ("Does the cardiothoracic ratio exceed 50%?", "program_47", {}),
     ("Is the heart more than half as wide as the chest?", "program_47", {}),
