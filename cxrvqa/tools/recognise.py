@@ -528,7 +528,8 @@ def _form(items: Sequence[_Item], pair: tuple[int, int] | None, conn: str | None
         # A fragment ("PA view?", "both X and Y?") asks whether, unless it asks for places or all.
         places = any(isinstance(i, _Term) and i.kind == "location" for i in items)
         return "list" if places or words & {"all", "every"} else "yn"
-    if pair is not None and first == "which" and pair[1] < at and "between" in items[:pair[0]]:  # type: ignore[operator]
+    between = pair is not None and "between" in items[:pair[0]]
+    if between and first == "which" and pair[1] < at:  # type: ignore[index, operator]
         return "choice"  # "between X and Y, which …?" (not "which … shared between X and Y")
     if pair is not None and conn == "or" and "either" not in words and "," in items[
             max(pair[0] - 3, 0):pair[0]] and not _asks_for_findings(items):
@@ -540,13 +541,13 @@ def _form(items: Sequence[_Item], pair: tuple[int, int] | None, conn: str | None
 
 _SEEK = frozenset("identify find see spot detect notice observe locate discern".split())
 _LISTING = frozenset("all every each which what where the".split())
+_ASKS = _YES_NO | _WH | _SEEK | {"if"}
 
 
 def _after_can_you(rest: Sequence[_Item]) -> str:
     """What "can you …" asks: "can you list …" / "can you tell me which …" ask for a list;
     "can you identify any …" / "can you see …" ask whether; "can you identify all …" lists."""
-    verb = next((i for i in rest if i in _YES_NO or i in _WH or i in _SEEK or i == "if"),  # type: ignore[operator]
-                None)
+    verb = next((i for i in rest if i in _ASKS), None)  # type: ignore[operator]
     if verb in _SEEK:
         after = rest[rest.index(verb) + 1:rest.index(verb) + 2]
         return "what" if after and after[0] in _LISTING else "is"
