@@ -210,7 +210,7 @@ class Recognition:
 class _Features:
     counts: tuple[int, ...]  # per _COUNTED kind
     abnormal: bool
-    form: str  # yn | list | choice
+    form: str  # yn | list | choice | fragment (no question word: yn or list)
     conn: str | None  # and | and? (a plain "and" in a list question) | or | not | ? (both
     # union and intersection said) | None (no pair)
     location: bool
@@ -525,12 +525,14 @@ def _form(items: Sequence[_Item], pair: tuple[int, int] | None, conn: str | None
     if first in _YES_NO or (first is None and "if" in words):  # "tell me if there is …"
         return "yn"
     if first is None:
-        # A fragment ("PA view?", "both X and Y?") asks whether, unless it asks for places or all.
+        # A fragment ("PA view?", "both X and Y?") may ask whether or ask for a list, unless it
+        # asks for places or all; when a program of each form fits, it is refused as ambiguous.
         places = any(isinstance(i, _Term) and i.kind == "location" for i in items)
-        return "list" if places or words & {"all", "every"} else "yn"
-    between = pair is not None and "between" in items[:pair[0]]
+        return "list" if places or words & {"all", "every"} else "fragment"
+    between = pair is not None and ("between" in items[:pair[0]] or conn == "or")
     if between and first == "which" and pair[1] < at:  # type: ignore[index, operator]
-        return "choice"  # "between X and Y, which …?" (not "which … shared between X and Y")
+        # "between X and Y, which …?", "X or Y, which …?" (not "which … shared between X and Y")
+        return "choice"
     if pair is not None and conn == "or" and "either" not in words and "," in items[
             max(pair[0] - 3, 0):pair[0]] and not _asks_for_findings(items):
         return "choice"
@@ -598,10 +600,12 @@ def _narrow(lines: list[_Line], keep: object, reason: str) -> tuple[list[_Line],
 
 
 def _by_form(lines: list[_Line], f: _Features) -> tuple[list[_Line], str]:
-    kept = [line for line in lines if line.features.form == f.form]
+    forms = ("yn", "list") if f.form == "fragment" else (f.form,)
+    kept = [line for line in lines if line.features.form in forms]
     if not kept and f.conn == "or":
         # "Is this an AP or a PA view?" asks to choose; so may "which …, X or Y" (a list).
-        other = {"yn": ("choice",), "choice": ("list",), "list": ("choice",)}[f.form]
+        other = {"yn": ("choice",), "choice": ("list",), "list": ("choice",),
+                 "fragment": ("choice",)}[f.form]
         kept = [line for line in lines if line.features.form in other]
     if len({line.program for line in kept}) < len({line.program for line in lines}):
         return kept, f"form {f.form}"

@@ -109,6 +109,8 @@ OWN = [
     ("pneumonia or atelectasis in the svc?", "program_6",
      {"object": {"0": "svc"}, "attribute": {"0": "pneumonia", "1": "atelectasis"}}),
     ("male patient?", "program_44", {"gender": {"0": "M"}}),
+    ("the trachea or the svc, which is abnormal?", "program_33",
+     {"object": {"0": "trachea", "1": "svc"}}),
     ("Between pneumonia and lung cancer, which disease is there?", "program_28",
      {"attribute": {"0": "pneumonia", "1": "lung cancer"}, "category": {"0": "disease"}}),
     ("Between the trachea and the svc, which is related to pneumonia?", "program_32",
@@ -161,6 +163,10 @@ def test_parser_reads_unseen_wordings(recogniser: Recogniser, question: str, pro
     # Exactly one of two, and sizes compared the other way round, are asked by no program.
     ("Is only one of pneumonia and atelectasis present?", "unknown", "unknown question"),
     ("Is the cardiothoracic ratio less than 0.5?", "unknown", "unknown question"),
+    # A fragment that a yes/no and a list program both fit: whether, or which ones?
+    ("devices in the left lung?", "ambiguous", "could be program_1 or program_7"),
+    ("abnormalities common to the trachea and the svc?", "ambiguous",
+     "could be program_12 or program_17"),
     ("Is the upper mediastinum narrower than a third of the chest?", "unknown", "unknown question"),
 ])
 def test_refusals(recogniser: Recogniser, question: str, layer: str, message: str) -> None:
