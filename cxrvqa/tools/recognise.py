@@ -19,9 +19,19 @@ b. **parser**: for wordings never seen, the terms found decide. Every program li
      (view, gender/sex, width).
 
    Two programs that still fit equally make the question **ambiguous** (refused, not guessed).
+
+   Decision rules: the form comes from the leading auxiliary or wh-word ("can you find any …"
+   asks whether; "can you list / identify all …" asks for a list; a fragment without either may
+   be yes/no or list). Connectives: union markers ("either", "or", "at least one of", "any of",
+   "…, or both") outrank a plain "and"; intersection markers ("both", "common", "shared", "as
+   well as") give "and"; "but not", "excluding", "without", "free of", "only in" the
+   difference; union and intersection at once leave two readings. Rewrites (``_REWRITES``)
+   bring wordings to these words before the terms are read.
 c. **unknown**: nothing fits, or a word looks like a vocabulary term that is not one (a
-   misspelling, "left elbow"), or the question is negated or counts. The answer names the
-   closest template line and any misspelt term.
+   misspelling, "left elbow"), or the question is negated ("free of …"), counts ("how many",
+   "only one of"), compares a size the other way ("less than half"), or holds a pair word
+   ("either", "both", "but", …) with no two terms to join. The answer names the closest
+   template line and any misspelt term.
 
 Example:
     >>> from cxrvqa.programs import bundled_programs
