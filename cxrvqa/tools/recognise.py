@@ -19,9 +19,19 @@ b. **parser**: for wordings never seen, the terms found decide. Every program li
      (view, gender/sex, width).
 
    Two programs that still fit equally make the question **ambiguous** (refused, not guessed).
+
+   Decision rules: the form comes from the leading auxiliary or wh-word ("can you find any …"
+   asks whether; "can you list / identify all …" asks for a list; a fragment without either may
+   be yes/no or list). Connectives: union markers ("either", "or", "at least one of", "any of",
+   "…, or both") outrank a plain "and"; intersection markers ("both", "common", "shared", "as
+   well as") give "and"; "but not", "excluding", "without", "free of", "only in" the
+   difference; union and intersection at once leave two readings. Rewrites (``_REWRITES``)
+   bring wordings to these words before the terms are read.
 c. **unknown**: nothing fits, or a word looks like a vocabulary term that is not one (a
-   misspelling, "left elbow"), or the question is negated or counts. The answer names the
-   closest template line and any misspelt term.
+   misspelling, "left elbow"), or the question is negated ("free of …"), counts ("how many",
+   "only one of"), compares a size the other way ("less than half"), or holds a pair word
+   ("either", "both", "but", …) with no two terms to join. The answer names the closest
+   template line and any misspelt term.
 
 Example:
     >>> from cxrvqa.programs import bundled_programs
@@ -65,8 +75,9 @@ _OTHER_TERMS: dict[str, dict[str, tuple[str, ...]]] = {
     "viewpos": {"AP": ("ap", "anteroposterior", "antero-posterior", "a-p"),
                 "PA": ("pa", "posteroanterior", "postero-anterior", "p-a")},
     "gender": {"M": ("male", "man", "men"), "F": ("female", "woman", "women")},
-    "ratio": {"1/2": ("1/2", "half", "one half", "one-half", "50%"),
-              "1/3": ("1/3", "third", "one third", "one-third", "a third")},
+    "ratio": {"1/2": ("1/2", "half", "one half", "one-half", "50%", "50 %", "0.5", "0.50", ".5"),
+              "1/3": ("1/3", "third", "one third", "one-third", "a third", "33%", "33 %",
+                      "0.33", "0.333", ".33")},
     "abnormal": {"abnormal": ("abnormal", "abnormality", "abnormalities", "abnormals",
                               "abnormal finding", "abnormal findings", "anomaly", "anomalies",
                               "pathology", "pathologies", "pathological finding",
@@ -82,8 +93,41 @@ _OTHER_TERMS: dict[str, dict[str, tuple[str, ...]]] = {
     "topic": {"view": ("view", "views", "projection", "projections", "view position",
                        "position", "orientation", "viewpoint"),
               "gender": ("gender", "sex", "genders"),
-              "size": ("width", "wide", "wider", "widths", "broader", "breadth")},
+              "size": ("width", "wide", "wider", "widths", "broader", "breadth", "ratio")},
 }
+
+# Wordings that say the same as a shorter one, rewritten before terms are read (templates and
+# questions alike, so exact matching is unaffected): a connective's many spellings become the
+# one word the rules below know, and size wordings name the widths they compare.
+_REWRITES: dict[tuple[str, ...], tuple[str, ...]] = {
+    ("at", "least", "one", "of"): ("either",),  # "at least one of X and Y": X or Y (union)
+    ("any", "of"): ("either",),
+    ("one", "or", "both", "of"): ("either",),
+    ("or", "both"): ("or",),  # "X, Y, or both": the union, not the intersection
+    ("and", "or"): ("or",),
+    ("as", "well", "as"): ("and", "both"),
+    ("in", "common"): ("common",),
+    ("free", "of"): ("not",),  # "free of X": X absent
+    ("cardiothoracic", "ratio"): ("cardiac", "silhouette", "width", "to", "thorax", "width"),
+    ("cardio", "thoracic", "ratio"): ("cardiac", "silhouette", "width", "to", "thorax", "width"),
+    ("heart",): ("cardiac", "silhouette"),
+    ("cardiac", "width"): ("cardiac", "silhouette", "width"),
+    ("upper", "mediastinal"): ("upper", "mediastinum"),
+    ("superior", "mediastinum"): ("upper", "mediastinum"),
+    ("superior", "mediastinal", "width"): ("upper", "mediastinum", "width"),
+    ("mediastinal", "width"): ("upper", "mediastinum", "width"),  # measured at the upper one
+    ("yes", "or", "no"): ("yes",),  # "answer yes or no: …" joins no terms
+}
+_REWRITE_TRIE: dict[str, list[tuple[tuple[str, ...], tuple[str, ...]]]] = {}
+for _words, _instead in sorted(_REWRITES.items(), key=lambda entry: -len(entry[0])):
+    assert _instead[:len(_words)] != _words  # a rewrite must not rewrite itself again
+    _REWRITE_TRIE.setdefault(_words[0], []).append((_words, _instead))
+# Pair connectives: which reading each asks for.
+_UNION = frozenset("either or whichever".split())
+_INTERSECTION = frozenset("both common shared share shares intersection mutual".split())
+
+# Words that only make sense joining two terms; a question with one of them but no pair is refused.
+_PAIR_WORDS = ("either", "both", "or", "neither", "but", "except", "excluding", "only", "common")
 
 _YES_NO = frozenset("is are does do did can could was were has have will would should may might "
                     "any anything whether".split())
@@ -98,7 +142,9 @@ _NOT = frozenset("not excluding exclude except without absent minus unlike lacki
 _OR = frozenset("or either whichever".split())
 _AND = frozenset("and both common shared each plus well together".split())
 _NEGATED = frozenset("no not without absent absence free normal lack lacks lacking neither nor "
-                     "none negative excluding except minus unlike sparing spared".split())
+                     "none negative excluding except minus unlike sparing spared "
+                     # a size compared the other way round is the complement of programs 47/48
+                     "less smaller narrower under below fewer lower".split())
 _PREPOSITIONS = frozenset("in of at on within from for regarding about involving".split())
 # Words that may stand beside terms without changing what is asked (besides template words).
 _FILLER = frozenset("""
@@ -174,12 +220,14 @@ class Recognition:
 class _Features:
     counts: tuple[int, ...]  # per _COUNTED kind
     abnormal: bool
-    form: str  # yn | list | choice
-    conn: str | None  # and | and? (a plain "and" in a list question) | or | not | None (no pair)
+    form: str  # yn | list | choice | fragment (no question word: yn or list)
+    conn: str | None  # and | and? (a plain "and" in a list question) | or | not | ? (both
+    # union and intersection said) | None (no pair)
     location: bool
     topics: frozenset[str]
     negated: bool
     swap: bool = False  # "excluding the Y, … the X": the pair's terms in reverse order
+    loose: str | None = None  # a pair connective in a question without a pair: unaccounted for
 
 
 @dataclass(frozen=True)
@@ -235,18 +283,25 @@ class Recogniser:
         return items
 
     def _terms(self, tokens: Sequence[str]) -> list[_Item]:
-        """Longest vocabulary match first, left to right."""
+        """Longest vocabulary match first, left to right; a wording outside a term is rewritten
+        (``_REWRITES``) before it is read."""
         items: list[_Item] = []
-        i, end = 0, len(tokens)
-        while i < end:
+        tokens = list(tokens)
+        i = 0
+        while i < len(tokens):
             for words, term in self._trie.get(tokens[i], ()):
                 if tuple(tokens[i:i + len(words)]) == words:
                     items.append(term)
                     i += len(words)
                     break
             else:
-                items.append(tokens[i])
-                i += 1
+                for words, instead in _REWRITE_TRIE.get(tokens[i], ()):
+                    if tuple(tokens[i:i + len(words)]) == words:
+                        tokens[i:i + len(words)] = instead
+                        break
+                else:
+                    items.append(tokens[i])
+                    i += 1
         return items
 
     def _line(self, program: Program, number: int, text: str) -> _Line:
@@ -288,6 +343,8 @@ class Recogniser:
         features = _features(items)
         if features.negated:
             return self._unknown(question, items, "negated questions are not asked")
+        if features.loose:
+            return self._unknown(question, items, f"{features.loose!r} joins no two terms")
         lines = [line for line in self._by_counts.get((features.counts, features.abnormal), ())
                  if _fixed_fit(line, items)]
         why = [f"terms {_describe(features)}"]
@@ -433,8 +490,9 @@ def _features(items: Sequence[_Item]) -> _Features:
         words.discard("no")  # "answer yes or no: …" is not a negation
     negated = bool(words & _NEGATED) and conn != "not"  # "but not" names the pair's exclusion
     topics = frozenset(items[n].value or "" for n in places.get("topic", ()))  # type: ignore[union-attr]
+    loose = None if pair else next((w for w in _PAIR_WORDS if w in words), None)
     return _Features(counts, "abnormal" in places, form, conn, "location" in places, topics,
-                     negated, swap)
+                     negated, swap, loose)
 
 
 def _between_has(items: Sequence[_Item], pair: tuple[int, int] | None, words: frozenset[str]) -> bool:
@@ -444,14 +502,20 @@ def _between_has(items: Sequence[_Item], pair: tuple[int, int] | None, words: fr
 def _conn(items: Sequence[_Item], pair: tuple[int, int], words: set[str]) -> tuple[str | None, bool]:
     """The connective between the pair's terms, else the one the whole question implies;
     and whether the excluded term comes first ("excluding the Y, … in the X")."""
-    for conn, which in (("not", _NOT), ("or", _OR), ("and", _AND)):
-        if _between_has(items, pair, which):
-            return conn, False
+    if _between_has(items, pair, _NOT):
+        return "not", False
     if any(i in _NOT for i in items[:pair[0]]):
         return "not", True
-    if "either" in words:
+    # A union marker anywhere ("either", "at least one of", "…, or both") outranks a plain "and"
+    # between the terms; an intersection marker ("both", "common", …) outranks nothing else.
+    # Both kinds at once leave two readings: "?" (refused unless one program fits both).
+    union = "either" in words or any(i in _OR for i in items[pair[0] + 1:])
+    intersection = bool(words & _BOTH)
+    if union and intersection:
+        return "?", False
+    if union:
         return "or", False
-    if words & _BOTH:
+    if intersection or _between_has(items, pair, _AND):
         return "and", False
     only = {"only", "exclusively", "exclusive", "solely", "uniquely", "unique"}
     if words & only:  # what is "only in the X" comes first
@@ -467,18 +531,39 @@ def _form(items: Sequence[_Item], pair: tuple[int, int] | None, conn: str | None
     if isinstance(first, _Term):
         first = "where"
     if first in _YES_NO and items[at + 1:at + 2] == ["you"]:  # type: ignore[operator]
-        # "can you list …" / "can you tell me which …" ask for a list; "can you see …" does not.
-        after = next((i for i in items[at + 2:] if i in _YES_NO or i in _WH or i == "if"),  # type: ignore[operator]
-                     None)
-        first = "what" if after in _WH else "is"
+        first = _after_can_you(items[at + 2:])
     if first in _YES_NO or (first is None and "if" in words):  # "tell me if there is …"
         return "yn"
+    if first is None:
+        # A fragment ("PA view?", "both X and Y?") may ask whether or ask for a list, unless it
+        # asks for places or all; when a program of each form fits, it is refused as ambiguous.
+        places = any(isinstance(i, _Term) and i.kind == "location" for i in items)
+        return "list" if places or words & {"all", "every"} else "fragment"
+    between = pair is not None and ("between" in items[:pair[0]] or conn == "or")
+    if between and first == "which" and pair[1] < at:  # type: ignore[index, operator]
+        # "between X and Y, which …?", "X or Y, which …?" (not "which … shared between X and Y")
+        return "choice"
     if pair is not None and conn == "or" and "either" not in words and "," in items[
             max(pair[0] - 3, 0):pair[0]] and not _asks_for_findings(items):
         return "choice"
     if _which_of(items, pair):
         return "choice"
     return "list"
+
+
+_SEEK = frozenset("identify find see spot detect notice observe locate discern".split())
+_LISTING = frozenset("all every each which what where the".split())
+_ASKS = _YES_NO | _WH | _SEEK | {"if"}
+
+
+def _after_can_you(rest: Sequence[_Item]) -> str:
+    """What "can you …" asks: "can you list …" / "can you tell me which …" ask for a list;
+    "can you identify any …" / "can you see …" ask whether; "can you identify all …" lists."""
+    verb = next((i for i in rest if i in _ASKS), None)  # type: ignore[operator]
+    if verb in _SEEK:
+        after = rest[rest.index(verb) + 1:rest.index(verb) + 2]
+        return "what" if after and after[0] in _LISTING else "is"
+    return "what" if verb in _WH else "is"
 
 
 def _is_where(item: _Item) -> bool:
@@ -525,10 +610,12 @@ def _narrow(lines: list[_Line], keep: object, reason: str) -> tuple[list[_Line],
 
 
 def _by_form(lines: list[_Line], f: _Features) -> tuple[list[_Line], str]:
-    kept = [line for line in lines if line.features.form == f.form]
+    forms = ("yn", "list") if f.form == "fragment" else (f.form,)
+    kept = [line for line in lines if line.features.form in forms]
     if not kept and f.conn == "or":
         # "Is this an AP or a PA view?" asks to choose; so may "which …, X or Y" (a list).
-        other = {"yn": ("choice",), "choice": ("list",), "list": ("choice",)}[f.form]
+        other = {"yn": ("choice",), "choice": ("list",), "list": ("choice",),
+                 "fragment": ("choice",)}[f.form]
         kept = [line for line in lines if line.features.form in other]
     if len({line.program for line in kept}) < len({line.program for line in lines}):
         return kept, f"form {f.form}"
@@ -538,7 +625,8 @@ def _by_form(lines: list[_Line], f: _Features) -> tuple[list[_Line], str]:
 def _by_conn(lines: list[_Line], f: _Features) -> tuple[list[_Line], str]:
     if f.conn is None:
         return lines, ""
-    allowed = {"and": ("and", "and?"), "and?": ("and", "and?", "or")}.get(f.conn, (f.conn,))
+    allowed = {"and": ("and", "and?"), "and?": ("and", "and?", "or"),
+               "?": ("and", "and?", "or")}.get(f.conn, (f.conn,))
     kept = [line for line in lines if line.features.conn in (*allowed, None)]
     if not kept and f.form == "list" and f.counts[2] == 2 and f.conn in ("and", "and?", "or"):
         kept = lines  # listing two categories: "a and b" and "a or b" both mean the union
@@ -561,10 +649,14 @@ def _by_topic(lines: list[_Line], f: _Features) -> tuple[list[_Line], str]:
                    f"about {'/'.join(sorted(f.topics))}")
 
 
+_COUNTING = frozenset({("how", "many"), ("number", "of"), ("only", "one"), ("exactly", "one"),
+                       ("just", "one"), ("at", "most"), ("single", "one"), ("one", "but")})
+
+
 def _counts_things(items: Sequence[_Item]) -> bool:
-    """"How many …", "the number of …", "count …": no program counts."""
-    return "count" in items or any((a, b) in (("how", "many"), ("number", "of"))
-                                   for a, b in zip(items, items[1:]))
+    """"How many …", "the number of …", "count …", "only one of X and Y" (exactly one, not
+    either): no program counts."""
+    return "count" in items or any((a, b) in _COUNTING for a, b in zip(items, items[1:]))
 
 
 def _has_evidence(line: _Line, f: _Features) -> bool:

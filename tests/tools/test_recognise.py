@@ -86,6 +86,41 @@ OWN = [
     ("list all devices or diseases", "program_26", {"category": {"0": "device", "1": "disease"}}),
     ("Can you tell me which diseases are present?", "program_25", {"category": {"0": "disease"}}),
     ("Tell me if there is pneumonia.", "program_22", {"attribute": {"0": "pneumonia"}}),
+    # Union markers outrank a plain "and": "at least one of", "any of", "…, or both".
+    ("Does at least one of the left lung and the right lung show pneumonia?", "program_30",
+     {"object": {"0": "left lung", "1": "right lung"}, "attribute": {"0": "pneumonia"}}),
+    ("List the diseases seen in any of the trachea and the svc.", "program_13",
+     {"object": {"0": "trachea", "1": "svc"}, "category": {"0": "disease"}}),
+    ("Which locations show pneumonia, atelectasis, or both?", "program_34",
+     {"attribute": {"0": "pneumonia", "1": "atelectasis"}}),
+    ("Which diseases does the trachea share with the svc?", "program_14",
+     {"object": {"0": "trachea", "1": "svc"}, "category": {"0": "disease"}}),
+    ("List the locations with pneumonia as well as atelectasis.", "program_35",
+     {"attribute": {"0": "pneumonia", "1": "atelectasis"}}),
+    ("Which locations have pneumonia yet are free of atelectasis?", "program_36",
+     {"attribute": {"0": "pneumonia", "1": "atelectasis"}}),
+    # The leading auxiliary decides the form: "can you find any …" asks whether.
+    ("Could you find any devices in the left lung?", "program_1",
+     {"object": {"0": "left lung"}, "category": {"0": "device"}}),
+    ("Can you spot pneumonia?", "program_22", {"attribute": {"0": "pneumonia"}}),
+    ("Can you identify all devices in the left lung?", "program_7",
+     {"object": {"0": "left lung"}, "category": {"0": "device"}}),
+    # Fragments ask whether; "between X and Y, which …" asks to choose.
+    ("pneumonia or atelectasis in the svc?", "program_6",
+     {"object": {"0": "svc"}, "attribute": {"0": "pneumonia", "1": "atelectasis"}}),
+    ("male patient?", "program_44", {"gender": {"0": "M"}}),
+    ("the trachea or the svc, which is abnormal?", "program_33",
+     {"object": {"0": "trachea", "1": "svc"}}),
+    ("Between pneumonia and lung cancer, which disease is there?", "program_28",
+     {"attribute": {"0": "pneumonia", "1": "lung cancer"}, "category": {"0": "disease"}}),
+    ("Between the trachea and the svc, which is related to pneumonia?", "program_32",
+     {"object": {"0": "trachea", "1": "svc"}, "attribute": {"0": "pneumonia"}}),
+    ("Which devices are shared between the trachea and the svc?", "program_14",
+     {"object": {"0": "trachea", "1": "svc"}, "category": {"0": "device"}}),
+    # Size wordings: the cardiothoracic ratio, the heart, the mediastinal width.
+    ("Does the cardiothoracic ratio exceed 50%?", "program_47", {}),
+    ("Is the heart more than half as wide as the chest?", "program_47", {}),
+    ("Is the mediastinal width above 0.33 of the chest width?", "program_48", {}),
 ]
 
 
@@ -114,6 +149,25 @@ def test_parser_reads_unseen_wordings(recogniser: Recogniser, question: str, pro
     ("List all diseases found in the left lung and the right lung.", "ambiguous",
      "could be program_13 or program_14"),
     ("Is there any pneumonia or not?", "unknown", "unknown question"),
+    # "free of" is the negation of program_3, which no program asks: refused, not program_3.
+    ("Is the left lung free of abnormalities?", "unknown", "closest template: program_3"),
+    ("Is the svc free of any abnormality?", "unknown", "unknown question"),
+    # Union and intersection said at once: two readings remain.
+    ("Are there both pneumonia or atelectasis in the left lung?", "ambiguous",
+     "could be program_5 or program_6"),
+    ("Which diseases are common to at least one of the trachea and the svc?", "ambiguous",
+     "could be program_13 or program_14"),
+    # A pair connective with no pair to join is not accounted for.
+    ("Is there either pneumonia in the left lung?", "unknown", "closest template: program_2"),
+    ("Are both the left lung abnormal?", "unknown", "unknown question"),
+    # Exactly one of two, and sizes compared the other way round, are asked by no program.
+    ("Is only one of pneumonia and atelectasis present?", "unknown", "unknown question"),
+    ("Is the cardiothoracic ratio less than 0.5?", "unknown", "unknown question"),
+    # A fragment that a yes/no and a list program both fit: whether, or which ones?
+    ("devices in the left lung?", "ambiguous", "could be program_1 or program_7"),
+    ("abnormalities common to the trachea and the svc?", "ambiguous",
+     "could be program_12 or program_17"),
+    ("Is the upper mediastinum narrower than a third of the chest?", "unknown", "unknown question"),
 ])
 def test_refusals(recogniser: Recogniser, question: str, layer: str, message: str) -> None:
     found = recogniser.recognise(question)
