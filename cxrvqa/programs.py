@@ -43,7 +43,7 @@ from cxrvqa.lang.resources import programs_dir
 from cxrvqa.lang.templates import argument_key
 
 __all__ = ["answer", "answer_record", "argument_plan", "bundled_programs", "check_argument",
-           "evaluate", "load_program", "load_programs", "program_set", "runner"]
+           "checked_arguments", "evaluate", "load_program", "load_programs", "program_set", "runner"]
 
 # (kind, argument keys, positions in the program's params) for each kind a program declares.
 _Plan = tuple[tuple[str, tuple[str, ...], tuple[int, ...]], ...]
@@ -208,7 +208,7 @@ def answer(programs: Mapping[str, n.Program], record: Mapping[str, object],
     arguments = record.get("template_arguments")
     args = bind(arguments)
     if args is None:
-        args = _checked_arguments(program, plan, arguments)
+        args = checked_arguments(program, plan, arguments)
     return render(evaluator.run(facts, args))  # type: ignore[arg-type]  # checked: bool or set
 
 
@@ -223,7 +223,7 @@ def runner(program: n.Program) -> tuple[Callable[[ImageFacts, list[str | None]],
     return evaluator.run, bind  # type: ignore[return-value]
 
 
-def _checked_arguments(program: n.Program, plan: _Plan, arguments: object) -> list[str | None]:
+def checked_arguments(program: n.Program, plan: _Plan, arguments: object) -> list[str | None]:
     """The program's args from ``template_arguments``, or the error that says what is wrong."""
     args: list[str | None] = [None] * len(program.params)
     arguments = arguments or {}
@@ -287,7 +287,7 @@ def _binder(program: n.Program, plan: _Plan) -> _Binder:
     """A function from well-formed ``template_arguments`` straight to the program's args.
 
     Binding runs once per question, so it is generated like the program itself. On
-    anything unusual it returns None and ``_checked_arguments`` says what is wrong.
+    anything unusual it returns None and ``checked_arguments`` says what is wrong.
     """
     names = ["None"] * len(program.params)
     lines = []

@@ -39,7 +39,7 @@ from cxrvqa.lang.resources import PRELUDE_NAME, prelude_path
 from cxrvqa.lang.source import Source, Span
 from cxrvqa.lang.templates import expected_param_names, template_slots
 
-__all__ = ["CONTENT_TYPES", "SEMANTIC_TYPES", "Analysis", "Environment", "analyze", "check",
+__all__ = ["CONTENT_TYPES", "SEMANTIC_TYPES", "Analysis", "Checker", "Environment", "analyze", "check",
            "check_paths", "check_prelude", "environment_for", "folder_prelude",
            "prelude_environment"]
 
@@ -107,7 +107,7 @@ def analyze(program: n.Program, vocabulary: Vocabulary | None,
     """Check ``program``; ``vocabulary=None`` skips the vocabulary (the compiler's use)."""
     base = environment if environment is not None else environment_for(program.preludes)
     env = base.extended()  # the program's own definitions stay its own
-    checker = _Checker(program.source, vocabulary, env)
+    checker = Checker(program.source, vocabulary, env)
     checker.program(program)
     return Analysis(sorted(checker.diagnostics, key=lambda d: d.sort_key),
                     {**env.kinds, **checker.kinds}, env)
@@ -176,7 +176,7 @@ def prelude_environment() -> Environment:
 def _prelude_analysis(prelude: n.Prelude, vocabulary: Vocabulary | None,
                       base: Environment | None) -> tuple[list[Diagnostic], Environment]:
     env = base.extended() if base is not None else Environment()
-    checker = _Checker(prelude.source, vocabulary, env)
+    checker = Checker(prelude.source, vocabulary, env)
     for definition in prelude.constants:
         checker.definition(definition)
     env.kinds.update(checker.kinds)
@@ -310,7 +310,7 @@ def _did_you_mean(word: str, choices: Iterable[str], spelling: str = "{}") -> st
     return f"did you mean '{spelling.format(close[0])}'?" if close else None
 
 
-class _Checker:
+class Checker:
     """Types nodes and collects diagnostics for one program or prelude."""
 
     def __init__(self, source: Source | None, vocabulary: Vocabulary | None,

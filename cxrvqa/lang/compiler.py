@@ -33,7 +33,7 @@ from cxrvqa.lang.check import Analysis, analyze
 from cxrvqa.lang.diagnostics import program_error
 from cxrvqa.lang.kinds import Kind
 
-__all__ = ["Evaluator", "Tracer", "Value", "compile_program"]
+__all__ = ["CodeGenerator", "Evaluator", "Tracer", "Value", "compile_program"]
 
 Value = Union[bool, int, float, str, None, frozenset[str], frozenset[Finding]]
 Tracer = Callable[[n.Expr, Value], Value]
@@ -77,7 +77,7 @@ def compile_program(program: n.Program, tracer: Tracer | None = None) -> Evaluat
     analysis = analyze(program, None)
     if analysis.diagnostics:
         raise program_error(analysis.diagnostics)
-    generator = _Generator(analysis, {p.name: f"p_{p.name}" for p in program.params}, tracer)
+    generator = CodeGenerator(analysis, {p.name: f"p_{p.name}" for p in program.params}, tracer)
     lines = []
     for let in program.lets:
         lines.append(f"v_{let.name} = {generator.visit(let.value)}")
@@ -142,7 +142,7 @@ _HELPERS: dict[str, object] = {
 }
 
 
-class _Generator:
+class CodeGenerator:
     """One ``visit_<Node>`` per expression node, returning that node as a Python expression."""
 
     def __init__(self, analysis: Analysis, params: dict[str, str],

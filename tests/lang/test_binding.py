@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cxrvqa.errors import EvaluationError
-from cxrvqa.programs import _checked_arguments, _compiled, bundled_programs
+from cxrvqa.programs import argument_plan, bundled_programs, checked_arguments, runner
 from cxrvqa.vocab import ARGUMENT_KINDS
 
 PROGRAMS = bundled_programs()
@@ -20,7 +20,7 @@ ARGUMENTS = st.one_of(
 
 
 def _well_formed(program_name: str, data: st.DataObject) -> dict[str, dict[str, str]]:
-    _, plan, _ = _compiled(PROGRAMS[program_name])
+    plan = argument_plan(PROGRAMS[program_name])
     arguments: dict[str, dict[str, str]] = {kind: {} for kind in ARGUMENT_KINDS}
     for kind, keys, _positions in plan:
         arguments[kind] = {key: data.draw(st.sampled_from(["left lung", "pneumonia", "AP"]))
@@ -50,11 +50,11 @@ def _nearly_well_formed(program_name: str, data: st.DataObject) -> dict[str, obj
 def test_binder_gives_the_checked_args_or_defers(name: str, arguments: object,
                                                  data: st.DataObject) -> None:
     program = PROGRAMS[name]
-    _, plan, bind = _compiled(program)
+    plan, (_, bind) = argument_plan(program), runner(program)
     for candidate in (arguments, _well_formed(name, data), _nearly_well_formed(name, data)):
         fast = bind(candidate)
         try:
-            checked = _checked_arguments(program, plan, candidate)
+            checked = checked_arguments(program, plan, candidate)
         except EvaluationError:
             assert fast is None
         else:
@@ -64,6 +64,6 @@ def test_binder_gives_the_checked_args_or_defers(name: str, arguments: object,
 def test_binder_takes_the_fast_path_for_released_arguments() -> None:
     arguments = {"object": {"0": "left lung", "1": "right lung"}, "attribute": {"0": "pneumonia"},
                  "category": {}, "viewpos": {}, "gender": {}}
-    _, plan, bind = _compiled(PROGRAMS["program_30"])
-    assert bind(arguments) == _checked_arguments(PROGRAMS["program_30"], plan, arguments)
+    plan, (_, bind) = argument_plan(PROGRAMS["program_30"]), runner(PROGRAMS["program_30"])
+    assert bind(arguments) == checked_arguments(PROGRAMS["program_30"], plan, arguments)
     assert bind(arguments) == ["left lung", "right lung", "pneumonia"]

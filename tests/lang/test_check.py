@@ -20,8 +20,8 @@ from cxrvqa import (
     parse,
 )
 from cxrvqa.lang import nodes as n
-from cxrvqa.lang.check import _Checker, check_paths, check_prelude
-from cxrvqa.lang.compiler import _Generator
+from cxrvqa.lang.check import Checker, check_paths, check_prelude
+from cxrvqa.lang.compiler import CodeGenerator
 from cxrvqa.lang.parser import parse_prelude
 from cxrvqa.lang.resources import programs_dir
 
@@ -166,5 +166,5 @@ def test_program_built_in_code_renders_without_position() -> None:
 
 def test_every_expression_node_has_checker_and_interpreter_visitors() -> None:
     for cls in typing.get_args(n.Expr):
-        assert hasattr(_Checker, f"visit_{cls.__name__}"), cls
-        assert hasattr(_Generator, f"visit_{cls.__name__}"), cls
+        assert hasattr(Checker, f"visit_{cls.__name__}"), cls
+        assert hasattr(CodeGenerator, f"visit_{cls.__name__}"), cls
