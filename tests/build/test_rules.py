@@ -453,11 +453,12 @@ def test_labels_and_boxes_follow_the_question_file(tmp_path: Path) -> None:
         tree.ask(file, image, "program_25", category=["anatomicalfinding"])
         tree.ask(file, image, "program_22", attribute=["pneumonia"])
         tree.ask(file, image, "program_47")
+    tree.questions["_test"][0]["split"] = "train"
     built = _build(tree, tmp_path)
-    # Gold labels and coord224 boxes for the test file (a record whose split disagrees with
-    # its file is refused: tests/test_hostile_input.py);
+    # Gold labels and coord224 boxes for the test file, whatever the record's split says;
     # silver labels and (default, 80/180) silver boxes for valid and train.
     assert _answers(built["test"]) == [[], ["yes"], ["yes"]]
+    assert built["test"][0]["split"] == "train"
     assert _answers(built["valid"]) == _answers(built["train"]) == [
         ["pleural effusion"], ["no"], ["no"]]
 

@@ -138,7 +138,6 @@ BUILD_CASES: dict[str, Callable[[Path], str]] = {
     "idx a float": _question(lambda r: _set(r, "idx", 3.0)),
     "idx true": _question(lambda r: _set(r, "idx", True)),
     "idx of 400 digits": lambda root: _long_idx(root),
-    "split not its file's": _question(lambda r: _set(r, "split", "train")),
     "duplicate idx": _question(lambda r: _set(r, "idx", r[0]["idx"], 1)),
     "unknown gender": lambda root: _unknown_gender(root),
 }
