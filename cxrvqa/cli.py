@@ -484,6 +484,9 @@ def _add_download_options(parser: argparse.ArgumentParser) -> None:
                         "~/.netrc or a hidden prompt, never from the command line")
     parser.add_argument("--workers", type=int, default=4, help="parallel transfers (default: 4)")
     # The credential options above are not needed by download-images --dry-run.
+    parser.add_argument("--file-timeout", type=float, metavar="SECONDS",
+                        help="give up on a file whose transfer takes longer than this, all its "
+                             "retries together (default: no limit)")
     parser.add_argument("--timeout", type=float, metavar="SECONDS",
                         help="give up once the whole run has taken this long (default: no limit; "
                              "each connect or read still times out after 60 s)")
@@ -507,7 +510,8 @@ def _run_download(args: argparse.Namespace) -> int:
     report = download_sources(args.root, base_url=args.base_url,
                               credentials=resolve_credentials(args.username),
                               workers=args.workers, progress=_progress(),
-                              retry=RetryPolicy(overall=args.timeout))
+                              retry=RetryPolicy(overall=args.timeout,
+                                                per_file=args.file_timeout))
     print(report.summary())
     return EXIT_OK
 
@@ -553,7 +557,8 @@ def _run_download_images(args: argparse.Namespace) -> int:
     report = download_images(args.root, paths, base_url=args.base_url,
                              credentials=resolve_credentials(args.username),
                              workers=args.workers, dry_run=False, progress=_progress(),
-                             retry=RetryPolicy(overall=args.timeout))
+                             retry=RetryPolicy(overall=args.timeout,
+                                                per_file=args.file_timeout))
     print(report.summary())
     return EXIT_OK
 

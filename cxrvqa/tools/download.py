@@ -146,6 +146,10 @@ class RetryPolicy:
     """Seconds a connect or a read may wait (a server that never answers is cut off)."""
     overall: float | None = None
     """Seconds the whole run may take (``--timeout``); None for no limit."""
+    per_file: float | None = None
+    """Seconds one file's transfer may take, all attempts together (``--file-timeout``): a server
+    that sends just fast enough to dodge ``timeout`` is cut off too (checked at each 64 KiB
+    received). None: no limit."""
 
     def delay(self, attempt: int) -> float:
         return min(self.backoff * 2**attempt, self.max_backoff)
@@ -422,10 +426,11 @@ class _Http:
         Never writes past ``max_size`` bytes (the size promised by HEAD) nor past what the
         response's Content-Length promises: a server that sends more is cut off and retried.
         """
-        self.retrying(remote, lambda: self._fetch_once(remote, part, on_bytes, max_size))
+        deadline = (time.monotonic() + self.policy.per_file) if self.policy.per_file else None
+        self.retrying(remote, lambda: self._fetch_once(remote, part, on_bytes, max_size, deadline))
 
     def _fetch_once(self, remote: RemoteFile, part: Path, on_bytes: Callable[[int], None],
-                    max_size: int | None = None) -> None:
+                    max_size: int | None = None, deadline: float | None = None) -> None:
         offset = part.stat().st_size if part.exists() else 0
         response = self.request("GET", remote, {"Range": f"bytes={offset}-"} if offset else None)
         if response.status == 416:
@@ -454,6 +459,11 @@ class _Http:
                 if self.stop.is_set():
                     raise _Stopped
                 self._check_deadline(remote)
+                if deadline is not None and time.monotonic() > deadline:
+                    raise DownloadError(
+                        f"{self.url(remote)}: not complete after the per-file limit of "
+                        f"{self.policy.per_file:g} s ({offset + received} bytes so far, kept "
+                        f"in {part.name}); rerun to continue")
                 if limit is not None and offset + received + len(chunk) > limit:
                     raise _Transient(f"the server sent more than the {limit} bytes promised")
                 with _local(part):

@@ -13,9 +13,11 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
+import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -584,3 +586,68 @@ def test_the_overall_timeout_stops_the_run(server: FakePhysioNet, root: Path) ->
     with pytest.raises(DownloadError, match="overall --timeout"):
         fetch(server, root, retry=RetryPolicy(attempts=3, backoff=0.0, timeout=10.0,
                                               overall=1e-9))
+
+
+def _raw_server(respond: Callable[[socket.socket], None]) -> tuple[str, threading.Event]:
+    """A loopback server that runs ``respond`` on each connection; set the event to stop it."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    listener.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve() -> None:
+        with listener:
+            while not stop.is_set():
+                try:
+                    conn, _ = listener.accept()
+                except OSError:
+                    continue
+                threading.Thread(target=respond, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return f"http://127.0.0.1:{listener.getsockname()[1]}/files", stop
+
+
+def _silent(conn: socket.socket) -> None:
+    with conn:  # accepts, reads the request, never answers
+        conn.recv(65536)
+        time.sleep(5)
+
+
+def _trickle(conn: socket.socket) -> None:
+    with conn:  # a valid answer, 64 KiB every 0.2 s: never idle long enough to time out
+        conn.recv(65536)
+        try:
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 10000000\r\n\r\n")
+            for _ in range(150):
+                conn.sendall(b"x" * 65536)
+                time.sleep(0.2)
+        except OSError:
+            pass
+
+
+def test_a_server_that_never_answers_is_cut_off_by_the_socket_timeout(root: Path) -> None:
+    base_url, stop = _raw_server(_silent)
+    started = time.monotonic()
+    try:
+        with pytest.raises(DownloadError, match=r"SHA256SUMS\.txt: network error .*timed out"):
+            download_sources(root, base_url=base_url, credentials=CREDS, progress=False,
+                             retry=RetryPolicy(attempts=1, backoff=0.0, timeout=0.5))
+    finally:
+        stop.set()
+    assert time.monotonic() - started < 4
+
+
+def test_a_trickling_transfer_stops_at_the_per_file_limit(root: Path) -> None:
+    base_url, stop = _raw_server(_trickle)
+    started = time.monotonic()
+    try:
+        with pytest.raises(DownloadError, match=r"SHA256SUMS\.txt: not complete after the "
+                                                r"per-file limit of 0\.5 s \(\d+ bytes so far"):
+            download_sources(root, base_url=base_url, credentials=CREDS, progress=False,
+                             retry=RetryPolicy(attempts=3, backoff=0.0, timeout=2.0, per_file=0.5,
+                                               max_backoff=0.0))
+    finally:
+        stop.set()
+    assert time.monotonic() - started < 4
