@@ -90,12 +90,13 @@ class Diagnostic:
         if self.span is None or self.source is None:
             lines = [f"{name}: error: {self.message}"]
         else:
-            line = self.source.line_text(self.span.line)
             # Tabs are expanded before placing the caret, so it lines up in a terminal.
-            indent = len(line[: self.span.column - 1].expandtabs())
+            line = self.source.line_text(self.span.line).expandtabs()
+            indent = len(self.source.line_text(self.span.line)[: self.span.column - 1].expandtabs())
+            line, indent = _window(line, indent)
             lines = [
                 f"{name}:{self.span.line}:{self.span.column}: error: {self.message}",
-                f"  {line.expandtabs()}",
+                f"  {line}",
                 f"  {' ' * indent}^",
             ]
         if self.hint is not None:
@@ -107,6 +108,22 @@ class Diagnostic:
         """Order of reporting: by file, then position, then code."""
         line, column = (self.span.line, self.span.column) if self.span else (0, 0)
         return (self.source.name if self.source else "", line, column, self.code)
+
+
+_WIDTH = 120  # a longer source line is shown as a window around the caret
+
+
+def _window(line: str, caret: int) -> tuple[str, int]:
+    """At most ``_WIDTH`` characters of ``line`` around ``caret`` ("…" marks cuts), and the caret."""
+    if len(line) <= _WIDTH:
+        return line, caret
+    start = max(0, min(caret - _WIDTH // 2, len(line) - _WIDTH))
+    shown = line[start:start + _WIDTH]
+    if start:
+        shown, caret = "…" + shown, caret - start + 1
+    if start + _WIDTH < len(line):
+        shown += "…"
+    return shown, caret
 
 
 _FAMILIES: dict[str, type[ProgramError]] = {
