@@ -7,6 +7,7 @@ own) are kept in the report for the summary and the benchmarks.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -26,7 +27,7 @@ from cxrvqa.build.output import (
     rows_bytes,
     write_files_atomically,
 )
-from cxrvqa.build.questions import read_split
+from cxrvqa.build.questions import read_split, split_mismatches
 from cxrvqa.build.stages import Stages
 from cxrvqa.vocab import SPLITS
 
@@ -116,6 +117,9 @@ def build(layout: SourceLayout | str | os.PathLike[str], dataset_dir: str | os.P
     stages = stages if stages is not None else Stages(progress=progress)
     with stages.stage("read questions"):
         questions = {split: read_split(dataset_dir, split) for split in splits}
+        for split in splits:
+            for note in split_mismatches(split, questions[split]):
+                print(f"cxrvqa: note: {note}", file=sys.stderr)
         programs = programs if programs is not None else load_programs()
     if index is None:
         index = load_index(layout, stages=stages)

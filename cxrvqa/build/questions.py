@@ -7,6 +7,7 @@ unchanged); pydantic only checks that each has the fields a build reads.
 from __future__ import annotations
 
 import functools
+from collections import Counter
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,7 +18,7 @@ from cxrvqa.build.layout import QUESTION_FILES
 from cxrvqa.errors import DataError
 from cxrvqa.vocab import ARGUMENT_KINDS
 
-__all__ = ["read_question_file", "read_split"]
+__all__ = ["read_question_file", "read_split", "split_mismatches"]
 
 
 
@@ -83,6 +84,18 @@ def read_question_file(path: Path) -> list[dict[str, Any]]:
         raise DataError(f"{path}: expected a JSON list of question records")
     _check_records(data, path)
     return data
+
+
+def split_mismatches(split: str, entries: list[tuple[Path, int, dict[str, Any]]]) -> list[str]:
+    """One note per file whose records name another split than the file's.
+
+    Such a value is copied unchanged (pipeline.md §6: the file decides the labels), but the
+    user is told, since it usually means files were renamed or mixed up.
+    """
+    counts: Counter[tuple[Path, str]] = Counter(
+        (path, str(record["split"])) for path, _, record in entries if record["split"] != split)
+    return [f"{path}: {count} record(s) say split {value!r}; copied unchanged, answered as "
+            f"{split} (the file decides)" for (path, value), count in sorted(counts.items())]
 
 
 def read_split(dataset_dir: Path, split: str) -> list[tuple[Path, int, dict[str, Any]]]:

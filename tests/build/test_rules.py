@@ -439,7 +439,8 @@ def test_gold_patients_have_only_their_gold_image(tmp_path: Path, file: str, ask
     _fails(_gold_tree(file, asked), tmp_path)
 
 
-def test_labels_and_boxes_follow_the_question_file(tmp_path: Path) -> None:
+def test_labels_and_boxes_follow_the_question_file(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
     tree = SourceTree()
     gold = _image(tree, 1, view="AP")
     silver = _image(tree, 2)
@@ -459,6 +460,11 @@ def test_labels_and_boxes_follow_the_question_file(tmp_path: Path) -> None:
     # silver labels and (default, 80/180) silver boxes for valid and train.
     assert _answers(built["test"]) == [[], ["yes"], ["yes"]]
     assert built["test"][0]["split"] == "train"
+    # Copied unchanged, but said: one note naming the file.
+    notes = [line for line in capsys.readouterr().err.splitlines() if "cxrvqa: note:" in line]
+    assert len(notes) == 1 and notes[0].endswith(
+        "_test.json: 1 record(s) say split 'train'; copied unchanged, answered as test "
+        "(the file decides)")
     assert _answers(built["valid"]) == _answers(built["train"]) == [
         ["pleural effusion"], ["no"], ["no"]]
 
