@@ -63,7 +63,8 @@ if TYPE_CHECKING:
     from cxrvqa.build.ontology import Ontology
 
 __all__ = ["MAX_LIST_SHARE", "BalanceRow", "GenerateOptions",
-           "Generated", "Pairs", "Template", "complete_records", "generate", "generate_split", "load_templates",
+           "Generated", "Pairs", "Template", "complete_records", "facts_read", "generate", "generate_split",
+           "load_templates",
            "question_bytes", "run_generate", "split_pools"]
 
 MAX_LIST_SHARE = 0.2
@@ -432,7 +433,7 @@ def _arguments(values: Mapping[str, str]) -> dict[str, dict[str, str]]:
     return arguments
 
 
-def _facts_read(node: object) -> set[str]:
+def facts_read(node: object) -> set[str]:
     """Names of the image facts (findings, viewpos, gender) a program reads."""
     if isinstance(node, n.Fact):
         return {node.name}
@@ -441,7 +442,7 @@ def _facts_read(node: object) -> set[str]:
         for item in fields(node):
             value = getattr(node, item.name)
             for child in value if isinstance(value, tuple) else (value,):
-                found |= _facts_read(child)
+                found |= facts_read(child)
     return found
 
 
@@ -452,7 +453,7 @@ class _Drawer:
         self.state, self.program = state, program
         self.seed_prefix = f"cxrvqa/generate/{state.options.seed}/{state.split}/{program.name}/"
         self.choose = choose and bool(program.params)
-        reads = _facts_read(program)
+        reads = facts_read(program)
         # Questions about a fact the image lacks (no view position, unknown gender) are not asked.
         self.images = [i for i, facts in state.pool.items()
                        if ("viewpos" not in reads or facts.viewpos is not None)

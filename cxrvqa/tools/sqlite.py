@@ -54,7 +54,7 @@ from cxrvqa.facts import ImageFacts
 from cxrvqa.lang.nodes import Program
 from cxrvqa.programs import answer, bundled_programs
 from cxrvqa.tools.generate import (
-    _facts_read,  # the one home of "which facts a program reads"
+    facts_read,  # the one home of "which facts a program reads"
 )
 from cxrvqa.tools.recognise import Recogniser, Recognition
 
@@ -130,7 +130,7 @@ class FuncVqa:
         reads = self._facts.get(program)
         if reads is None:
             reads = self._facts[program] = tuple(sorted(
-                _facts_read(self.programs[program]) - {"findings"}))
+                facts_read(self.programs[program]) - {"findings"}))
         return reads
 
     def _parse(self, question: str) -> tuple[str, dict[str, dict[str, str]]]:

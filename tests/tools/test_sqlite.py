@@ -12,8 +12,8 @@ from types import SimpleNamespace
 
 import pytest
 from helpers import built_demo
+from paraphrase_sets import studies_connection
 
-from cxrvqa.build.index import SceneIndex
 from cxrvqa.facts import ImageFacts
 from cxrvqa.programs import answer, bundled_programs
 from cxrvqa.tools.sqlite import QuestionMatcher, register
@@ -30,14 +30,6 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
 @pytest.fixture(scope="module")
 def matcher() -> QuestionMatcher:
     return QuestionMatcher(bundled_programs())
-
-
-def studies_connection(index: SceneIndex) -> sqlite3.Connection:
-    conn = sqlite3.connect(":memory:")
-    conn.execute("create table studies (subject_id integer, study_id integer)")
-    conn.executemany("insert into studies values (?, ?)",
-                     sorted({(m.subject_id, m.study_id) for m in index.meta.values()}))
-    return conn
 
 
 def test_every_built_question_is_recognised(demo: SimpleNamespace, matcher: QuestionMatcher) -> None:
