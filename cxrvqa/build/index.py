@@ -8,8 +8,9 @@ question generation, statistics, explanations and the SQL bridge read.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -53,10 +54,21 @@ class SceneIndex:
 def load_silver_rows(layout: SourceLayout, *, progress: bool = False
                      ) -> tuple[pd.DataFrame, pd.DataFrame, str]:
     """Silver label rows, box rows and their source, from the tabular files or else the scene graphs."""
+    boxes, labels, source = _silver_sources(layout, progress)
+    return labels(), boxes, source
+
+
+def _silver_sources(layout: SourceLayout, progress: bool
+                    ) -> tuple[pd.DataFrame, Callable[[], pd.DataFrame], str]:
+    """Silver box rows, a function giving the label rows, and their source.
+
+    From the tabular files the label rows are read when asked, so that the full box
+    table can be gone by then (together they would be the build's memory peak).
+    """
     settle(layout.scene_tabular)  # a scene-tabular run interrupted mid-commit is finished first
     if layout.has_scene_tabular():
-        return (loaders.read_silver_labels(layout.silver_labels),
-                loaders.read_silver_boxes(layout.silver_boxes), str(layout.silver_labels))
+        return (loaders.read_silver_boxes(layout.silver_boxes),
+                partial(loaders.read_silver_labels, layout.silver_labels), str(layout.silver_labels))
     from cxrvqa.build.scenegraph import find_scene_graphs, read_scene_graphs
 
     source = find_scene_graphs(layout.chest_imagenome)
@@ -75,7 +87,7 @@ def load_silver_rows(layout: SourceLayout, *, progress: bool = False
     step = loaders.BOX_CHUNK
     slices = (scan.boxes.iloc[start:start + step] for start in range(0, len(scan.boxes), step))
     boxes = loaders.silver_boxes_from_frames(slices, source.path, lines_per_frame=step)
-    return labels, boxes, str(source.path)
+    return boxes, lambda: labels, str(source.path)
 
 
 def first_boxes(boxes: pd.DataFrame, images: frozenset[str]) -> dict[str, Boxes]:
@@ -121,7 +133,7 @@ def load_index(layout: SourceLayout, *, stages: Stages | None = None,
     stages = stages or Stages()
     with stages.stage("load sources"):
         metadata = loaders.read_metadata(layout.metadata)
-        silver_rows, silver_boxes, silver_source = load_silver_rows(layout, progress=stages.progress)
+        silver_boxes, silver_labels, silver_source = _silver_sources(layout, stages.progress)
         gold_rows = loaders.read_gold_labels(layout.gold_labels)
         gold_boxes = loaders.read_gold_boxes(layout.gold_boxes)
         patients = loaders.read_patients(layout.patients)
@@ -129,20 +141,23 @@ def load_index(layout: SourceLayout, *, stages: Stages | None = None,
     with stages.stage("select cohorts"):
         cohorts = select_cohorts(metadata, silver_boxes, gold_rows,
                                  gold_path=str(layout.gold_labels), boxes_path=silver_source)
+        # Only the cohort's first boxes are read on: the ~9 M box rows go before the ~10^7
+        # label rows come.
+        silver_boxes = first_boxes(silver_boxes, cohorts.silver)
     with stages.stage("compute labels"):
+        silver_rows = silver_labels()
         silver = image_labels(silver_rows, cohorts.silver, ontology, silver_source)
         gold = image_labels(gold_rows, cohorts.gold, ontology, str(layout.gold_labels))
         rows = {(labels, image): frame[frame["image_id"] == image].reset_index(drop=True)
                 for labels, frame in (("silver", silver_rows), ("gold", gold_rows))
                 for image in sorted(keep_rows_of)}
-        del silver_rows, gold_rows  # the largest tables; only boxes and metadata are read on
+        del silver_rows, gold_rows  # the largest tables; only metadata is read on
     # Only acyclic objects from here on (~240 K facts, metadata and box rows): without the
     # cycle collector's rescans of them all, this stage takes about half the time.
     with stages.stage("index facts"), paused_gc():
         meta = _metadata_by_image(metadata, silver.labelled | gold.labelled)
         genders = _genders(patients)
-        silver_facts = _facts(silver.labelled, silver.positives, meta, genders,
-                              first_boxes(silver_boxes, silver.labelled))
+        silver_facts = _facts(silver.labelled, silver.positives, meta, genders, silver_boxes)
         gold_facts = _facts(gold.labelled, gold.positives, meta, genders,
                             first_boxes(gold_boxes, gold.labelled))
     return SceneIndex(silver=silver_facts, gold=gold_facts, meta=meta, ontology=ontology,

@@ -7,15 +7,20 @@ suffix here, so later stages never see it.
 
 from __future__ import annotations
 
+import functools
 import zlib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from cxrvqa.build.jsonio import read_json
 from cxrvqa.errors import DataError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 __all__ = [
     "read_attributes_file",
@@ -32,11 +37,11 @@ __all__ = [
 ]
 
 LABEL_COLUMNS = ["study_id", "image_id", "row_id", "bbox", "categoryID", "label_name", "relation"]
-# Names repeat across millions of rows: categoricals hold each once. They are read as (Arrow-backed)
-# str and made categorical afterwards: read_csv's own categorical parsing takes 4x the CPU
-# (10 M rows: 42.9 s against 9.2 s, and 0.7 GB more peak memory; research REPORT.md §3).
 _LABEL_TEXT = ("image_id", "row_id", "bbox", "categoryID", "label_name")
-_LABEL_DTYPES = {"study_id": "int64", **dict.fromkeys(_LABEL_TEXT, "str")}
+# What read_csv reads as missing by default (its documented na_values): the Arrow reader is
+# given the same list, so both readers agree on which cells are empty.
+_NA_VALUES = ["", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND",
+              "1.#QNAN", "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"]
 
 
 def _display(path: Path) -> str:
@@ -72,6 +77,52 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
+@functools.cache
+def _memory_pool() -> pa.MemoryPool:
+    """Arrow's allocator for these reads: jemalloc returning freed pages at once.
+
+    The default pool (mimalloc) keeps the pages of the parse buffers: at full size the
+    process stays ~0.7 GB larger after the label file is read (bench/RESULTS.md).
+    """
+    import pyarrow as pa
+
+    try:
+        pool = pa.jemalloc_memory_pool()
+        pa.jemalloc_set_decay_ms(0)
+    except NotImplementedError:  # a pyarrow built without jemalloc
+        return pa.default_memory_pool()
+    return pool
+
+
+def _read_arrow(path: Path, columns: Sequence[str], floats: Sequence[str] = (),
+                strings: Sequence[str] = ()) -> pa.Table | None:
+    """``columns`` of a tab-separated file by pyarrow's multi-threaded reader, or None.
+
+    Columns are dictionary-encoded text (names repeat across millions of rows), except
+    ``floats`` (float64) and ``strings`` (plain text). None means a file this reader
+    does not read as read_csv would (a ragged line, bad UTF-8, a number it does not
+    parse, a missing column...): the caller then reads it with read_csv, which either
+    reads it or says exactly what is wrong. At full size this reader takes a quarter of
+    read_csv's CPU time and a third of its memory (bench/RESULTS.md).
+    """
+    import pyarrow as pa
+    from pyarrow import csv
+
+    text = pa.dictionary(pa.int32(), pa.string())
+    types = {column: pa.float64() if column in floats else pa.string() if column in strings
+             else text for column in columns}
+    try:
+        table = csv.read_csv(
+            path, parse_options=csv.ParseOptions(delimiter="\t"),
+            read_options=csv.ReadOptions(block_size=1 << 24),
+            convert_options=csv.ConvertOptions(include_columns=list(columns), column_types=types,
+                                               null_values=_NA_VALUES, strings_can_be_null=True),
+            memory_pool=_memory_pool())
+    except (pa.ArrowException, OSError):
+        return None
+    return table.unify_dictionaries(memory_pool=_memory_pool())
+
+
 def strip_dcm(ids: pd.Series) -> pd.Series:
     """Drop a ``.dcm`` suffix from image ids (gold files always carry one); categoricals stay so."""
     if isinstance(ids.dtype, pd.CategoricalDtype):
@@ -84,13 +135,20 @@ def strip_dcm(ids: pd.Series) -> pd.Series:
 
 
 def _require_ints(frame: pd.DataFrame, column: str, path: Path) -> None:
-    values = pd.to_numeric(frame[column], errors="coerce")
-    bad = values.isna() | (values != values.round())
+    values = frame[column]
+    categorical = isinstance(values.dtype, pd.CategoricalDtype)
+    # A categorical's distinct values are checked once each, not once per row.
+    parsed = pd.to_numeric(pd.Series(values.cat.categories) if categorical else values,
+                           errors="coerce")
+    good = (parsed.notna() & (parsed == parsed.round())).to_numpy()
+    codes = values.cat.codes.to_numpy() if categorical else None
+    bad = np.append(~good, True)[codes] if categorical else ~good  # code -1: a missing value
     if bad.any():
-        line = int(bad.to_numpy().nonzero()[0][0]) + 2
+        line = int(bad.nonzero()[0][0]) + 2
         raise DataError(f"{_display(path)}: line {line}: column {column!r} must be an integer, "
-                        f"got {frame[column].iloc[line - 2]!r}")
-    frame[column] = values.astype("int64")
+                        f"got {values.iloc[line - 2]!r}")
+    numbers = parsed.where(good, 0).astype("int64").to_numpy()  # unused bad names: no matter
+    frame[column] = numbers[codes] if categorical else numbers
 
 
 def read_metadata(path: Path) -> pd.DataFrame:
@@ -109,8 +167,13 @@ def read_metadata(path: Path) -> pd.DataFrame:
 
 
 def _read_labels(path: Path, extra: Sequence[str] = ()) -> pd.DataFrame:
-    frame = read_table(path, [*extra, *LABEL_COLUMNS], sep="\t", dtype=_LABEL_DTYPES)
-    _require_ints(frame, "relation", path)
+    columns = [*extra, *LABEL_COLUMNS]
+    table = _read_arrow(path, columns)
+    frame = (table.to_pandas(memory_pool=_memory_pool(), self_destruct=True, split_blocks=True)
+             if table is not None
+             else read_table(path, columns, sep="\t", dtype=dict.fromkeys(columns, "str")))
+    for column in ("study_id", "relation", *extra):
+        _require_ints(frame, column, path)
     for column in _LABEL_TEXT:
         if frame[column].isna().any():
             line = int(frame[column].isna().to_numpy().nonzero()[0][0]) + 2
@@ -127,28 +190,87 @@ def read_silver_labels(path: Path) -> pd.DataFrame:
 
 def read_gold_labels(path: Path) -> pd.DataFrame:
     """Gold attribute relations (TSV with patient_id), in file order."""
-    frame = _read_labels(path, extra=["patient_id"])
-    _require_ints(frame, "patient_id", path)
-    return frame
+    return _read_labels(path, extra=["patient_id"])
 
 
 def read_silver_boxes(path: Path) -> pd.DataFrame:
     """Silver boxes: image_id, bbox_name, x1, x2, width (224 scale), in file order."""
     columns = ["object_id", "bbox_name", "x1", "x2", "width"]
     read_table(path, columns, sep="\t", nrows=0)
+    boxes = _boxes_by_arrow(path, columns)
+    if boxes is None:
+        boxes = _boxes_by_chunks(path, columns)
+    _require_some_numbers(boxes, ("x1", "x2", "width"), path)
+    return boxes
+
+
+def _boxes_by_arrow(path: Path, columns: list[str]) -> pd.DataFrame | None:
+    """The box table when each object_id is an image id, "_" and its bbox_name, the image ids
+    of a block of lines all of one length (the published layout); None otherwise (the exact
+    reader then checks every line)."""
+    import pyarrow.compute as pc
+
+    table = _read_arrow(path, columns, floats=("x1", "x2", "width"), strings=("object_id",))
+    if table is None or table.num_rows == 0 or table["object_id"].null_count \
+            or table["bbox_name"].null_count:
+        return None
+    names = table["bbox_name"].chunk(0).dictionary.cast("binary")  # one dictionary: unified
+    if pc.any(pc.match_substring(names, "_")).as_py():
+        return None
+    images: dict[bytes, int] = {}
+    parts = []
+    for ids, named in zip(table["object_id"].chunks, table["bbox_name"].chunks):
+        codes = _image_codes(ids.cast("binary"), named, names, images)
+        if codes is None:
+            return None
+        parts.append(codes)
+    return pd.DataFrame({
+        "image_id": pd.Categorical.from_codes(np.concatenate(parts),
+                                              [image.decode() for image in images]),
+        "bbox_name": pd.Categorical.from_codes(
+            np.concatenate([chunk.indices.to_numpy() for chunk in table["bbox_name"].chunks]),
+            names.cast("string").to_pylist()),
+        **{column: table[column].to_numpy() for column in ("x1", "x2", "width")}})
+
+
+def _image_codes(ids: pa.Array, named: pa.DictionaryArray, names: pa.Array,
+                 images: dict[bytes, int]) -> np.ndarray | None:
+    """Codes (first appearance, in ``images``) of the image ids in one block of object_ids."""
+    import pyarrow.compute as pc
+
+    pool = _memory_pool()
+    lengths = (pc.binary_length(ids, memory_pool=pool).to_numpy()
+               - pc.binary_length(names).to_numpy()[named.indices.to_numpy()] - 1)
+    length = int(lengths[0])
+    if length < 1 or (lengths != length).any():
+        return None
+    # object_id == image + "_" + bbox_name, with no "_" in either: exactly the rule of
+    # _boxes_from_frame (image = up to the first "_", bbox_name = after the last).
+    separators = pc.binary_slice(ids, length, length + 1, memory_pool=pool)
+    suffixes = pc.binary_slice(ids, length + 1, 1 << 30, memory_pool=pool)
+    if not (pc.all(pc.equal(separators, b"_")).as_py()
+            and pc.all(pc.equal(suffixes, named.cast("binary"))).as_py()):
+        return None
+    encoded = pc.dictionary_encode(pc.binary_slice(ids, 0, length, memory_pool=pool),
+                                   memory_pool=pool)
+    found = encoded.dictionary.to_pylist()
+    if any(b"_" in image for image in found):
+        return None
+    codes = np.array([images.setdefault(image, len(images)) for image in found], dtype=np.int32)
+    return codes[encoded.indices.to_numpy()]
+
+
+def _boxes_by_chunks(path: Path, columns: list[str]) -> pd.DataFrame:
     # Read in chunks: the full file has ~9 M rows, and object_id strings are only needed
     # long enough to split off the image id.
     try:
         # A context: the reader's file is closed when a bad chunk stops the read.
         with pd.read_csv(path, sep="\t", usecols=columns, chunksize=BOX_CHUNK,
                          dtype={"object_id": str, "bbox_name": str}) as chunks:
-            boxes = silver_boxes_from_frames(chunks, path, first_line=2,
-                                             lines_per_frame=BOX_CHUNK)
+            return silver_boxes_from_frames(chunks, path, first_line=2, lines_per_frame=BOX_CHUNK)
     except (ValueError, pd.errors.ParserError, UnicodeDecodeError, OSError, EOFError,
             zlib.error) as exc:
         raise DataError(f"{_display(path)}: {_one_line(exc)}") from None
-    _require_some_numbers(boxes, ("x1", "x2", "width"), path)
-    return boxes
 
 
 def _require_some_numbers(boxes: pd.DataFrame, columns: Sequence[str], path: Path) -> None:

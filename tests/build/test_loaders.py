@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from cxrvqa.build import loaders
 from cxrvqa.errors import DataError
@@ -51,7 +53,7 @@ def test_first_box_whose_id_does_not_end_with_its_name_is_named_by_line(
     assert str(info.value) == f"{path}: line {line}: {shown}"
 
 
-def test_label_text_columns_are_categorical_with_sorted_names(tmp_path: Path) -> None:
+def test_label_text_columns_are_categorical(tmp_path: Path) -> None:
     path = tmp_path / "attribute_relations_tabular.txt"
     header = "study_id\timage_id\trow_id\tsent_loc\tbbox\tcategoryID\tlabel_name\trelation\tcontext\n"
     rows = ["50000001\tb.dcm\t50000001|2\t2\tleft lung\tdisease\tpneumonia\t1\tyes",
@@ -60,6 +62,76 @@ def test_label_text_columns_are_categorical_with_sorted_names(tmp_path: Path) ->
     labels = loaders.read_silver_labels(path)
     for column in ("image_id", "row_id", "bbox", "categoryID", "label_name"):
         assert isinstance(labels[column].dtype, pd.CategoricalDtype)
-        assert list(labels[column].cat.categories) == sorted(set(labels[column]))
+        assert sorted(labels[column].cat.categories) == sorted(set(labels[column]))
     assert labels["image_id"].tolist() == ["b", "a"]
     assert labels["relation"].tolist() == [1, 0]
+    assert labels["study_id"].dtype == "int64"
+
+
+# Two readers read the large TSVs: pyarrow's (fast) and read_csv's (exact, and the one whose
+# errors name the line). Whenever the fast one reads a file, it must read what read_csv reads.
+_CELLS = st.sampled_from(["a", "b.dcm", "left lung", "NA", "", "null", "None", '"q"', '"t\tab"',
+                          "x_y", "7", "7.0", "-3", " 8", "1e2", "2|3", "é", "nan", "<NA>", "#N/A"])
+LABEL_HEADER = "study_id\timage_id\trow_id\tbbox\tcategoryID\tlabel_name\trelation"
+
+
+def _both(read, path: Path, monkeypatch: pytest.MonkeyPatch):
+    """(outcome of the fast reader, outcome of read_csv): a frame's values, or the error."""
+    def outcome():
+        try:
+            frame = read(path)
+        except DataError as exc:
+            return str(exc)
+        return {column: frame[column].astype(object).where(frame[column].notna(), None).tolist()
+                for column in frame}
+
+    fast = outcome()
+    with monkeypatch.context() as patch:
+        patch.setattr(loaders, "_read_arrow", lambda *args, **kwargs: None)
+        exact = outcome()
+    return fast, exact
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(*[_CELLS] * 7), min_size=1, max_size=6))
+def test_fast_label_reader_reads_what_read_csv_reads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    rows: list[tuple[str, ...]]) -> None:
+    path = tmp_path / "labels.txt"
+    path.write_text(LABEL_HEADER + "\n" + "".join("\t".join(row) + "\n" for row in rows),
+                    encoding="utf-8")
+    fast, exact = _both(loaders.read_silver_labels, path, monkeypatch)
+    assert fast == exact
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.sampled_from(["img1", "img2", "im_3", "", "img4.dcm"]),
+                          st.sampled_from(["left lung", "svc", "a_b", ""]),
+                          st.sampled_from(["_", "", "__"]),
+                          st.sampled_from(["10", "10.5", "", "x", "NA", "-4"])), min_size=1, max_size=6))
+def test_fast_box_reader_reads_what_read_csv_reads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  rows: list[tuple[str, str, str, str]]) -> None:
+    path = _boxes(tmp_path, [f"{image}{sep}{name}\t{x}\t5\t{x}\t60\t{x}\t55\t{name}"
+                             for image, name, sep, x in rows])
+    fast, exact = _both(loaders.read_silver_boxes, path, monkeypatch)
+    assert fast == exact
+
+
+def test_boxes_with_image_ids_of_different_lengths_are_read_exactly(tmp_path: Path) -> None:
+    path = _boxes(tmp_path, [_row("img1_left lung", "left lung"), _row("image2_svc", "svc")])
+    boxes = loaders.read_silver_boxes(path)
+    assert boxes["image_id"].tolist() == ["img1", "image2"]
+    assert boxes["bbox_name"].tolist() == ["left lung", "svc"]
+
+
+@pytest.mark.parametrize(("second", "shown"), [
+    (b"1\ta\t1|1\tsvc\n", "line 3: column 'relation' must be an integer, got nan"),
+    (b"1\ta\t1|1\tsvc\tdis\xffease\tpneumonia\t1\n", "'utf-8' codec can't decode byte 0xff"),
+])
+def test_a_file_the_fast_reader_refuses_is_read_by_read_csv(tmp_path: Path, second: bytes,
+                                                           shown: str) -> None:
+    path = tmp_path / "labels.txt"
+    path.write_bytes(LABEL_HEADER.encode() + b"\n1\ta\t1|1\tsvc\tdisease\tpneumonia\t1\n" + second)
+    assert loaders._read_arrow(path, loaders.LABEL_COLUMNS) is None
+    with pytest.raises(DataError) as info:
+        loaders.read_silver_labels(path)
+    assert str(info.value).startswith(f"{path}: ") and shown in str(info.value)
