@@ -50,8 +50,12 @@ class BoxTable:
             values[2 * self.slot[name] + 1] = x2
         return Boxes(self, values)
 
-    def from_values(self, values: Iterable[int]) -> Boxes:
-        """Boxes from x1, x2 pairs in slot order, MISSING where a box is absent."""
+    def from_values(self, values: Iterable[int] | bytes) -> Boxes:
+        """Boxes from x1, x2 pairs in slot order, MISSING where a box is absent.
+
+        ``values`` may also be the pairs' native 8-byte integers as bytes (numpy's
+        ``row.tobytes()``), which ``array`` copies without a Python int per value.
+        """
         return Boxes(self, array("q", values))
 
 

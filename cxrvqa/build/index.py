@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -83,11 +84,20 @@ def _silver_sources(layout: SourceLayout, progress: bool
         box_columns=("object_id", "bbox_name", "x1", "x2", "width"),
         categorical=("image_id", "bbox", "categoryID", "label_name", "bbox_name"))
     labels = scan.attributes.assign(image_id=loaders.strip_dcm(scan.attributes["image_id"]))
+    return _silver_boxes(scan.boxes, source.path), lambda: labels, str(source.path)
+
+
+def _silver_boxes(rows: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """The box table of the scene graphs' box rows, checked as a TSV's are."""
+    import pyarrow as pa
+
+    boxes = loaders.silver_boxes_from_arrow(pa.Table.from_pandas(rows, preserve_index=False))
+    if boxes is not None:
+        return boxes
     # In slices, as a TSV is read: each slice's object ids become Python strings only briefly.
     step = loaders.BOX_CHUNK
-    slices = (scan.boxes.iloc[start:start + step] for start in range(0, len(scan.boxes), step))
-    boxes = loaders.silver_boxes_from_frames(slices, source.path, lines_per_frame=step)
-    return boxes, lambda: labels, str(source.path)
+    slices = (rows.iloc[start:start + step] for start in range(0, len(rows), step))
+    return loaders.silver_boxes_from_frames(slices, path, lines_per_frame=step)
 
 
 def first_boxes(boxes: pd.DataFrame, images: frozenset[str]) -> dict[str, Boxes]:
@@ -102,7 +112,8 @@ def first_boxes(boxes: pd.DataFrame, images: frozenset[str]) -> dict[str, Boxes]
     matrix = np.full((len(image_ids), 2 * len(table.names)), MISSING, dtype=np.int64)
     matrix[image_codes, slots] = np.trunc(boxes["x1"].to_numpy(dtype=np.float64))
     matrix[image_codes, slots + 1] = np.trunc(boxes["x2"].to_numpy(dtype=np.float64))
-    return {image: table.from_values(row) for image, row in zip(image_ids.tolist(), matrix)}
+    return {image: table.from_values(row.tobytes())
+            for image, row in zip(image_ids.tolist(), matrix)}
 
 
 def _metadata_by_image(metadata: pd.DataFrame, images: frozenset[str]) -> dict[str, ImageMeta]:

@@ -251,8 +251,8 @@ def _sentence_ranks(row_ids: pd.Series, positions: np.ndarray, source: str) -> n
                         f"with a sentence number after '|'")
     used = np.zeros(len(numbers), dtype=bool)
     used[codes] = True
-    ranks = np.unique(np.where(used, numbers, 0.0), return_inverse=True)[1].reshape(-1)
-    return ranks[codes].astype(_narrow(len(ranks)))
+    present = np.unique(numbers[used])
+    return np.searchsorted(present, numbers[codes]).astype(_narrow(len(present)))
 
 
 def _sentence_numbers(row_ids: pd.Index) -> np.ndarray:

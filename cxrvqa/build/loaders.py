@@ -32,6 +32,7 @@ __all__ = [
     "read_patients",
     "read_silver_boxes",
     "read_silver_labels",
+    "silver_boxes_from_arrow",
     "silver_boxes_from_frames",
     "strip_dcm",
 ]
@@ -205,31 +206,39 @@ def read_silver_boxes(path: Path) -> pd.DataFrame:
 
 
 def _boxes_by_arrow(path: Path, columns: list[str]) -> pd.DataFrame | None:
-    """The box table when each object_id is an image id, "_" and its bbox_name, the image ids
-    of a block of lines all of one length (the published layout); None otherwise (the exact
-    reader then checks every line)."""
+    table = _read_arrow(path, columns, floats=("x1", "x2", "width"), strings=("object_id",))
+    return None if table is None else silver_boxes_from_arrow(table)
+
+
+def silver_boxes_from_arrow(table: pa.Table) -> pd.DataFrame | None:
+    """The box table of an Arrow table of object_id, bbox_name (dictionary), x1, x2, width, when
+    each object_id is an image id, "_" and its bbox_name, the image ids of a block of rows all
+    of one length (the published layout); else None, and ``silver_boxes_from_frames`` checks
+    every row and names the first that is wrong."""
+    import pyarrow as pa
     import pyarrow.compute as pc
 
-    table = _read_arrow(path, columns, floats=("x1", "x2", "width"), strings=("object_id",))
-    if table is None or table.num_rows == 0 or table["object_id"].null_count \
-            or table["bbox_name"].null_count:
+    if table.num_rows == 0 or table["object_id"].null_count or table["bbox_name"].null_count:
         return None
-    names = table["bbox_name"].chunk(0).dictionary.cast("binary")  # one dictionary: unified
+    table = table.unify_dictionaries(memory_pool=_memory_pool())
+    names = table["bbox_name"].chunk(0).dictionary.cast(pa.binary())
     if pc.any(pc.match_substring(names, "_")).as_py():
         return None
+    binary = pa.large_binary() if pa.types.is_large_string(table["object_id"].type) else pa.binary()
     images: dict[bytes, int] = {}
-    parts = []
-    for ids, named in zip(table["object_id"].chunks, table["bbox_name"].chunks):
-        codes = _image_codes(ids.cast("binary"), named, names, images)
+    parts, name_codes = [], []
+    for batch in table.select(["object_id", "bbox_name"]).to_batches(max_chunksize=1 << 20):
+        ids, named = batch.column(0).cast(binary), batch.column(1)
+        codes = _image_codes(ids, named, names, images)
         if codes is None:
             return None
         parts.append(codes)
+        name_codes.append(named.indices.to_numpy())
     return pd.DataFrame({
         "image_id": pd.Categorical.from_codes(np.concatenate(parts),
                                               [image.decode() for image in images]),
-        "bbox_name": pd.Categorical.from_codes(
-            np.concatenate([chunk.indices.to_numpy() for chunk in table["bbox_name"].chunks]),
-            names.cast("string").to_pylist()),
+        "bbox_name": pd.Categorical.from_codes(np.concatenate(name_codes),
+                                               names.cast(pa.string()).to_pylist()),
         **{column: table[column].to_numpy() for column in ("x1", "x2", "width")}})
 
 
@@ -249,7 +258,7 @@ def _image_codes(ids: pa.Array, named: pa.DictionaryArray, names: pa.Array,
     separators = pc.binary_slice(ids, length, length + 1, memory_pool=pool)
     suffixes = pc.binary_slice(ids, length + 1, 1 << 30, memory_pool=pool)
     if not (pc.all(pc.equal(separators, b"_")).as_py()
-            and pc.all(pc.equal(suffixes, named.cast("binary"))).as_py()):
+            and pc.all(pc.equal(suffixes, named.cast(ids.type))).as_py()):
         return None
     encoded = pc.dictionary_encode(pc.binary_slice(ids, 0, length, memory_pool=pool),
                                    memory_pool=pool)

@@ -502,8 +502,15 @@ def _scanning(task: _Task, workers: int) -> Iterator[Iterator[_Piece]]:
         with _Scanner(task) as scanner:
             yield map(scanner.scan, chunks)
     else:
-        with Pool(min(workers, len(chunks)), _start_worker, (task,)) as pool:
+        pool = Pool(min(workers, len(chunks)), _start_worker, (task,))
+        try:
             yield pool.imap(_scan_in_worker, chunks)
+            # Every piece was read: the workers leave on the pool's sentinels. (Terminating
+            # them with SIGTERM instead once left a worker behind that never exited.)
+            pool.close()
+            pool.join()
+        finally:
+            pool.terminate()  # after an error or an interrupt; nothing left to do otherwise
 
 
 def _chunks(names: Sequence[str], workers: int) -> list[Sequence[str]]:
