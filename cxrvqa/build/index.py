@@ -157,7 +157,8 @@ def load_index(layout: SourceLayout, *, stages: Stages | None = None,
         silver_boxes = first_boxes(silver_boxes, cohorts.silver)
     with stages.stage("compute labels"):
         silver_rows = silver_labels()
-        silver = image_labels(silver_rows, cohorts.silver, ontology, silver_source)
+        silver = image_labels(silver_rows, cohorts.silver, ontology, silver_source,
+                              progress=stages.progress)
         gold = image_labels(gold_rows, cohorts.gold, ontology, str(layout.gold_labels))
         rows = {(labels, image): frame[frame["image_id"] == image].reset_index(drop=True)
                 for labels, frame in (("silver", silver_rows), ("gold", gold_rows))

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from cxrvqa.build.jsonio import paused_gc
 from cxrvqa.build.ontology import Ontology
+from cxrvqa.build.stages import progress_bar
 from cxrvqa.errors import DataError
 from cxrvqa.facts import Finding
 from cxrvqa.vocab import REMOVED_ATTRIBUTES, REMOVED_OBJECTS
@@ -166,7 +169,8 @@ def _not_removed(table: _Table, names: Mapping[str, np.ndarray]) -> _Table:
 
 
 def image_labels(rows: pd.DataFrame, cohort: frozenset[str], ontology: Ontology,
-                 source: str = "labels", *, origins: bool = False) -> ImageLabels:
+                 source: str = "labels", *, origins: bool = False,
+                 progress: bool = False) -> ImageLabels:
     """Apply pipeline.md §4 steps 1–8 to label rows of one source (file order kept).
 
     Args:
@@ -177,23 +181,39 @@ def image_labels(rows: pd.DataFrame, cohort: frozenset[str], ontology: Ontology,
         source: the file the rows come from, for error messages.
         origins: also record, for each positive finding, the row that won and the
             propagation that brought it (``ImageLabels.origins``; costs three columns).
+        progress: show a tqdm bar on stderr: the steps done and the rows after each.
     """
-    # Steps 1 and 2 as one mask over the input; only the kept rows are coded.
-    kept = ((rows["categoryID"] != "nlp") & (rows["bbox"] != "unknown")
-            & rows["image_id"].isin(list(cohort)))
-    positions = np.flatnonzero(kept.to_numpy())
-    table, names = _coded(rows, positions, ontology, source)
-    if origins:
-        table.update(_row=positions, _via_label_name=np.full(len(positions), -1, np.int32),
-                     _via_bbox=np.full(len(positions), -1, np.int32))
-    table = _keep_last(table, names)
-    table = _propagate(table, ontology.attribute_parents, "label_name", names, ontology.category)
-    table = _propagate(table, ontology.object_parents, "bbox", names, None)
-    table = _not_removed(_drop_impossible(table, ontology, names, source), names)
-    positive = _take(table, table["positive"])
-    return ImageLabels(labelled=frozenset(names["image_id"][np.unique(table["image_id"])].tolist()),
-                       positives=_positives(positive, names),
+    steps = progress_bar(total=6, enabled=progress, unit="step", leave=False,
+                         desc=f"labelling {len(rows):,} rows of {Path(source).name}")
+    with steps:
+        # Steps 1 and 2 as one mask over the input; only the kept rows are coded.
+        kept = ((rows["categoryID"] != "nlp") & (rows["bbox"] != "unknown")
+                & rows["image_id"].isin(list(cohort)))
+        positions = np.flatnonzero(kept.to_numpy())
+        table, names = _coded(rows, positions, ontology, source)
+        if origins:
+            table.update(_row=positions, _via_label_name=np.full(len(positions), -1, np.int32),
+                         _via_bbox=np.full(len(positions), -1, np.int32))
+        _done(steps, table)
+        for step in (lambda t: _keep_last(t, names),
+                     lambda t: _propagate(t, ontology.attribute_parents, "label_name", names,
+                                          ontology.category),
+                     lambda t: _propagate(t, ontology.object_parents, "bbox", names, None),
+                     lambda t: _not_removed(_drop_impossible(t, ontology, names, source), names)):
+            table = step(table)
+            _done(steps, table)
+        positive = _take(table, table["positive"])
+        labelled = frozenset(names["image_id"][np.unique(table["image_id"])].tolist())
+        found = _positives(positive, names)
+        steps.update()
+    return ImageLabels(labelled=labelled, positives=found,
                        origins=_origins(positive, names) if origins else None)
+
+
+def _done(steps: Any, table: _Table) -> None:
+    """One more step done; the bar shows how many rows the table has now."""
+    steps.set_postfix(rows=f"{len(table['positive']):,}")
+    steps.update()
 
 
 def _findings(table: _Table, names: Mapping[str, np.ndarray]) -> np.ndarray:

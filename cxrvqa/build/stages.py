@@ -34,6 +34,9 @@ class _NoBar:
     def update(self, n: float = 1) -> None:
         return None
 
+    def set_postfix(self, **values: Any) -> None:
+        return None
+
     def close(self) -> None:
         return None
 
