@@ -95,8 +95,9 @@ def _take(table: _Table, index: np.ndarray) -> _Table:
     return {column: values[index] for column, values in table.items()}
 
 
-def _key(table: _Table, names: Mapping[str, np.ndarray]) -> np.ndarray:
-    """One int64 per row: (image, bbox, label) then the sent_loc rank, in that order of weight."""
+def _key(table: _Table, names: Mapping[str, np.ndarray]) -> tuple[np.ndarray, int]:
+    """One int64 per row, (image, bbox, label) then the sent_loc rank in that order of weight,
+    and the weight of the (image, bbox, label) part."""
     widths = [len(names["image_id"]), len(names["bbox"]), len(names["label_name"]),
               int(table["sent"].max(initial=0)) + 1]
     if np.prod(np.array(widths, dtype=np.float64)) >= 2.0 ** 62:
