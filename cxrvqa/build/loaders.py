@@ -141,7 +141,7 @@ def _require_ints(frame: pd.DataFrame, column: str, path: Path) -> None:
     # A categorical's distinct values are checked once each, not once per row.
     parsed = pd.to_numeric(pd.Series(values.cat.categories) if categorical else values,
                            errors="coerce")
-    good = (parsed.notna() & (parsed == parsed.round())).to_numpy()
+    good = _int64s(parsed)
     codes = values.cat.codes.to_numpy() if categorical else None
     bad = np.append(~good, True)[codes] if categorical else ~good  # code -1: a missing value
     if bad.any():
@@ -150,6 +150,19 @@ def _require_ints(frame: pd.DataFrame, column: str, path: Path) -> None:
                         f"got {values.iloc[line - 2]!r}")
     numbers = parsed.where(good, 0).astype("int64").to_numpy()  # unused bad names: no matter
     frame[column] = numbers[codes] if categorical else numbers
+
+
+def _int64s(parsed: pd.Series) -> np.ndarray:
+    """Which of pd.to_numeric's results are integers that int64 holds (not inf, not 2**63)."""
+    if parsed.dtype.kind == "i":
+        return np.ones(len(parsed), dtype=bool)
+    if parsed.dtype.kind == "u":  # beyond int64 but within uint64
+        return (parsed <= np.iinfo(np.int64).max).to_numpy()
+    numbers = parsed.to_numpy(dtype=np.float64, na_value=np.nan)
+    with np.errstate(invalid="ignore"):
+        # 2**63 is exact as a float; every float below it that is whole fits int64.
+        return (np.isfinite(numbers) & (numbers == np.round(numbers))
+                & (numbers >= -2.0 ** 63) & (numbers < 2.0 ** 63))
 
 
 def read_metadata(path: Path) -> pd.DataFrame:

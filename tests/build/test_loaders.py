@@ -135,3 +135,49 @@ def test_a_file_the_fast_reader_refuses_is_read_by_read_csv(tmp_path: Path, seco
     with pytest.raises(DataError) as info:
         loaders.read_silver_labels(path)
     assert str(info.value).startswith(f"{path}: ") and shown in str(info.value)
+
+
+# Integer columns: anything pd.to_numeric reads that int64 cannot hold is one DataError naming
+# the line (found by a differential review: "inf" used to escape as IntCastingNaNError, and
+# 2**64 - 1 wrapped to -1).
+_HEADER7 = "study_id\timage_id\trow_id\tbbox\tcategoryID\tlabel_name\trelation\n"
+_ROW7 = ["10", "img1.dcm", "img1|s|3", "left lung", "anatomicalfinding", "lung opacity", "1"]
+
+
+def _labels_with(tmp_path: Path, column: str, value: str, extra: str = "") -> Path:
+    row = list(_ROW7)
+    row[_HEADER7.strip().split("\t").index(column)] = value
+    path = tmp_path / "labels.txt"
+    path.write_text(extra + _HEADER7 + "\t".join(_ROW7) + "\n" + "\t".join(row) + "\n",
+                    encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("column", ["study_id", "relation"])
+@pytest.mark.parametrize("value", ["inf", "-inf", "Infinity", "1e400", "9223372036854775808",
+                                   "18446744073709551615", "18446744073709551616", "1.5"])
+def test_an_integer_column_takes_only_what_int64_holds(tmp_path: Path, column: str,
+                                                       value: str) -> None:
+    path = _labels_with(tmp_path, column, value)
+    with pytest.raises(DataError) as info:
+        loaders.read_silver_labels(path)
+    assert str(info.value) == (f"{path}: line 3: column {column!r} must be an integer, "
+                               f"got {value!r}")
+
+
+def test_integers_at_the_ends_of_int64_are_read(tmp_path: Path) -> None:
+    path = tmp_path / "labels.txt"
+    rows = [["9223372036854775807", *_ROW7[1:6], "1"], ["-9223372036854775808", *_ROW7[1:6], "2.0"]]
+    path.write_text(_HEADER7 + "".join("\t".join(row) + "\n" for row in rows), encoding="utf-8")
+    labels = loaders.read_silver_labels(path)
+    assert labels["study_id"].tolist() == [2 ** 63 - 1, -(2 ** 63)]
+    assert labels["relation"].tolist() == [1, 2]
+
+
+@pytest.mark.parametrize("value", ["inf", "18446744073709551615"])
+def test_metadata_ids_take_only_what_int64_holds(tmp_path: Path, value: str) -> None:
+    path = tmp_path / "mimic-cxr-2.0.0-metadata.csv"
+    path.write_text("dicom_id,subject_id,study_id,ViewPosition,StudyDate,StudyTime\n"
+                    f"a,1,2,PA,21000101,1.0\nb,1,{value},PA,21000101,1.0\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"line 3: column 'study_id' must be an integer"):
+        loaders.read_metadata(path)
