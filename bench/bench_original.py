@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import filecmp
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -33,7 +34,11 @@ SPLITS = ("train", "valid", "test")
 
 
 def _timed(argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> dict[str, float]:
-    """Run argv; its CPU seconds (children's user + sys), wall seconds and peak RSS (MiB)."""
+    """Run argv; its CPU seconds (children's user + sys), wall seconds and peak RSS (MiB).
+
+    The peak is the largest of all children so far (what getrusage keeps), so the original,
+    run last, shows its own or a larger one of ours.
+    """
     before = os.times()
     started = time.perf_counter()
     subprocess.run(argv, cwd=cwd, env=env, check=True, stdout=subprocess.DEVNULL,
@@ -41,8 +46,6 @@ def _timed(argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> dic
     wall = time.perf_counter() - started
     after = os.times()
     cpu = (after.children_user - before.children_user) + (after.children_system - before.children_system)
-    import resource
-
     return {"cpu": cpu, "wall": wall,
             "peak_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
 
