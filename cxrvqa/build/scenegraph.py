@@ -33,9 +33,10 @@ import reprlib
 import zipfile
 import zlib
 from collections.abc import Collection, Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass
-from multiprocessing import Pool
 from operator import itemgetter
 from pathlib import Path, PurePosixPath
 from types import MappingProxyType
@@ -496,21 +497,28 @@ def _scan_in_worker(names: Sequence[str]) -> _Piece:
 
 @contextmanager
 def _scanning(task: _Task, workers: int) -> Iterator[Iterator[_Piece]]:
-    """Table pieces in file order, from this process or a pool of ``workers``."""
+    """Table pieces in file order, from this process or a pool of ``workers``.
+
+    A worker that dies (killed, or out of memory) makes the pool "broken": the read stops with
+    one line instead of waiting forever for its pieces, as multiprocessing.Pool would.
+    """
     chunks = _chunks(task.catalog.names, workers)
     if workers == 1 or len(chunks) <= 1:
         with _Scanner(task) as scanner:
             yield map(scanner.scan, chunks)
-    else:
-        pool = Pool(min(workers, len(chunks)), _start_worker, (task,))
-        try:
-            yield pool.imap(_scan_in_worker, chunks)
-            # Every piece was read: the workers leave on the pool's sentinels. (Terminating
-            # them with SIGTERM instead once left a worker behind that never exited.)
-            pool.close()
-            pool.join()
-        finally:
-            pool.terminate()  # after an error or an interrupt; nothing left to do otherwise
+        return
+    pool = ProcessPoolExecutor(min(workers, len(chunks)), initializer=_start_worker,
+                               initargs=(task,))
+    try:
+        yield pool.map(_scan_in_worker, chunks)
+    except BrokenProcessPool:
+        raise DataError(f"{task.catalog.source.path}: a scene-graph reading process ended "
+                        f"without finishing its graphs (killed, or out of memory?); nothing "
+                        f"was written") from None
+    finally:
+        # After a complete read the workers are idle and leave at once; after an error or an
+        # interrupt, the chunks not yet started are dropped rather than read to the end.
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _chunks(names: Sequence[str], workers: int) -> list[Sequence[str]]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import copy
 import io
 import json
+import os
+import signal
 import tempfile
 import zipfile
 from pathlib import Path
@@ -15,6 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cxrvqa.build import scenegraph
 from cxrvqa.build.layout import SceneGraphSource, find_scene_graphs
 from cxrvqa.build.scenegraph import (
     ATTRIBUTE_COLUMNS,
@@ -290,6 +293,25 @@ def test_two_workers_raise_the_first_bad_graph_in_file_order(tmp_path: Path) -> 
 
     with pytest.raises(DataError, match=r"scene_graph/00000005-0+-0+-0+-0+_SceneGraph\.json: "):
         read_scene_graphs(source, workers=2)
+
+
+def test_a_worker_that_dies_stops_the_read_with_one_line(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    # multiprocessing.Pool would wait forever for the dead worker's pieces (an OOM kill on a
+    # small machine); the read must end with an error instead.
+    source = zip_source(tmp_path, many_graphs(16))
+    parent = os.getpid()
+
+    def killed(*args: object) -> None:
+        if os.getpid() != parent:  # in a worker: die as the OOM killer would kill it
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    monkeypatch.setattr(scenegraph, "_fast_rows", killed)
+    with pytest.raises(DataError) as info:
+        read_scene_graphs(source, workers=2)
+    assert str(info.value) == (f"{source.path}: a scene-graph reading process ended without "
+                               f"finishing its graphs (killed, or out of memory?); nothing was "
+                               f"written")
 
 
 # The columns a build needs, in an order of their own.
