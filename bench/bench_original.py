@@ -26,9 +26,7 @@ import sys
 import time
 from pathlib import Path
 
-from cxrvqa.build.index import load_index
-from cxrvqa.build.layout import SourceLayout
-from cxrvqa.synth import SynthConfig, write_questions, write_sources
+from bench_build import generate_size  # bench/ is on sys.path when this file runs
 
 SPLITS = ("train", "valid", "test")
 
@@ -48,14 +46,6 @@ def _timed(argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> dic
     cpu = (after.children_user - before.children_user) + (after.children_system - before.children_system)
     return {"cpu": cpu, "wall": wall,
             "peak_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
-
-
-def _tree(root: Path, patients: int, per_template: int) -> None:
-    shutil.rmtree(root, ignore_errors=True)
-    config = SynthConfig(patients=patients, seed=7, questions_per_template=per_template,
-                         scene_graphs="none")
-    write_sources(root, config)
-    write_questions(root, load_index(SourceLayout.from_root(root)), config)
 
 
 def _run_original(checkout: Path, python: Path, tree: Path, work: Path) -> dict[str, float]:
@@ -84,8 +74,7 @@ def main() -> None:
     parser.add_argument("--results", type=Path, default=Path("bench/RESULTS.md"))
     args = parser.parse_args()
 
-    tree = args.work / "tree"
-    _tree(tree, args.patients, args.questions_per_template)
+    tree, _ = generate_size(args.patients, args.questions_per_template, args.work, with_zip=False)
     ours = [_timed([sys.executable, "-m", "cxrvqa", "build"], tree) for _ in range(args.runs)]
     lines = [f"\n## Original builder vs cxrvqa build, {time.strftime('%Y-%m-%d %H:%M')}\n",
              f"Tree: {args.patients:,} patients at the real density, "

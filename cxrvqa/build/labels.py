@@ -27,7 +27,6 @@ from cxrvqa.vocab import REMOVED_ATTRIBUTES, REMOVED_OBJECTS
 __all__ = ["ImageLabels", "LabelOrigin", "image_labels"]
 
 _EXEMPT = frozenset({"abnormal", "normal", "artifact"})
-_CODED = ("image_id", "bbox", "label_name", "categoryID")
 # A table is a dict of equally long numpy columns: the four coded columns, "positive"
 # (relation == 1), "sent" (the rank of sent_loc among the table's distinct values) and,
 # when origins are asked for, "_row", "_via_label_name" and "_via_bbox". Columns are as
@@ -59,13 +58,18 @@ class ImageLabels:
     origins: Mapping[tuple[str, Finding], LabelOrigin] | None = None
 
 
+def _distinct(values: pd.Series, positions: np.ndarray) -> tuple[np.ndarray, pd.Index]:
+    """Codes of ``values`` at ``positions`` and the distinct values they index (a categorical's
+    own codes and categories; otherwise factorized)."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        return values.cat.codes.to_numpy()[positions], values.cat.categories
+    return pd.factorize(values.iloc[positions])
+
+
 def _encode(values: pd.Series, positions: np.ndarray,
             extra: Collection[str] = ()) -> tuple[np.ndarray, np.ndarray]:
     """Codes of ``values`` at ``positions`` over the sorted names present plus ``extra``."""
-    if isinstance(values.dtype, pd.CategoricalDtype):
-        present, codes = values.cat.categories, values.cat.codes.to_numpy()[positions]
-    else:
-        codes, present = pd.factorize(values.iloc[positions])
+    codes, present = _distinct(values, positions)
     names = pd.Index(sorted(set(present) | set(extra)), dtype=object)
     return names.get_indexer(present)[codes].astype(_narrow(len(names))), names.to_numpy()
 
@@ -205,10 +209,11 @@ def image_labels(rows: pd.DataFrame, cohort: frozenset[str], ontology: Ontology,
             _done(steps, table)
         positive = _take(table, table["positive"])
         labelled = frozenset(names["image_id"][np.unique(table["image_id"])].tolist())
-        found = _positives(positive, names)
+        findings = _findings(positive, names)
+        found = _positives(positive["image_id"], findings, names)
         steps.update()
     return ImageLabels(labelled=labelled, positives=found,
-                       origins=_origins(positive, names) if origins else None)
+                       origins=_origins(positive, findings, names) if origins else None)
 
 
 def _done(steps: Any, table: _Table) -> None:
@@ -233,10 +238,9 @@ def _findings(table: _Table, names: Mapping[str, np.ndarray]) -> np.ndarray:
     return found[inverse.reshape(-1)]
 
 
-def _positives(table: _Table, names: Mapping[str, np.ndarray]) -> dict[str, frozenset[Finding]]:
-    """image -> its positive findings; the table is sorted by image (``_keep_last``)."""
-    images = table["image_id"]
-    found = _findings(table, names)
+def _positives(images: np.ndarray, found: np.ndarray,
+               names: Mapping[str, np.ndarray]) -> dict[str, frozenset[Finding]]:
+    """image -> its positive findings; rows are sorted by image (``_keep_last``)."""
     starts = np.flatnonzero(np.r_[True, images[1:] != images[:-1]]) if len(images) else []
     bounds = np.r_[starts, len(images)].astype(np.int64).tolist()
     image_names = names["image_id"][images[bounds[:-1]]].tolist() if len(images) else []
@@ -245,13 +249,14 @@ def _positives(table: _Table, names: Mapping[str, np.ndarray]) -> dict[str, froz
                 for image, start, end in zip(image_names, bounds, bounds[1:])}
 
 
-def _origins(table: _Table, names: Mapping[str, np.ndarray]) -> dict[tuple[str, Finding], LabelOrigin]:
+def _origins(table: _Table, found: np.ndarray,
+             names: Mapping[str, np.ndarray]) -> dict[tuple[str, Finding], LabelOrigin]:
     def name(column: str, code: int) -> str | None:
         return None if code < 0 else str(names[column][code])
 
     return {(image, finding): LabelOrigin(row, name("label_name", via_label), name("bbox", via_bbox))
             for image, finding, row, via_label, via_bbox in zip(
-                names["image_id"][table["image_id"]].tolist(), _findings(table, names).tolist(),
+                names["image_id"][table["image_id"]].tolist(), found.tolist(),
                 *(table[c].tolist() for c in ("_row", "_via_label_name", "_via_bbox")))}
 
 
@@ -261,10 +266,7 @@ def _sentence_ranks(row_ids: pd.Series, positions: np.ndarray, source: str) -> n
     Parsed once per distinct row_id; ranks order rows as the numbers do (equal numbers,
     equal ranks), and fit the sort key better than floats.
     """
-    if isinstance(row_ids.dtype, pd.CategoricalDtype):
-        distinct, codes = row_ids.cat.categories, row_ids.cat.codes.to_numpy()[positions]
-    else:
-        codes, distinct = pd.factorize(row_ids.iloc[positions])
+    codes, distinct = _distinct(row_ids, positions)
     numbers = _sentence_numbers(distinct)
     bad = np.isnan(numbers[codes])
     if bad.any():

@@ -238,11 +238,12 @@ def silver_boxes_from_arrow(table: pa.Table) -> pd.DataFrame | None:
     if pc.any(pc.match_substring(names, "_")).as_py():
         return None
     binary = pa.large_binary() if pa.types.is_large_string(table["object_id"].type) else pa.binary()
+    name_lengths = pc.binary_length(names).to_numpy()
     images: dict[bytes, int] = {}
     parts, name_codes = [], []
     for batch in table.select(["object_id", "bbox_name"]).to_batches(max_chunksize=1 << 20):
         ids, named = batch.column(0).cast(binary), batch.column(1)
-        codes = _image_codes(ids, named, names, images)
+        codes = _image_codes(ids, named, name_lengths, images)
         if codes is None:
             return None
         parts.append(codes)
@@ -255,14 +256,15 @@ def silver_boxes_from_arrow(table: pa.Table) -> pd.DataFrame | None:
         **{column: table[column].to_numpy() for column in ("x1", "x2", "width")}})
 
 
-def _image_codes(ids: pa.Array, named: pa.DictionaryArray, names: pa.Array,
+def _image_codes(ids: pa.Array, named: pa.DictionaryArray, name_lengths: np.ndarray,
                  images: dict[bytes, int]) -> np.ndarray | None:
-    """Codes (first appearance, in ``images``) of the image ids in one block of object_ids."""
+    """Codes (first appearance, in ``images``) of the image ids in one block of object_ids;
+    ``name_lengths`` are the byte lengths of the bbox_name dictionary's names."""
     import pyarrow.compute as pc
 
     pool = _memory_pool()
     lengths = (pc.binary_length(ids, memory_pool=pool).to_numpy()
-               - pc.binary_length(names).to_numpy()[named.indices.to_numpy()] - 1)
+               - name_lengths[named.indices.to_numpy()] - 1)
     length = int(lengths[0])
     if length < 1 or (lengths != length).any():
         return None

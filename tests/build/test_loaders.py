@@ -140,7 +140,7 @@ def test_a_file_the_fast_reader_refuses_is_read_by_read_csv(tmp_path: Path, seco
 # Integer columns: anything pd.to_numeric reads that int64 cannot hold is one DataError naming
 # the line (found by a differential review: "inf" used to escape as IntCastingNaNError, and
 # 2**64 - 1 wrapped to -1).
-_HEADER7 = "study_id\timage_id\trow_id\tbbox\tcategoryID\tlabel_name\trelation\n"
+_HEADER7 = LABEL_HEADER + "\n"
 _ROW7 = ["10", "img1.dcm", "img1|s|3", "left lung", "anatomicalfinding", "lung opacity", "1"]
 
 
