@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import signal
 import sys
@@ -16,7 +17,7 @@ import textwrap
 import threading
 import time
 import traceback
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,31 @@ def _splits(text: str) -> tuple[str, ...]:
     if unknown or not chosen:
         raise argparse.ArgumentTypeError(f"splits must be a comma list of {', '.join(SPLITS)}")
     return chosen
+
+
+def _at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number no smaller than ``minimum`` (a usage error otherwise)."""
+    def whole(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < minimum:
+            raise argparse.ArgumentTypeError(f"expected a whole number of at least {minimum}, "
+                                             f"got {text!r}")
+        return value
+    return whole
+
+
+def _seconds(text: str) -> float:
+    """An argparse type: a positive, finite number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
 
 
 def _progress() -> bool:
@@ -182,14 +208,23 @@ def _add_demo(subparsers: Any) -> None:
 
 
 def _run_demo(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
     from cxrvqa.build.index import load_index
     from cxrvqa.build.pipeline import build
     from cxrvqa.build.stages import Stages
     from cxrvqa.synth import SynthConfig, write_questions, write_sources
 
     started = time.perf_counter()
-    config = SynthConfig(patients=args.patients, seed=args.seed, scene_graphs=args.scene_graphs,
-                         progress=_progress())
+    try:
+        config = SynthConfig(patients=args.patients, seed=args.seed, scene_graphs=args.scene_graphs,
+                             progress=_progress())
+    except ValidationError as exc:  # the limits live in SynthConfig; name the option broken
+        first = exc.errors()[0]
+        field = str(first["loc"][0])
+        raise UsageError(f"--{field.replace('_', '-')} {getattr(args, field)}: "
+                         f"{first['msg'].lower()} ({SynthConfig.model_fields[field].description})"
+                         ) from None
     layout = SourceLayout.from_root(args.out)
     stages = Stages(progress=_progress())
     # Writing a large tree takes a while: say so even without a terminal for the bars.
@@ -268,7 +303,7 @@ def _add_generate(subparsers: Any) -> None:
     parser.add_argument("--split", choices=SPLITS, required=True,
                         help="which images to draw from: train/valid by the published split "
                              "rule, test from the 500 gold images")
-    parser.add_argument("--per-template", type=int, required=True,
+    parser.add_argument("--per-template", type=_at_least(1), required=True,
                         help="questions per template program (fewer when the images do not "
                              "allow that many distinct questions)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
@@ -280,7 +315,7 @@ def _add_generate(subparsers: Any) -> None:
     parser.add_argument("--complete", action="store_true",
                         help="write built records (with subject_id, study_id, image_path), "
                              "ready to train on")
-    parser.add_argument("--workers", type=int, default=1,
+    parser.add_argument("--workers", type=_at_least(1), default=1,
                         help="processes; the output is the same for any number")
     _add_programs_option(parser)
     parser.set_defaults(run=_run_generate)
@@ -482,12 +517,13 @@ def _add_download_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--username", help="PhysioNet username (default: $PHYSIONET_USERNAME, "
                         "~/.netrc, or a prompt); the password comes from $PHYSIONET_PASSWORD, "
                         "~/.netrc or a hidden prompt, never from the command line")
-    parser.add_argument("--workers", type=int, default=4, help="parallel transfers (default: 4)")
+    parser.add_argument("--workers", type=_at_least(1), default=4,
+                        help="parallel transfers (default: 4)")
     # The credential options above are not needed by download-images --dry-run.
-    parser.add_argument("--file-timeout", type=float, metavar="SECONDS",
+    parser.add_argument("--file-timeout", type=_seconds, metavar="SECONDS",
                         help="give up on a file whose transfer takes longer than this, all its "
                              "retries together (default: no limit)")
-    parser.add_argument("--timeout", type=float, metavar="SECONDS",
+    parser.add_argument("--timeout", type=_seconds, metavar="SECONDS",
                         help="give up once the whole run has taken this long (default: no limit; "
                              "each connect or read still times out after 60 s)")
 

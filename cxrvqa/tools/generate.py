@@ -149,6 +149,12 @@ class GenerateOptions:
     workers: int = 1
     max_list_share: float = MAX_LIST_SHARE
 
+    def __post_init__(self) -> None:
+        if self.per_template < 0 or self.workers < 1 or not 0 < self.max_list_share <= 1:
+            raise ValueError(f"GenerateOptions needs per_template >= 0, workers >= 1 and "
+                             f"0 < max_list_share <= 1, got {self.per_template}, {self.workers} "
+                             f"and {self.max_list_share}")
+
 
 @dataclass(frozen=True)
 class BalanceRow:

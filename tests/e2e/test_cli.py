@@ -100,6 +100,30 @@ def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 2 and "the following arguments are required: COMMAND" in err
 
 
+@pytest.mark.parametrize(("argv", "message"), [
+    (["demo", "--out", "{tmp}/demo", "--patients", "500"], "--patients 500: input should be greater than or equal to 501 "
+                                    "(patients in total, 500 of them gold)"),
+    (["generate", "--out", "{tmp}/q.json", "--split", "test", "--per-template", "-5"],
+     "argument --per-template: expected a whole number of at least 1, got '-5'"),
+    (["generate", "--out", "{tmp}/q.json", "--split", "test", "--per-template", "3", "--workers",
+      "0"],
+     "argument --workers: expected a whole number of at least 1, got '0'"),
+    (["download", "--root", "{tmp}", "--workers", "two"], "argument --workers: expected a whole number of at least 1, "
+                                       "got 'two'"),
+    (["download", "--root", "{tmp}", "--timeout", "-1"], "argument --timeout: expected a positive number of seconds, "
+                                      "got '-1'"),
+    (["download", "--root", "{tmp}", "--file-timeout", "nan"], "argument --file-timeout: expected a positive number "
+                                            "of seconds, got 'nan'"),
+    (["download-images", "--root", "{tmp}", "--dry-run", "--timeout", "inf"],
+     "argument --timeout: expected a positive number of seconds, got 'inf'"),
+])
+def test_numeric_options_out_of_range_are_usage_errors(
+        argv: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, *(arg.format(tmp=tmp_path) for arg in argv))
+    assert code == 2 and out == "" and err.rstrip().endswith(message), err
+    assert list(tmp_path.iterdir()) == []  # refused before anything was written or fetched
+
+
 # --- 2. stats paths ---------------------------------------------------------------------
 
 def test_stats_on_a_folder_reads_built_splits_only(demo: SimpleNamespace,

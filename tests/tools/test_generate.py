@@ -9,6 +9,7 @@ import json
 import random
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers import render_question
@@ -230,3 +231,11 @@ def test_a_template_without_placeholders_asks_each_image_once() -> None:
     # Draws stop once every image is asked, reported as the full 16-fold oversampling.
     row, = generated.balance
     assert (row.questions, row.candidates) == (5, 160)
+
+
+@pytest.mark.parametrize("fields", [{"per_template": -1}, {"per_template": 1, "workers": 0},
+                                    {"per_template": 1, "max_list_share": 0.0},
+                                    {"per_template": 1, "max_list_share": 1.5}])
+def test_options_out_of_range_are_refused(fields: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match="GenerateOptions needs per_template >= 0"):
+        GenerateOptions(**fields)
