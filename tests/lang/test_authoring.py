@@ -25,6 +25,7 @@ from cxrvqa.errors import DataError, EvaluationError
 from cxrvqa.programs import bundled_programs, program_set
 from cxrvqa.synth import SynthConfig, write_sources
 from cxrvqa.tools.sqlite import register
+from cxrvqa.vocab import VQA_ATTRIBUTES, VQA_OBJECTS, answer_vocabulary
 
 REPO = Path(__file__).resolve().parents[2]
 AUTHORING = REPO / "examples" / "authoring"
@@ -105,6 +106,15 @@ def test_build_and_explain_with_the_folder(generated: list[dict[str, Any]], root
                  "--programs", str(AUTHORING)]) == 0
     built = json.loads((out / "test.json").read_text(encoding="utf-8"))
     assert [r["answer"] for r in built] == [r["answer"] for r in generated]
+    # ans2idx maps the default answers and the numbers the folder's programs gave, so that
+    # export's multi-hot column (and a model's answer classes) cover every built answer.
+    ans2idx = json.loads((out / "ans2idx.json").read_text(encoding="utf-8"))
+    numbers = {a for r in built for a in r["answer"] if a.replace(".", "", 1).isdigit()}
+    assert len(numbers) >= 3
+    assert ans2idx.keys() == {*answer_vocabulary(VQA_OBJECTS, VQA_ATTRIBUTES), *numbers}
+    assert list(ans2idx) == sorted(ans2idx) and list(ans2idx.values()) == list(range(len(ans2idx)))
+    assert main(["export", "--format", "parquet", "--dataset-dir", str(out),
+                 "--out", str(tmp_path / "parquet")]) == 0
     capsys.readouterr()
     number = next(r for r in built if r["template_program"] == "count_abnormalities")
     assert main(["explain", "--physionet-root", str(root), "--dataset-dir", str(out),
