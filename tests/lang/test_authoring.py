@@ -191,9 +191,16 @@ def test_folder_prelude_adds_names_and_clashes_are_reported(tmp_path: Path,
     with (tmp_path / "_prelude.cxr").open("a", encoding="utf-8") as prelude:
         prelude.write('const ABNORMAL = categories {"disease"}\n')
     shutil.copy(AUTHORING / "free_of_abnormality.cxr", tmp_path)
+    shutil.copy(AUTHORING / "count_abnormalities.cxr", tmp_path)
     assert main(["check", str(tmp_path)]) == 1
     out = capsys.readouterr().out
-    assert "'ABNORMAL' is already defined by a prelude (the bundled prelude, line 4)" in out
+    assert out.count("'ABNORMAL' is already defined by a prelude (the bundled prelude, line 4)") == 1
+    # The prelude's one error, counted once; the programs using it are not checked at all.
+    assert out.endswith("found 1 error in 1 file; not checked: 2 programs whose folder's "
+                        "_prelude.cxr has errors\n")
+    assert main(["check", str(tmp_path / "count_abnormalities.cxr")]) == 1
+    assert capsys.readouterr().out.endswith(
+        "found 1 error in 1 file; not checked: 1 program whose folder's _prelude.cxr has errors\n")
     with pytest.raises(cxrvqa.ProgramError):
         cxrvqa.load_programs(tmp_path)
 
