@@ -423,7 +423,7 @@ def _add_evaluate(subparsers: Any) -> None:
     parser.add_argument("--gold", type=Path, required=True, help="a built train/valid/test.json")
     parser.add_argument("--ans2idx", type=Path,
                         help="answer vocabulary (default: ans2idx.json beside --gold, else the "
-                             "110 answers)")
+                             "110 answers and any other answer of the gold file)")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.set_defaults(run=_run_evaluate)
 

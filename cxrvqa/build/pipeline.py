@@ -91,17 +91,6 @@ def _answer_kind(answer: list[str]) -> str:
     return "list" if answer else "empty"
 
 
-def _answers(vocabulary: list[str], rows: Mapping[str, list[Row]]) -> list[str]:
-    """What ans2idx.json maps: the ontology's answers and any other answer the built rows hold.
-
-    The 48 bundled programs answer within the ontology's vocabulary (the published file); an
-    author's ``returns number`` program answers "0", "3", "1.25"..., which a model's answer
-    classes and ``cxrvqa export``'s multi-hot column need too.
-    """
-    return sorted({*vocabulary, *(answer for split in rows.values() for row in split
-                                  for answer in row[4])})
-
-
 def build(layout: SourceLayout | str | os.PathLike[str], dataset_dir: str | os.PathLike[str],
           output_dir: str | os.PathLike[str] | None = None, splits: Sequence[str] = SPLITS, *,
           progress: bool = False, index: SceneIndex | None = None,
@@ -144,7 +133,9 @@ def build(layout: SourceLayout | str | os.PathLike[str], dataset_dir: str | os.P
                                        progress)
     with stages.stage("write files"), paused_gc():
         files = {f"{split}.json": rows_bytes(rows[split]) for split in splits}
-        files["ans2idx.json"] = ans2idx_bytes(_answers(index.ontology.answer_vocabulary(), rows))
+        # Every answer the splits hold is mapped, an author's numbers too (export needs them).
+        answers = (answer for split in rows.values() for row in split for answer in row[4])
+        files["ans2idx.json"] = ans2idx_bytes(index.ontology.answer_vocabulary(answers))
         write_files_atomically(output_dir, files, manifest=True)
     return BuildReport(rows=rows, stages=stages, output_dir=output_dir,
                        seconds=time.perf_counter() - started)
