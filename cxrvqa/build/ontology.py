@@ -51,7 +51,8 @@ class Ontology:
         """The answers a build gives: objects, attributes, yes/no, views, genders, and
         ``others`` (see ``vocab.answer_vocabulary``), sorted."""
         return answer_vocabulary((o for o in self.objects if o not in REMOVED_OBJECTS),
-                                 (a for a in self.attributes if a not in REMOVED_ATTRIBUTES), others)
+                                 (a for a in self.attributes if a not in REMOVED_ATTRIBUTES),
+                                 others)
 
 
 def load_ontology(objects_file: Path, attributes_file: Path, ontology_file: Path) -> Ontology:

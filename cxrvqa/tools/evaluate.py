@@ -347,7 +347,8 @@ def _read_gold(path: Path) -> list[dict[str, Any]]:
 
 def _read_vocabulary(path: Path, optional: bool, gold: Sequence[Mapping[str, Any]]) -> list[str]:
     if optional and not path.exists():  # the ans2idx.json a build of these records would write
-        return default_vocabulary(answer for record in gold for answer in _normalise(record["answer"]))
+        return default_vocabulary(answer for record in gold
+                                  for answer in _normalise(record["answer"]))
     from cxrvqa.build.jsonio import read_json
 
     data = read_json(path, "ans2idx.json")
