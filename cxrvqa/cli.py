@@ -822,6 +822,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # the last resort: a bug, reported in one line
         if args.debug:
             traceback.print_exc()
+        missing = getattr(exc, "name", None) if isinstance(exc, ModuleNotFoundError) else None
+        if missing and missing.partition(".")[0] != "cxrvqa":  # the environment, not a bug
+            print(f"cxrvqa: error: the package {missing!r} is not installed for {sys.executable}; "
+                  f"install cxrvqa with its dependencies (pip install -e . in a checkout)",
+                  file=sys.stderr)
+            return EXIT_DATA
         print(f"cxrvqa: internal error: {type(exc).__name__}: {_one_line(exc)[:300]} (please "
               f"report this cxrvqa bug; rerun with --debug for the traceback)", file=sys.stderr)
         return EXIT_INTERNAL

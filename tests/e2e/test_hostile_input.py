@@ -330,6 +330,27 @@ def test_internal_errors_are_one_line_and_debug_shows_the_traceback(
     assert "Traceback" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(("missing", "code"), [("pandas", 3), ("cxrvqa.tools.nope", 70)])
+def test_a_missing_dependency_is_an_environment_error_not_a_bug(
+        missing: str, code: int, demo: SimpleNamespace, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # build_dataset.sh runs a checkout with whatever python3 PATH has: one without pandas.
+    import cxrvqa.tools.verify as verify
+
+    def not_installed(*args: object, **kwargs: object) -> None:
+        raise ModuleNotFoundError(f"No module named {missing!r}", name=missing)
+
+    monkeypatch.setattr(verify, "verify_checksums", not_installed)
+    monkeypatch.setattr(verify, "verify_manifest", lambda *_: None)
+    found, err = _run(["verify", "--dataset-dir", str(demo.dataset)], capsys)
+    assert found == code
+    if code == 3:
+        _one_line(err, f"error: the package 'pandas' is not installed for {sys.executable}; "
+                       f"install cxrvqa with its dependencies")
+    else:  # cxrvqa's own module missing is a bug of the package
+        _one_line(err, "internal error: ModuleNotFoundError")
+
+
 def test_closed_stdout_ends_quietly(demo: SimpleNamespace, monkeypatch: pytest.MonkeyPatch,
                                     capsys: pytest.CaptureFixture[str]) -> None:
     class Closed:
