@@ -43,7 +43,7 @@ EXIT_CODES = """Exit codes:
        recognise the question
   2    usage error (a command line that cannot be run as given)
   3    data error: a missing, unreadable or inconsistent file, a download or export failure,
-       an OS error such as a full disk (one line naming the path)
+       an OS error such as a full disk (one line naming the path), a dependency not installed
   70   internal error: a cxrvqa bug, reported in one line (--debug prints the traceback)
   130  interrupted (Ctrl-C)
   141  standard output closed (e.g. piped into head): stops quietly
