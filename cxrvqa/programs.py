@@ -34,7 +34,7 @@ from cxrvqa.errors import DataError, EvaluationError, ProgramError
 from cxrvqa.facts import ImageFacts
 from cxrvqa.lang import nodes as n
 from cxrvqa.lang.answers import render
-from cxrvqa.lang.check import check, environment_for, folder_prelude
+from cxrvqa.lang.check import check, environment_for, folder_prelude, read_program_text
 from cxrvqa.lang.compiler import Evaluator, compile_program
 from cxrvqa.lang.diagnostics import Diagnostic, program_error
 from cxrvqa.lang.kinds import PARAM_KINDS, Vocabulary
@@ -54,9 +54,10 @@ def load_program(path: str | os.PathLike[str], vocabulary: Vocabulary | None = N
 
     Raises:
         ProgramError: with every diagnostic of the file.
+        DataError: the file is not a regular UTF-8 text file of at most 1 MiB.
     """
     path = Path(path)
-    program = parse(path.read_text(encoding="utf-8"), path)
+    program = parse(read_program_text(path), path)
     preludes = _preludes(path.parent)
     if preludes:
         program = replace(program, preludes=preludes)

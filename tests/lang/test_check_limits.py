@@ -49,6 +49,27 @@ def test_huge_files_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert "larger than" in capsys.readouterr().out
 
 
+def test_fmt_and_programs_folders_read_program_files_as_check_does(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Before: fmt and a --programs folder read any *.cxr with read_text(): non-UTF-8 bytes were
+    # an internal error (exit 70), a FIFO hung, and fmt took a folder without programs as done.
+    (tmp_path / "bad.cxr").write_bytes(b"\xff\xfeprogram")
+    assert main(["fmt", "--check", str(tmp_path)]) == 1
+    captured = capsys.readouterr()
+    assert f"{tmp_path / 'bad.cxr'}: error: cannot read this file as UTF-8 text" in captured.out
+    assert main(["match", "list all abnormality.", "--programs", str(tmp_path)]) == 3
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "bad.cxr: cannot read this file as UTF-8 text" in err
+    (tmp_path / "bad.cxr").unlink()
+    os.mkfifo(tmp_path / "fifo.cxr")
+    assert main(["fmt", str(tmp_path)]) == 1  # the FIFO skipped, so the folder has no programs
+    captured = capsys.readouterr()
+    assert "fifo.cxr: warning: not a regular file" in captured.err
+    assert "no .cxr files in this folder" in captured.out
+    assert main(["match", "list all abnormality.", "--programs", str(tmp_path)]) == 3
+    assert "fifo.cxr: not a regular file" in capsys.readouterr().err
+
+
 def test_positions_agree_with_a_recount() -> None:
     text = "ab\ncd\n\n\tx\n"
     source = Source(text, "f.cxr")
