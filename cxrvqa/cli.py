@@ -58,16 +58,17 @@ def _splits(text: str) -> tuple[str, ...]:
     return chosen
 
 
-def _at_least(minimum: int) -> Callable[[str], int]:
-    """An argparse type: a whole number no smaller than ``minimum`` (a usage error otherwise)."""
+def _at_least(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
+    """An argparse type: a whole number no smaller than ``minimum`` (and no larger than
+    ``maximum``); a usage error otherwise."""
     def whole(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
             value = None
-        if value is None or value < minimum:
-            raise argparse.ArgumentTypeError(f"expected a whole number of at least {minimum}, "
-                                             f"got {text!r}")
+        if value is None or value < minimum or (maximum is not None and value > maximum):
+            span = f"of at least {minimum}" if maximum is None else f"from {minimum} to {maximum}"
+            raise argparse.ArgumentTypeError(f"expected a whole number {span}, got {text!r}")
         return value
     return whole
 
@@ -303,9 +304,10 @@ def _add_generate(subparsers: Any) -> None:
     parser.add_argument("--split", choices=SPLITS, required=True,
                         help="which images to draw from: train/valid by the published split "
                              "rule, test from the 500 gold images")
-    parser.add_argument("--per-template", type=_at_least(1), required=True,
+    # Bounded: up to 16 draws per question are tried, so a huge count would never end.
+    parser.add_argument("--per-template", type=_at_least(1, 1_000_000), required=True,
                         help="questions per template program (fewer when the images do not "
-                             "allow that many distinct questions)")
+                             "allow that many distinct questions; at most 1000000)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     parser.add_argument("--templates", type=_names,
                         help="comma list, e.g. program_1,program_22 (default: all 48)")
@@ -322,7 +324,11 @@ def _add_generate(subparsers: Any) -> None:
 
 
 def _names(text: str) -> tuple[str, ...]:
-    return tuple(part.strip() for part in text.split(",") if part.strip())
+    names = tuple(part.strip() for part in text.split(",") if part.strip())
+    if not names:  # "" or "," named no template; it must not mean all 48
+        raise argparse.ArgumentTypeError(f"expected a comma list of program names such as "
+                                         f"program_1,program_22, got {text!r}")
+    return names
 
 
 def _run_generate(args: argparse.Namespace) -> int:

@@ -67,7 +67,10 @@ class SynthConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    patients: int = Field(1000, ge=501, description="patients in total, 500 of them gold")
+    # At most 1,000,000 (15 times MIMIC-CXR's 65 K patients): subject and study ids are drawn
+    # from ranges of 10 million, which a larger cohort would exhaust.
+    patients: int = Field(1000, ge=501, le=1_000_000,
+                          description="patients in total, 500 of them gold")
     seed: int = 0
     questions_per_template: int = Field(10, ge=0, description="questions per template and split")
     scene_graphs: Literal["none", "dir", "zip"] = "none"

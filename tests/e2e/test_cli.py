@@ -104,7 +104,16 @@ def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     (["demo", "--out", "{tmp}/demo", "--patients", "500"], "--patients 500: input should be greater than or equal to 501 "
                                     "(patients in total, 500 of them gold)"),
     (["generate", "--out", "{tmp}/q.json", "--split", "test", "--per-template", "-5"],
-     "argument --per-template: expected a whole number of at least 1, got '-5'"),
+     "argument --per-template: expected a whole number from 1 to 1000000, got '-5'"),
+    # Too large: demo ended as an internal error (the id ranges ran out), generate never ended.
+    (["demo", "--out", "{tmp}/demo", "--patients", "9" * 23], f"--patients {'9' * 23}: input "
+     "should be less than or equal to 1000000 (patients in total, 500 of them gold)"),
+    (["generate", "--out", "{tmp}/q.json", "--split", "test", "--per-template", "9" * 20],
+     f"argument --per-template: expected a whole number from 1 to 1000000, got '{'9' * 20}'"),
+    # No name at all generated all 48 templates.
+    (["generate", "--out", "{tmp}/q.json", "--split", "test", "--per-template", "1",
+      "--templates", ","], "argument --templates: expected a comma list of program names such "
+     "as program_1,program_22, got ','"),
     (["generate", "--out", "{tmp}/q.json", "--split", "test", "--per-template", "3", "--workers",
       "0"],
      "argument --workers: expected a whole number of at least 1, got '0'"),
