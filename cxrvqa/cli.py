@@ -84,6 +84,16 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _path(text: str) -> Path:
+    """An argparse type for every ``type=Path`` option: an empty string is no path.
+
+    Path("") is ".", so `--output-dir "$UNSET"` would quietly write into the working folder.
+    """
+    if not text:
+        raise argparse.ArgumentTypeError("expected a path, got an empty string")
+    return Path(text)
+
+
 def _progress() -> bool:
     return sys.stderr.isatty()
 
@@ -107,8 +117,11 @@ def _examples(*lines: str) -> str:
 def _command(subparsers: Any, name: str, summary: str, description: str,
              examples: Sequence[str]) -> argparse.ArgumentParser:
     """A subcommand parser with a one-line summary, a paragraph and an Examples epilog."""
-    return subparsers.add_parser(name, help=summary, description=textwrap.fill(description, 79),
-                                 epilog=_examples(*examples), formatter_class=_HelpFormatter)
+    parser = subparsers.add_parser(name, help=summary,
+                                   description=textwrap.fill(description, 79),
+                                   epilog=_examples(*examples), formatter_class=_HelpFormatter)
+    parser.register("type", Path, _path)  # argparse looks types up here: type=Path runs _path
+    return parser
 
 
 # --- build ---------------------------------------------------------------------------------

@@ -133,6 +133,24 @@ def test_numeric_options_out_of_range_are_usage_errors(
     assert list(tmp_path.iterdir()) == []  # refused before anything was written or fetched
 
 
+def test_empty_paths_are_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    # Path("") is "." : `build --output-dir ""` wrote into the working folder, `check ""`
+    # checked it, `paraphrases --out ""` wrote 48 programs into it.
+    checked = 0
+    for name, parser in _subparsers().items():
+        for action in parser._actions:
+            if action.type is not Path:
+                continue
+            option = action.option_strings[0] if action.option_strings else None
+            code, out, err = run(capsys, name, *([option] if option else []), "")
+            shown = option or action.metavar or action.dest
+            assert code == 2 and out == "", (name, shown)
+            assert err.rstrip().endswith(f"argument {shown}: expected a path, got an empty "
+                                         f"string"), (name, err)
+            checked += 1
+    assert checked >= 30
+
+
 # --- 2. stats paths ---------------------------------------------------------------------
 
 def test_stats_on_a_folder_reads_built_splits_only(demo: SimpleNamespace,
