@@ -6,7 +6,7 @@ import gc
 import json
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -87,11 +87,13 @@ def _nesting_limit() -> Iterator[None]:
         sys.setrecursionlimit(previous)
 
 
-def decode_json(data: bytes | str, *, bounded_ints: bool = True) -> Any:
+def decode_json(data: bytes | str, *, bounded_ints: bool = True,
+                object_pairs_hook: Callable[[list[tuple[str, Any]]], Any] | None = None) -> Any:
     """``json.loads`` with bounded nesting and (unless ``bounded_ints`` is False) integer length.
 
     Scene graphs hold hundreds of numbers each and check their ranges themselves, so they
-    skip the per-integer hook.
+    skip the per-integer hook.  ``object_pairs_hook`` is ``json.loads``'s (a reader that must see
+    repeated keys).
 
     Raises:
         json.JSONDecodeError, UnicodeDecodeError: not JSON.
@@ -99,7 +101,8 @@ def decode_json(data: bytes | str, *, bounded_ints: bool = True) -> Any:
     """
     try:
         with _nesting_limit():
-            return json.loads(data, parse_int=_bounded_int if bounded_ints else None)
+            return json.loads(data, parse_int=_bounded_int if bounded_ints else None,
+                              object_pairs_hook=object_pairs_hook)
     except RecursionError:
         raise JSONLimitError(f"{_position(data, _too_deep_at(data))}: nested deeper than "
                              f"{MAX_DEPTH} levels") from None
