@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import json
 import re
+import stat
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -14,7 +15,7 @@ from typing import Any
 from cxrvqa.errors import DataError
 
 __all__ = ["MAX_DEPTH", "MAX_INT_DIGITS", "JSONLimitError", "decode_json", "paused_gc",
-           "read_json"]
+           "read_json", "refuse_device"]
 
 MAX_DEPTH = 200
 """Deepest nesting accepted; cxrvqa's inputs nest at most 5 levels, and Python's parser
@@ -125,12 +126,30 @@ def paused_gc() -> Iterator[None]:
             gc.enable()
 
 
+def refuse_device(path: Path) -> None:
+    """Fail on a character or block device named as a data file (a link to /dev/zero).
+
+    Reading one never ends, or ends in an out-of-memory kill. FIFOs stay readable: they are
+    how a shell passes `<(command)`.
+
+    Raises:
+        DataError: ``path`` is a device.
+    """
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return  # absent or unreadable: the read itself says so
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        raise DataError(f"{path}: is a device, not a file")
+
+
 def read_json(path: Path, expected: str) -> Any:
     """The parsed content of a JSON file; ``expected`` names the file in the not-found message.
 
     Raises:
         DataError: the file is absent, unreadable or not JSON.
     """
+    refuse_device(path)
     try:
         with paused_gc():
             return decode_json(path.read_bytes())

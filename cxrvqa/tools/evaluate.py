@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cxrvqa.build.jsonio import decode_json
+from cxrvqa.build.jsonio import decode_json, refuse_device
 from cxrvqa.errors import DataError
 from cxrvqa.vocab import VQA_ATTRIBUTES, VQA_OBJECTS, answer_vocabulary
 
@@ -173,6 +173,7 @@ def evaluate(predictions_path: str | os.PathLike[str], gold_path: str | os.PathL
 def _read_predictions(path: Path, problems: _Problems) -> tuple[object, list[str] | None]:
     """The predictions as JSON data: the whole file, else a list of its JSON lines (then also
     each list item's name, "line N")."""
+    refuse_device(path)
     try:
         text = path.read_text(encoding="utf-8-sig")  # a BOM is allowed, as read_json allows it
     except OSError as exc:  # no predictions at all is an error, not a report of zeros

@@ -22,7 +22,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from cxrvqa.build.commit import MANIFEST, read_manifest, settle
-from cxrvqa.build.jsonio import paused_gc, read_json
+from cxrvqa.build.jsonio import paused_gc, read_json, refuse_device
 from cxrvqa.build.output import write_files_atomically
 from cxrvqa.errors import DataError
 from cxrvqa.vocab import SPLITS
@@ -114,6 +114,7 @@ class VerifyReport:
 
 def _read_checksums(path: Path) -> list[tuple[str, str]]:
     """(lowercase digest, listed path) for each non-blank line of a SHA256SUMS file."""
+    refuse_device(path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:

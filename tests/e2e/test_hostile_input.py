@@ -269,6 +269,28 @@ def test_evaluate_hostile_predictions(demo: SimpleNamespace, tmp_path: Path,
         _one_line(err, name)
 
 
+def test_devices_named_as_data_files(demo: SimpleNamespace, tmp_path: Path,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    # Before: a link to /dev/zero given as predictions, gold, ans2idx, checksums or a question
+    # file was read until memory ran out (an internal error, or the OOM killer for verify).
+    # /dev/null stands in here: same kind of file, but ends at once.
+    device = tmp_path / "dev.json"
+    device.symlink_to(os.devnull)
+    gold, sums = str(demo.dataset / "test.json"), tmp_path / "sums"
+    commands = [["evaluate", "--predictions", str(device), "--gold", gold],
+                ["evaluate", "--predictions", gold, "--gold", str(device)],
+                ["evaluate", "--predictions", gold, "--gold", gold, "--ans2idx", str(device)],
+                ["verify", "--dataset-dir", str(demo.dataset), "--checksums", str(device)],
+                ["paraphrases", str(device), "--out", str(tmp_path / "out")]]
+    for argv in commands:
+        code, err = _run(argv, capsys)
+        assert code == 3, argv
+        _one_line(err, f"{device}: is a device, not a file")
+    code, err = _run(["stats", str(device)], capsys)
+    assert code == 3
+    _one_line(err, f"{device}: not a regular file")  # was "not found"
+
+
 def test_checksums_with_non_utf8_bytes(demo: SimpleNamespace, tmp_path: Path,
                                        capsys: pytest.CaptureFixture[str]) -> None:
     sums = tmp_path / "SHA256SUMS.txt"
