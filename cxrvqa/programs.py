@@ -131,11 +131,15 @@ def program_set(folders: Iterable[str | os.PathLike[str]] = (),
 
     Raises:
         ProgramError: a folder's program or prelude does not check.
-        DataError: a folder does not exist.
+        DataError: a folder does not exist or holds no program (a mistyped folder would
+            silently leave the bundled set alone).
     """
     programs = dict(bundled_programs())
     for folder in folders:
-        for name, program in load_programs(folder).items():
+        loaded = load_programs(folder)
+        if not loaded:
+            raise DataError(f"{folder}: no .cxr program files in this folder")
+        for name, program in loaded.items():
             if name in programs:
                 where = program.source.name if program.source else name
                 print(f"note: {where} replaces the program {name!r} loaded before",

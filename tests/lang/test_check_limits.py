@@ -69,6 +69,13 @@ def test_fmt_and_programs_folders_read_program_files_as_check_does(
     assert main(["match", "list all abnormality.", "--programs", str(tmp_path)]) == 3
     assert "fifo.cxr: not a regular file" in capsys.readouterr().err
 
+    # Before: a --programs folder without programs was taken silently (generate then made
+    # questions for all 48 bundled templates).
+    (tmp_path / "fifo.cxr").unlink()
+    (tmp_path / "notes.txt").write_text("not a program")
+    assert main(["match", "list all abnormality.", "--programs", str(tmp_path)]) == 3
+    assert f"{tmp_path}: no .cxr program files in this folder" in capsys.readouterr().err
+
 
 def test_positions_agree_with_a_recount() -> None:
     text = "ab\ncd\n\n\tx\n"
