@@ -177,6 +177,18 @@ def test_damaged_build_input_names_its_file(case: str, tree: Path,
     assert (tree / DATASET / "train.json").read_bytes() == before  # nothing replaced
 
 
+def test_mistyped_dataset_dir_leaves_no_folder(demo: SimpleNamespace, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    # Before: the output folder (by default the dataset folder) was made, then the question
+    # files were found missing: a typo left an empty folder tree behind.
+    typo = tmp_path / "mimiccxrvqa" / "datset"
+    code, err = _run(["build", "--physionet-root", str(demo.root), "--dataset-dir", str(typo)],
+                     capsys)
+    assert code == 3
+    _one_line(err, f"{typo / '_train_part1.json'}: file not found")
+    assert list(tmp_path.iterdir()) == []
+
+
 def _graph_folder(tmp_path: Path, member: bytes) -> Path:
     chest = tmp_path / "cig"
     folder = chest / "silver_dataset" / "scene_graph"
