@@ -294,6 +294,12 @@ class _Http:
             host, port = parts.hostname or "", parts.port
         except ValueError as exc:
             raise DownloadError(f"{base_url}: expected an https:// base URL ({exc})") from None
+        if parts.query or parts.fragment or any(c.isspace() or not c.isprintable()
+                                                for c in base_url):
+            # File paths are appended to it: a query or fragment would swallow them, and a
+            # line break would split every message that names a URL.
+            raise DownloadError(f"{base_url!r}: expected an https:// base URL without spaces, "
+                                f"control characters, a query or a fragment")
         if parts.username is not None or parts.password is not None:
             raise DownloadError(
                 "base URL must not contain credentials; use --username and PHYSIONET_PASSWORD"
