@@ -31,6 +31,7 @@ from cxrvqa.errors import (
     EXIT_OK,
     EXIT_USAGE,
     CxrvqaError,
+    ProgramError,
     UsageError,
 )
 from cxrvqa.vocab import SPLITS
@@ -808,6 +809,11 @@ def _quiet_stdout() -> None:
         pass
 
 
+def _escaped(text: str) -> str:
+    """``text`` with control characters (a newline in a file name) written as escapes."""
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
+
+
 def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or "(no message)"
 
@@ -822,7 +828,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         with _sigterm_as_interrupt():
             return int(args.run(args))
     except CxrvqaError as exc:
-        print(f"cxrvqa: error: {exc}", file=sys.stderr)
+        # Diagnostics are lines by design; other messages stay one line even when a path
+        # they name holds a line break.
+        message = str(exc) if isinstance(exc, ProgramError) else _escaped(str(exc))
+        print(f"cxrvqa: error: {message}", file=sys.stderr)
         return exc.exit_code
     except _Terminated:
         print("cxrvqa: terminated", file=sys.stderr)

@@ -303,6 +303,17 @@ def test_devices_named_as_data_files(demo: SimpleNamespace, tmp_path: Path,
     _one_line(err, f"{device}: not a regular file")  # was "not found"
 
 
+def test_a_line_break_in_a_path_keeps_the_error_one_line(
+        demo: SimpleNamespace, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Before: the message was printed as is, over two lines.
+    odd = tmp_path / "new\nline.json"
+    for argv in (["stats", str(odd)], ["evaluate", "--predictions", str(odd), "--gold",
+                                      str(demo.dataset / "test.json")]):
+        code, err = _run(argv, capsys)
+        assert code == 3
+        _one_line(err, str(tmp_path / "new\\nline.json"))
+
+
 def test_checksums_with_non_utf8_bytes(demo: SimpleNamespace, tmp_path: Path,
                                        capsys: pytest.CaptureFixture[str]) -> None:
     sums = tmp_path / "SHA256SUMS.txt"
