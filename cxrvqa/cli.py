@@ -408,6 +408,11 @@ def _run_stats(args: argparse.Namespace) -> int:
     if args.plot is not None:
         require_matplotlib()  # fail before the work, not after
     files, notes = question_paths(args.files)
+    report = args.report
+    if report is not None and (report.suffix == ".json" and report.is_file()
+                               or report.resolve() in {path.resolve() for path in files}):
+        raise UsageError(f"--report {report}: would overwrite a data file with the HTML card; "
+                         f"name a new .html file")
     for note in notes:
         print(f"cxrvqa: note: {note}", file=sys.stderr)
     stats = compute_stats(files, _layout(args) if args.sources else None)

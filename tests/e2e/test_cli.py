@@ -240,6 +240,20 @@ def test_report_is_a_self_contained_card(demo: SimpleNamespace, tmp_path: Path,
     assert re.search(r">\d+ of \d+ agree", text)
 
 
+def test_report_never_overwrites_a_data_file(demo: SimpleNamespace, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    # Before: `stats DATASET --report DATASET/test.json` replaced the built split with the card.
+    dataset = tmp_path / "dataset"
+    shutil.copytree(demo.dataset, dataset)
+    before = {path.name: path.read_bytes() for path in dataset.iterdir()}
+    for target in ("test.json", "ans2idx.json"):
+        code, out, err = run(capsys, "stats", str(dataset), "--report", str(dataset / target))
+        assert code == 2 and out == ""
+        assert err.rstrip().endswith(f"--report {dataset / target}: would overwrite a data file "
+                                     f"with the HTML card; name a new .html file"), err
+    assert {path.name: path.read_bytes() for path in dataset.iterdir()} == before
+
+
 def test_plot_without_matplotlib_exits_3(demo: SimpleNamespace, tmp_path: Path,
                                          monkeypatch: pytest.MonkeyPatch,
                                          capsys: pytest.CaptureFixture[str]) -> None:
