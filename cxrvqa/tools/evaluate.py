@@ -365,11 +365,17 @@ def _read_gold(path: Path) -> list[dict[str, Any]]:
     from cxrvqa.tools.verify import read_records
 
     records = read_records(path)
+    seen: set[_Key] = set()
     for number, record in enumerate(records):
-        answer = record.get("answer")
-        if (not isinstance(record.get("split"), str) or not isinstance(record.get("idx"), int)
+        answer, idx = record.get("answer"), record.get("idx")
+        if (not isinstance(record.get("split"), str) or not isinstance(idx, int)
+                or isinstance(idx, bool)
                 or not isinstance(answer, list) or not all(isinstance(a, str) for a in answer)):
             raise DataError(f"{path}: record {number}: expected split, idx and a list of answers")
+        key = (record["split"], idx)
+        if key in seen:  # it would be scored twice, as if it were two questions
+            raise DataError(f"{path}: record {number}: {_name(key)} repeats an earlier record")
+        seen.add(key)
     return records
 
 

@@ -164,6 +164,14 @@ def test_bad_gold_file_raises_one_line(files: dict[str, Path]) -> None:
     with pytest.raises(DataError, match=r"g\.json: record 0: expected split, idx") as info:
         evaluate(gold, gold)
     assert "\n" not in str(info.value)
+    # Before: a repeated record was scored twice (482/482 on a 480-question split) and an idx
+    # of true was taken as 1.
+    twice = write(files["dir"] / "twice.json", [*GOLD, GOLD[1]])
+    with pytest.raises(DataError, match=r"twice\.json: record 4: test:1 repeats an earlier"):
+        evaluate(twice, twice)
+    boolean = write(files["dir"] / "bool.json", [{**GOLD[1], "idx": True}])
+    with pytest.raises(DataError, match=r"bool\.json: record 0: expected split, idx"):
+        evaluate(boolean, boolean)
 
 
 def test_default_vocabulary_is_the_110_answers(tmp_path: Path) -> None:
