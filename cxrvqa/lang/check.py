@@ -248,7 +248,7 @@ def program_files(paths: Iterable[str | Path]) -> tuple[list[Path], list[str]]:
             problems.append(f"{given}: error: not a regular file (a FIFO or device?)")
         else:
             problems.append(f"{given}: error: no such file or folder")
-    return files, problems
+    return list(dict.fromkeys(files)), problems  # a file named twice (file and its folder): once
 
 
 MAX_PROGRAM_BYTES = 1 << 20

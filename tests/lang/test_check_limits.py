@@ -77,6 +77,16 @@ def test_fmt_and_programs_folders_read_program_files_as_check_does(
     assert f"{tmp_path}: no .cxr program files in this folder" in capsys.readouterr().err
 
 
+def test_a_file_named_twice_is_counted_once(tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    # Before: `check programs/ programs/` said "checked 96 programs"; fmt counted 98 files.
+    programs = REPO / "programs"
+    assert main(["check", str(programs / "program_1.cxr"), str(programs)]) == 0
+    assert capsys.readouterr().out == "checked 48 programs and 1 prelude: no errors\n"
+    assert main(["fmt", "--check", str(programs), str(programs)]) == 0
+    assert capsys.readouterr().out == "would reformat 0 of 49 file(s)\n"
+
+
 def test_positions_agree_with_a_recount() -> None:
     text = "ab\ncd\n\n\tx\n"
     source = Source(text, "f.cxr")
