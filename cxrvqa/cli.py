@@ -211,7 +211,8 @@ def _add_demo(subparsers: Any) -> None:
          "cxrvqa demo --patients 8000 --scene-graphs zip --out big-demo",
          "cd cxrvqa-demo && cxrvqa build                # rebuild it as you will the real data"])
     parser.add_argument("--out", type=Path, default=Path("cxrvqa-demo"),
-                        help="folder to write (default: ./cxrvqa-demo)")
+                        help="folder to write: new, empty or an earlier demo's "
+                             "(default: ./cxrvqa-demo)")
     parser.add_argument("--patients", type=int, default=1000,
                         help="patients, including the 500 gold ones (default: 1000)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
@@ -229,6 +230,7 @@ def _run_demo(args: argparse.Namespace) -> int:
     from cxrvqa.build.pipeline import build
     from cxrvqa.build.stages import Stages
     from cxrvqa.synth import SynthConfig, write_questions, write_sources
+    from cxrvqa.synth.tree import claim_demo_folder
 
     started = time.perf_counter()
     try:
@@ -240,6 +242,7 @@ def _run_demo(args: argparse.Namespace) -> int:
         raise UsageError(f"--{field.replace('_', '-')} {getattr(args, field)}: "
                          f"{first['msg'].lower()} ({SynthConfig.model_fields[field].description})"
                          ) from None
+    claim_demo_folder(args.out)  # never over a real download
     layout = SourceLayout.from_root(args.out)
     stages = Stages(progress=_progress())
     # Writing a large tree takes a while: say so even without a terminal for the bars.

@@ -189,6 +189,24 @@ def test_mistyped_dataset_dir_leaves_no_folder(demo: SimpleNamespace, tmp_path: 
     assert list(tmp_path.iterdir()) == []
 
 
+def test_demo_never_writes_over_other_files(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    # Before: `cxrvqa demo --out /data` wrote the synthetic tree over a real download there.
+    real = tmp_path / "data"
+    (real / METADATA).parent.mkdir(parents=True)
+    (real / METADATA).write_text("dicom_id,subject_id\nreal,1\n")
+    code, err = _run(["demo", "--out", str(real), "--patients", "501"], capsys)
+    assert code == 3
+    _one_line(err, f"{real}: holds files and is not an earlier cxrvqa demo")
+    assert (real / METADATA).read_text() == "dicom_id,subject_id\nreal,1\n"
+    assert [p.name for p in real.iterdir()] == ["physionet.org"]
+    # An earlier demo's folder (it carries the marker) is written again.
+    demo = tmp_path / "demo"
+    for _ in range(2):
+        assert main(["demo", "--out", str(demo), "--patients", "501"]) == 0
+    assert (demo / DATASET / "test.json").is_file()
+
+
 def _graph_folder(tmp_path: Path, member: bytes) -> Path:
     chest = tmp_path / "cig"
     folder = chest / "silver_dataset" / "scene_graph"
