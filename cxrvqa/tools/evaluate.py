@@ -382,9 +382,6 @@ def _read_gold(path: Path) -> list[dict[str, Any]]:
 def _read_vocabulary(path: Path, optional: bool) -> list[str]:
     if optional and not path.exists():
         return default_vocabulary()
-    from cxrvqa.build.jsonio import read_json
+    from cxrvqa.tools.verify import read_ans2idx
 
-    data = read_json(path, "ans2idx.json")
-    if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):
-        raise DataError(f"{path}: expected a JSON object mapping answers to indices")
-    return sorted(data)
+    return sorted(read_ans2idx(path))  # an empty or ill-formed one would score against nothing

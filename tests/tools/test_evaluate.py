@@ -174,6 +174,17 @@ def test_bad_gold_file_raises_one_line(files: dict[str, Path]) -> None:
         evaluate(boolean, boolean)
 
 
+def test_ans2idx_must_be_what_a_build_writes(files: dict[str, Path]) -> None:
+    # Before: {} scored every answer as unknown with F1s of 0 over no answers, and indices
+    # were never looked at; now the rule export applies (one reader, verify.read_ans2idx).
+    perfect = write(files["dir"] / "p.json", {f"test:{r['idx']}": r["answer"] for r in GOLD})
+    for text in ("{}", '{"yes": "a", "no": "b"}', '{"yes": 0, "no": 0}'):
+        (files["dir"] / "ans2idx.json").write_text(text)
+        with pytest.raises(DataError, match=r"ans2idx\.json: expected an object mapping each "
+                                            r"answer to a distinct index 0\.\.n-1"):
+            evaluate(perfect, files["gold"])
+
+
 def test_default_vocabulary_is_the_110_answers(tmp_path: Path) -> None:
     assert len(default_vocabulary()) == 110
     gold = write(tmp_path / "test.json", GOLD)  # no ans2idx.json beside it
