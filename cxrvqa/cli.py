@@ -545,8 +545,9 @@ def _add_download_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--username", help="PhysioNet username (default: $PHYSIONET_USERNAME, "
                         "~/.netrc, or a prompt); the password comes from $PHYSIONET_PASSWORD, "
                         "~/.netrc or a hidden prompt, never from the command line")
-    parser.add_argument("--workers", type=_at_least(1), default=4,
-                        help="parallel transfers (default: 4)")
+    # Bounded: one thread per transfer, so --workers 10**9 would start one per file.
+    parser.add_argument("--workers", type=_at_least(1, 64), default=4,
+                        help="parallel transfers, at most 64 (default: 4)")
     # The credential options above are not needed by download-images --dry-run.
     parser.add_argument("--file-timeout", type=_seconds, metavar="SECONDS",
                         help="give up on a file whose transfer takes longer than this, all its "

@@ -117,8 +117,11 @@ def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     (["generate", "--out", "{tmp}/q.json", "--split", "test", "--per-template", "3", "--workers",
       "0"],
      "argument --workers: expected a whole number of at least 1, got '0'"),
-    (["download", "--root", "{tmp}", "--workers", "two"], "argument --workers: expected a whole number of at least 1, "
+    (["download", "--root", "{tmp}", "--workers", "two"], "argument --workers: expected a whole number from 1 to 64, "
                                        "got 'two'"),
+    # Was taken: one thread per file to fetch (400 K for the images).
+    (["download-images", "--root", "{tmp}", "--workers", "1000000000"],
+     "argument --workers: expected a whole number from 1 to 64, got '1000000000'"),
     (["download", "--root", "{tmp}", "--timeout", "-1"], "argument --timeout: expected a positive number of seconds, "
                                       "got '-1'"),
     (["download", "--root", "{tmp}", "--file-timeout", "nan"], "argument --file-timeout: expected a positive number "
