@@ -39,12 +39,12 @@ from cxrvqa.vocab import SPLITS
 __all__ = ["EXIT_CODES", "main"]
 
 EXIT_CODES = """Exit codes:
-  0  success
-  1  check found errors in a program, verify found differences, or match did not
-     recognise the question
-  2  usage error (a command line that cannot be run as given)
-  3  data error: a missing, unreadable or inconsistent file, a download or export failure,
-     an OS error such as a full disk (one line naming the path)
+  0    success
+  1    check found errors in a program, verify found differences, or match did not
+       recognise the question
+  2    usage error (a command line that cannot be run as given)
+  3    data error: a missing, unreadable or inconsistent file, a download or export failure,
+       an OS error such as a full disk (one line naming the path)
   70   internal error: a cxrvqa bug, reported in one line (--debug prints the traceback)
   130  interrupted (Ctrl-C)
   141  standard output closed (e.g. piped into head): stops quietly
@@ -451,7 +451,7 @@ def _add_evaluate(subparsers: Any) -> None:
     parser.add_argument("--gold", type=Path, required=True, help="a built train/valid/test.json")
     parser.add_argument("--ans2idx", type=Path,
                         help="answer vocabulary (default: ans2idx.json beside --gold, else the "
-                             "110 answers)")
+                             "110 answers and any other answer of the gold file)")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.set_defaults(run=_run_evaluate)
 

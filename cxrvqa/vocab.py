@@ -144,14 +144,20 @@ GENDER_WORDS: dict[str, str] = {"M": "male", "F": "female"}
 FIXED_ANSWERS: tuple[str, ...] = ("yes", "no", "ap", "pa", "m", "f")
 
 
-def answer_vocabulary(objects: Iterable[str], attributes: Iterable[str]) -> list[str]:
+def answer_vocabulary(objects: Iterable[str], attributes: Iterable[str],
+                      others: Iterable[str] = ()) -> list[str]:
     """The sorted answers of a build over these objects and attributes (what ans2idx.json maps).
+
+    ``others`` are the answers the questions hold besides those: the 48 bundled programs give
+    none, an author's ``returns number`` program gives "0", "3", "1.25"...
 
     Example:
         >>> len(answer_vocabulary(VQA_OBJECTS, VQA_ATTRIBUTES))
         110
+        >>> answer_vocabulary(["trachea"], [], ["3", "yes"])
+        ['3', 'ap', 'f', 'm', 'no', 'pa', 'trachea', 'yes']
     """
-    return sorted({*objects, *attributes, *FIXED_ANSWERS})
+    return sorted({*objects, *attributes, *FIXED_ANSWERS, *others})
 
 
 _CATEGORY_OF = {a: c for c in CATEGORIES for a in ATTRIBUTES_BY_CATEGORY[c]}

@@ -36,3 +36,4 @@ try:
         conn.execute("select func_vqa('what is the meaning of life?', study_id) from studies").fetchall()
 except sqlite3.OperationalError as exc:
     print(f"error: {exc}")
+conn.close()

@@ -9,7 +9,9 @@ overrides the depth of generated programs (tests/strategies.py).
 from __future__ import annotations
 
 import os
+import sqlite3
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -36,3 +38,23 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def update_goldens(request: pytest.FixtureRequest) -> bool:
     """True when golden snapshots should be rewritten instead of compared."""
     return bool(request.config.getoption("--update-goldens"))
+
+
+@pytest.fixture(autouse=True)
+def _close_sqlite_connections(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Close every sqlite3 connection a test opens when it ends.
+
+    Python 3.13 warns (ResourceWarning) when an unclosed connection is collected, and with
+    warnings as errors that fails whichever later test is running at the time.
+    """
+    opened: list[sqlite3.Connection] = []
+    connect = sqlite3.connect
+
+    def tracked(*args: object, **kwargs: object) -> sqlite3.Connection:
+        opened.append(connect(*args, **kwargs))  # type: ignore[arg-type]
+        return opened[-1]
+
+    monkeypatch.setattr(sqlite3, "connect", tracked)
+    yield
+    for connection in opened:
+        connection.close()

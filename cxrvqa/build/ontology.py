@@ -7,7 +7,7 @@ are being walked (pipeline.md §2).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,10 +47,12 @@ class Ontology:
     object_parents: Mapping[str, tuple[str, ...]]
     possible: Mapping[str, frozenset[str]]
 
-    def answer_vocabulary(self) -> list[str]:
-        """The answers a build can give: objects, attributes, yes/no, views, genders (sorted)."""
+    def answer_vocabulary(self, others: Iterable[str] = ()) -> list[str]:
+        """The answers a build gives: objects, attributes, yes/no, views, genders, and
+        ``others`` (see ``vocab.answer_vocabulary``), sorted."""
         return answer_vocabulary((o for o in self.objects if o not in REMOVED_OBJECTS),
-                                 (a for a in self.attributes if a not in REMOVED_ATTRIBUTES))
+                                 (a for a in self.attributes if a not in REMOVED_ATTRIBUTES),
+                                 others)
 
 
 def load_ontology(objects_file: Path, attributes_file: Path, ontology_file: Path) -> Ontology:

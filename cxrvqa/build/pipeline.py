@@ -134,7 +134,9 @@ def build(layout: SourceLayout | str | os.PathLike[str], dataset_dir: str | os.P
                                        progress)
     with stages.stage("write files"), paused_gc():
         files = {f"{split}.json": rows_bytes(rows[split]) for split in splits}
-        files["ans2idx.json"] = ans2idx_bytes(index.ontology.answer_vocabulary())
+        # Every answer the splits hold is mapped, an author's numbers too (export needs them).
+        answers = (answer for split in rows.values() for row in split for answer in row[4])
+        files["ans2idx.json"] = ans2idx_bytes(index.ontology.answer_vocabulary(answers))
         write_files_atomically(output_dir, files, manifest=True)
     return BuildReport(rows=rows, stages=stages, output_dir=output_dir,
                        seconds=time.perf_counter() - started)

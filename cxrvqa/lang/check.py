@@ -203,16 +203,23 @@ def check_paths(paths: Iterable[str | Path], vocabulary: Vocabulary | None = Non
         print(err, file=out)
         return 1
     files, problems = program_files(paths)
-    reports = {path: _check_file(path, vocabulary) for path in files}
-    # A broken folder prelude is reported by each of its programs too: print it once.
-    errors = list(dict.fromkeys(problems + [report for found, _ in reports.values()
-                                            for report in found]))
-    for error in errors:
+    # A broken folder prelude is what each of its programs reports: print and count it once.
+    reports: dict[Path, tuple[list[str], int]] = {}
+    unchecked = 0
+    for path in files:
+        owner, found, count = _check_file(path, vocabulary)
+        unchecked += owner != path
+        if found:
+            reports.setdefault(owner, (found, count))
+    for error in problems + [line for found, _ in reports.values() for line in found]:
         print(error, file=out)
-    if errors:
+    if problems or reports:
         total = len(problems) + sum(count for _, count in reports.values())
-        failed = len(problems) + sum(1 for found, _ in reports.values() if found)
-        print(f"found {_plural(total, 'error')} in {_plural(failed, 'file')}", file=out)
+        summary = f"found {_plural(total, 'error')} in {_plural(len(problems) + len(reports), 'file')}"
+        if unchecked:
+            summary += (f"; not checked: {_plural(unchecked, 'program')} whose folder's "
+                        f"{PRELUDE_NAME} has errors")
+        print(summary, file=out)
         return 1
     preludes = sum(path.name == PRELUDE_NAME for path in files)
     extra = f" and {_plural(preludes, 'prelude')}" if preludes else ""
@@ -296,12 +303,17 @@ def unreadable_program(err: DataError, path: Path) -> str:
     return f"{path}: error: {str(err).removeprefix(f'{path}: ')}"
 
 
-def _check_file(path: Path, vocabulary: Vocabulary) -> tuple[list[str], int]:
-    """The problems of one file, rendered (bounded per code), and how many there are."""
+def _check_file(path: Path, vocabulary: Vocabulary) -> tuple[Path, list[str], int]:
+    """The file the problems are in, the problems rendered (bounded per code), how many.
+
+    That file is ``path`` itself, or its folder's prelude when that prelude is broken: the
+    program is then not checked, since the names it uses are not known.
+    """
     try:
         text = read_program_text(path)
     except DataError as err:
-        return [unreadable_program(err, path)], 1
+        return path, [unreadable_program(err, path)], 1
+    owner = path
     try:
         if path.name == PRELUDE_NAME:
             bundled = path.resolve() == prelude_path().resolve()
@@ -309,14 +321,17 @@ def _check_file(path: Path, vocabulary: Vocabulary) -> tuple[list[str], int]:
         else:
             program = parse(text, path)
             diagnostics = _folder_problems(path.parent)
-            if not diagnostics:
+            if diagnostics:
+                owner = path.parent / PRELUDE_NAME
+            else:
                 preludes = tuple(p for p in [folder_prelude(path.parent)] if p is not None)
                 diagnostics = check(replace(program, preludes=preludes), vocabulary)
     except ProgramError as err:  # a syntax error: the parser stops at the first
         diagnostics = list(err.diagnostics)
-    except DataError as err:  # the folder's _prelude.cxr cannot be read
-        return [f"{path}: error: {err}"], 1
-    return _bounded(list(diagnostics)), len(diagnostics)
+    except DataError as err:  # the folder's _prelude.cxr cannot be read: its problem, once
+        prelude = path.parent / PRELUDE_NAME
+        return prelude, [unreadable_program(err, prelude)], 1
+    return owner, _bounded(list(diagnostics)), len(diagnostics)
 
 
 def _folder_problems(folder: Path) -> list[Diagnostic]:

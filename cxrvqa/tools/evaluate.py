@@ -56,9 +56,10 @@ MACRO_NOTE = ("macro F1 averages the F1 of every vocabulary answer; answers abse
               "below 1; 'present' averages only the answers the split's gold records contain")
 
 
-def default_vocabulary() -> list[str]:
-    """The 110 answers of the default vocabulary, sorted (what ``ans2idx.json`` maps)."""
-    return answer_vocabulary(VQA_OBJECTS, VQA_ATTRIBUTES)
+def default_vocabulary(others: Iterable[str] = ()) -> list[str]:
+    """The 110 answers of the default vocabulary and ``others``, sorted (what a build's
+    ``ans2idx.json`` maps when its questions hold the ``others``)."""
+    return answer_vocabulary(VQA_OBJECTS, VQA_ATTRIBUTES, others)
 
 
 @dataclass(frozen=True)
@@ -156,7 +157,7 @@ def evaluate(predictions_path: str | os.PathLike[str], gold_path: str | os.PathL
         predictions_path: predictions in one of the two shapes of the module docstring.
         gold_path: a built ``train/valid/test.json``.
         ans2idx_path: the answer vocabulary (default: ``ans2idx.json`` beside the gold
-            file, else the default 110 answers).
+            file, else the default 110 answers and any other answer of the gold records).
 
     Raises:
         DataError: the gold file or ans2idx file is missing or is not what a build writes.
@@ -164,7 +165,8 @@ def evaluate(predictions_path: str | os.PathLike[str], gold_path: str | os.PathL
     gold_path = Path(gold_path)
     gold = _read_gold(gold_path)
     vocabulary = _read_vocabulary(Path(ans2idx_path) if ans2idx_path is not None
-                                  else gold_path.with_name("ans2idx.json"), ans2idx_path is None)
+                                  else gold_path.with_name("ans2idx.json"), ans2idx_path is None,
+                                  gold)
     problems = _Problems()
     data, names = _read_predictions(Path(predictions_path), problems)
     return score(_predictions(data, problems, names), gold, vocabulary, problems)
@@ -379,9 +381,10 @@ def _read_gold(path: Path) -> list[dict[str, Any]]:
     return records
 
 
-def _read_vocabulary(path: Path, optional: bool) -> list[str]:
-    if optional and not path.exists():
-        return default_vocabulary()
+def _read_vocabulary(path: Path, optional: bool, gold: Sequence[Mapping[str, Any]]) -> list[str]:
+    if optional and not path.exists():  # the ans2idx.json a build of these records would write
+        return default_vocabulary(answer for record in gold
+                                  for answer in _normalise(record["answer"]))
     from cxrvqa.tools.verify import read_ans2idx
 
     return sorted(read_ans2idx(path))  # an empty or ill-formed one would score against nothing

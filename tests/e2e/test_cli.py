@@ -49,8 +49,11 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
 def test_top_level_help_lists_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "--help")
     assert code == 0
-    assert "Exit codes:\n  0  success\n  1  check found errors" in out
-    assert "  2  usage error" in out and "  3  data error" in out
+    assert "Exit codes:\n  0    success\n  1    check found errors" in out
+    assert "  2    usage error" in out and "  3    data error" in out
+    # One column for the meanings, continuation lines included.
+    lines = out.split("Exit codes:\n")[1].split("\n\n")[0].splitlines()
+    assert {re.match(r"  (\d+ +| +)", line).end() for line in lines} == {7}, lines
     assert all(command in out for command in COMMANDS)
 
 

@@ -25,6 +25,7 @@ from cxrvqa.errors import DataError, EvaluationError
 from cxrvqa.programs import bundled_programs, program_set
 from cxrvqa.synth import SynthConfig, write_sources
 from cxrvqa.tools.sqlite import register
+from cxrvqa.vocab import VQA_ATTRIBUTES, VQA_OBJECTS, answer_vocabulary
 
 REPO = Path(__file__).resolve().parents[2]
 AUTHORING = REPO / "examples" / "authoring"
@@ -105,6 +106,15 @@ def test_build_and_explain_with_the_folder(generated: list[dict[str, Any]], root
                  "--programs", str(AUTHORING)]) == 0
     built = json.loads((out / "test.json").read_text(encoding="utf-8"))
     assert [r["answer"] for r in built] == [r["answer"] for r in generated]
+    # ans2idx maps the default answers and the numbers the folder's programs gave, so that
+    # export's multi-hot column (and a model's answer classes) cover every built answer.
+    ans2idx = json.loads((out / "ans2idx.json").read_text(encoding="utf-8"))
+    numbers = {a for r in built for a in r["answer"] if a.replace(".", "", 1).isdigit()}
+    assert len(numbers) >= 3
+    assert ans2idx.keys() == {*answer_vocabulary(VQA_OBJECTS, VQA_ATTRIBUTES), *numbers}
+    assert list(ans2idx) == sorted(ans2idx) and list(ans2idx.values()) == list(range(len(ans2idx)))
+    assert main(["export", "--format", "parquet", "--dataset-dir", str(out),
+                 "--out", str(tmp_path / "parquet")]) == 0
     capsys.readouterr()
     number = next(r for r in built if r["template_program"] == "count_abnormalities")
     assert main(["explain", "--physionet-root", str(root), "--dataset-dir", str(out),
@@ -188,9 +198,16 @@ def test_folder_prelude_adds_names_and_clashes_are_reported(tmp_path: Path,
     with (tmp_path / "_prelude.cxr").open("a", encoding="utf-8") as prelude:
         prelude.write('const ABNORMAL = categories {"disease"}\n')
     shutil.copy(AUTHORING / "free_of_abnormality.cxr", tmp_path)
+    shutil.copy(AUTHORING / "count_abnormalities.cxr", tmp_path)
     assert main(["check", str(tmp_path)]) == 1
     out = capsys.readouterr().out
-    assert "'ABNORMAL' is already defined by a prelude (the bundled prelude, line 4)" in out
+    assert out.count("'ABNORMAL' is already defined by a prelude (the bundled prelude, line 4)") == 1
+    # The prelude's one error, counted once; the programs using it are not checked at all.
+    assert out.endswith("found 1 error in 1 file; not checked: 2 programs whose folder's "
+                        "_prelude.cxr has errors\n")
+    assert main(["check", str(tmp_path / "count_abnormalities.cxr")]) == 1
+    assert capsys.readouterr().out.endswith(
+        "found 1 error in 1 file; not checked: 1 program whose folder's _prelude.cxr has errors\n")
     with pytest.raises(cxrvqa.ProgramError):
         cxrvqa.load_programs(tmp_path)
 

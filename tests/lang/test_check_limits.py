@@ -77,6 +77,18 @@ def test_fmt_and_programs_folders_read_program_files_as_check_does(
     assert f"{tmp_path}: no .cxr program files in this folder" in capsys.readouterr().err
 
 
+def test_an_unreadable_folder_prelude_is_one_error(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    # Before: checking a program beside a non-UTF-8 _prelude.cxr was an internal error (exit 70).
+    (tmp_path / "program_1.cxr").write_text((REPO / "programs" / "program_1.cxr").read_text())
+    (tmp_path / "_prelude.cxr").write_bytes(b"\xff\xfe")
+    assert main(["check", str(tmp_path / "program_1.cxr")]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith(f"{tmp_path / '_prelude.cxr'}: error: cannot read this file as UTF-8")
+    assert out.endswith("found 1 error in 1 file; not checked: 1 program whose folder's "
+                        "_prelude.cxr has errors\n")
+
+
 def test_a_file_named_twice_is_counted_once(tmp_path: Path,
                                              capsys: pytest.CaptureFixture[str]) -> None:
     # Before: `check programs/ programs/` said "checked 96 programs"; fmt counted 98 files.

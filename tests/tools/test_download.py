@@ -517,6 +517,7 @@ def test_build_works_on_what_was_downloaded(synthetic: Path, tmp_path: Path) -> 
         built = subprocess.run(
             ["bash", str(REPO / "build_dataset.sh")], cwd=client, stdin=subprocess.DEVNULL,
             capture_output=True, text=True, timeout=300, check=False,
+            env={**os.environ, "PYTHON": sys.executable},  # this test's Python, venv or not
         )
         assert built.returncode == 0, built.stderr
 

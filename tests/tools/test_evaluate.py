@@ -223,3 +223,15 @@ def test_example_script_runs(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, str(EXAMPLES / "evaluate_predictions.py"),
                              str(tmp_path)], capture_output=True, text=True, check=True)
     assert "exact-set accuracy" in result.stdout and "weighted F1" in result.stdout
+
+
+def test_without_ans2idx_the_gold_answers_join_the_vocabulary(tmp_path: Path) -> None:
+    # What a build of an author's "returns number" program writes: its numbers are answers too.
+    gold = write(tmp_path / "test.json", [*GOLD, gold_record(4, ["3"], "count_findings", "count",
+                                                             "query")])
+    predictions = write(tmp_path / "p.json", {"test:4": ["3"], "test:0": ["7"]})
+    report = evaluate(predictions, gold)
+    assert report.vocabulary_size == 111 and report.correct == 1
+    assert report.problems["unknown_answer"] == 1
+    assert report.examples["unknown_answer"] == ["test:0: '7'"]
+    assert report.present_answers == 5  # yes, no, left lung, right lung and "3"
