@@ -31,6 +31,7 @@ from cxrvqa.errors import (
     EXIT_OK,
     EXIT_USAGE,
     CxrvqaError,
+    ProgramError,
     UsageError,
 )
 from cxrvqa.vocab import SPLITS
@@ -58,16 +59,17 @@ def _splits(text: str) -> tuple[str, ...]:
     return chosen
 
 
-def _at_least(minimum: int) -> Callable[[str], int]:
-    """An argparse type: a whole number no smaller than ``minimum`` (a usage error otherwise)."""
+def _at_least(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
+    """An argparse type: a whole number no smaller than ``minimum`` (and no larger than
+    ``maximum``); a usage error otherwise."""
     def whole(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
             value = None
-        if value is None or value < minimum:
-            raise argparse.ArgumentTypeError(f"expected a whole number of at least {minimum}, "
-                                             f"got {text!r}")
+        if value is None or value < minimum or (maximum is not None and value > maximum):
+            span = f"of at least {minimum}" if maximum is None else f"from {minimum} to {maximum}"
+            raise argparse.ArgumentTypeError(f"expected a whole number {span}, got {text!r}")
         return value
     return whole
 
@@ -81,6 +83,16 @@ def _seconds(text: str) -> float:
     if not (math.isfinite(value) and value > 0):
         raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
     return value
+
+
+def _path(text: str) -> Path:
+    """An argparse type for every ``type=Path`` option: an empty string is no path.
+
+    Path("") is ".", so `--output-dir "$UNSET"` would quietly write into the working folder.
+    """
+    if not text:
+        raise argparse.ArgumentTypeError("expected a path, got an empty string")
+    return Path(text)
 
 
 def _progress() -> bool:
@@ -106,8 +118,11 @@ def _examples(*lines: str) -> str:
 def _command(subparsers: Any, name: str, summary: str, description: str,
              examples: Sequence[str]) -> argparse.ArgumentParser:
     """A subcommand parser with a one-line summary, a paragraph and an Examples epilog."""
-    return subparsers.add_parser(name, help=summary, description=textwrap.fill(description, 79),
-                                 epilog=_examples(*examples), formatter_class=_HelpFormatter)
+    parser = subparsers.add_parser(name, help=summary,
+                                   description=textwrap.fill(description, 79),
+                                   epilog=_examples(*examples), formatter_class=_HelpFormatter)
+    parser.register("type", Path, _path)  # argparse looks types up here: type=Path runs _path
+    return parser
 
 
 # --- build ---------------------------------------------------------------------------------
@@ -196,7 +211,8 @@ def _add_demo(subparsers: Any) -> None:
          "cxrvqa demo --patients 8000 --scene-graphs zip --out big-demo",
          "cd cxrvqa-demo && cxrvqa build                # rebuild it as you will the real data"])
     parser.add_argument("--out", type=Path, default=Path("cxrvqa-demo"),
-                        help="folder to write (default: ./cxrvqa-demo)")
+                        help="folder to write: new, empty or an earlier demo's "
+                             "(default: ./cxrvqa-demo)")
     parser.add_argument("--patients", type=int, default=1000,
                         help="patients, including the 500 gold ones (default: 1000)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
@@ -214,6 +230,7 @@ def _run_demo(args: argparse.Namespace) -> int:
     from cxrvqa.build.pipeline import build
     from cxrvqa.build.stages import Stages
     from cxrvqa.synth import SynthConfig, write_questions, write_sources
+    from cxrvqa.synth.tree import claim_demo_folder
 
     started = time.perf_counter()
     try:
@@ -225,6 +242,7 @@ def _run_demo(args: argparse.Namespace) -> int:
         raise UsageError(f"--{field.replace('_', '-')} {getattr(args, field)}: "
                          f"{first['msg'].lower()} ({SynthConfig.model_fields[field].description})"
                          ) from None
+    claim_demo_folder(args.out)  # never over a real download
     layout = SourceLayout.from_root(args.out)
     stages = Stages(progress=_progress())
     # Writing a large tree takes a while: say so even without a terminal for the bars.
@@ -303,9 +321,10 @@ def _add_generate(subparsers: Any) -> None:
     parser.add_argument("--split", choices=SPLITS, required=True,
                         help="which images to draw from: train/valid by the published split "
                              "rule, test from the 500 gold images")
-    parser.add_argument("--per-template", type=_at_least(1), required=True,
+    # Bounded: up to 16 draws per question are tried, so a huge count would never end.
+    parser.add_argument("--per-template", type=_at_least(1, 1_000_000), required=True,
                         help="questions per template program (fewer when the images do not "
-                             "allow that many distinct questions)")
+                             "allow that many distinct questions; at most 1000000)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     parser.add_argument("--templates", type=_names,
                         help="comma list, e.g. program_1,program_22 (default: all 48)")
@@ -322,7 +341,11 @@ def _add_generate(subparsers: Any) -> None:
 
 
 def _names(text: str) -> tuple[str, ...]:
-    return tuple(part.strip() for part in text.split(",") if part.strip())
+    names = tuple(part.strip() for part in text.split(",") if part.strip())
+    if not names:  # "" or "," named no template; it must not mean all 48
+        raise argparse.ArgumentTypeError(f"expected a comma list of program names such as "
+                                         f"program_1,program_22, got {text!r}")
+    return names
 
 
 def _run_generate(args: argparse.Namespace) -> int:
@@ -388,6 +411,11 @@ def _run_stats(args: argparse.Namespace) -> int:
     if args.plot is not None:
         require_matplotlib()  # fail before the work, not after
     files, notes = question_paths(args.files)
+    report = args.report
+    if report is not None and (report.suffix == ".json" and report.is_file()
+                               or report.resolve() in {path.resolve() for path in files}):
+        raise UsageError(f"--report {report}: would overwrite a data file with the HTML card; "
+                         f"name a new .html file")
     for note in notes:
         print(f"cxrvqa: note: {note}", file=sys.stderr)
     stats = compute_stats(files, _layout(args) if args.sources else None)
@@ -517,8 +545,9 @@ def _add_download_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--username", help="PhysioNet username (default: $PHYSIONET_USERNAME, "
                         "~/.netrc, or a prompt); the password comes from $PHYSIONET_PASSWORD, "
                         "~/.netrc or a hidden prompt, never from the command line")
-    parser.add_argument("--workers", type=_at_least(1), default=4,
-                        help="parallel transfers (default: 4)")
+    # Bounded: one thread per transfer, so --workers 10**9 would start one per file.
+    parser.add_argument("--workers", type=_at_least(1, 64), default=4,
+                        help="parallel transfers, at most 64 (default: 4)")
     # The credential options above are not needed by download-images --dry-run.
     parser.add_argument("--file-timeout", type=_seconds, metavar="SECONDS",
                         help="give up on a file whose transfer takes longer than this, all its "
@@ -789,6 +818,11 @@ def _quiet_stdout() -> None:
         pass
 
 
+def _escaped(text: str) -> str:
+    """``text`` with control characters (a newline in a file name) written as escapes."""
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
+
+
 def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or "(no message)"
 
@@ -803,7 +837,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         with _sigterm_as_interrupt():
             return int(args.run(args))
     except CxrvqaError as exc:
-        print(f"cxrvqa: error: {exc}", file=sys.stderr)
+        # Diagnostics are lines by design; other messages stay one line even when a path
+        # they name holds a line break.
+        message = str(exc) if isinstance(exc, ProgramError) else _escaped(str(exc))
+        print(f"cxrvqa: error: {message}", file=sys.stderr)
         return exc.exit_code
     except _Terminated:
         print("cxrvqa: terminated", file=sys.stderr)

@@ -97,6 +97,16 @@ class _Terms(Protocol):
 def _check_terms(findings: frozenset[Finding], viewpos: str | None, gender: str | None,
                  vocabulary: _Terms) -> None:
     """Raise ValueError for the first name that is not a term of its kind."""
+    # Shapes first: a pair would pass with its category unchecked, and ints or a string of
+    # letters would reach difflib and fail there with an unrelated TypeError.
+    for finding in sorted(findings, key=repr):
+        if not (isinstance(finding, tuple) and len(finding) == 3
+                and all(isinstance(name, str) for name in finding)):
+            raise ValueError(f"finding {finding!r}: expected an (object, attribute, category) "
+                             f"triple of strings")
+    for value, where in ((viewpos, "view position"), (gender, "gender")):
+        if value is not None and not isinstance(value, str):
+            raise ValueError(f"{where} {value!r}: expected a string or None")
     named = [(kind, value, f"finding {finding!r}") for finding in sorted(findings)
              for kind, value in zip(("object", "attribute", "category"), finding)]
     named += [("viewpos", viewpos, "view position"), ("gender", gender, "gender")]

@@ -34,7 +34,7 @@ from cxrvqa.errors import DataError, EvaluationError, ProgramError
 from cxrvqa.facts import ImageFacts
 from cxrvqa.lang import nodes as n
 from cxrvqa.lang.answers import render
-from cxrvqa.lang.check import check, environment_for, folder_prelude
+from cxrvqa.lang.check import check, environment_for, folder_prelude, read_program_text
 from cxrvqa.lang.compiler import Evaluator, compile_program
 from cxrvqa.lang.diagnostics import Diagnostic, program_error
 from cxrvqa.lang.kinds import PARAM_KINDS, Vocabulary
@@ -54,9 +54,10 @@ def load_program(path: str | os.PathLike[str], vocabulary: Vocabulary | None = N
 
     Raises:
         ProgramError: with every diagnostic of the file.
+        DataError: the file is not a regular UTF-8 text file of at most 1 MiB.
     """
     path = Path(path)
-    program = parse(path.read_text(encoding="utf-8"), path)
+    program = parse(read_program_text(path), path)
     preludes = _preludes(path.parent)
     if preludes:
         program = replace(program, preludes=preludes)
@@ -130,11 +131,15 @@ def program_set(folders: Iterable[str | os.PathLike[str]] = (),
 
     Raises:
         ProgramError: a folder's program or prelude does not check.
-        DataError: a folder does not exist.
+        DataError: a folder does not exist or holds no program (a mistyped folder would
+            silently leave the bundled set alone).
     """
     programs = dict(bundled_programs())
     for folder in folders:
-        for name, program in load_programs(folder).items():
+        loaded = load_programs(folder)
+        if not loaded:
+            raise DataError(f"{folder}: no .cxr program files in this folder")
+        for name, program in loaded.items():
             if name in programs:
                 where = program.source.name if program.source else name
                 print(f"note: {where} replaces the program {name!r} loaded before",

@@ -5,9 +5,10 @@ from __future__ import annotations
 import gc
 import json
 import re
+import stat
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 from cxrvqa.errors import DataError
 
 __all__ = ["MAX_DEPTH", "MAX_INT_DIGITS", "JSONLimitError", "decode_json", "paused_gc",
-           "read_json"]
+           "read_json", "refuse_device"]
 
 MAX_DEPTH = 200
 """Nesting always accepted; cxrvqa's inputs nest at most 5 levels, and Python's parser
@@ -98,11 +99,13 @@ def _nesting_limit() -> Iterator[None]:
             sys.setrecursionlimit(previous)
 
 
-def decode_json(data: bytes | str, *, bounded_ints: bool = True) -> Any:
+def decode_json(data: bytes | str, *, bounded_ints: bool = True,
+                object_pairs_hook: Callable[[list[tuple[str, Any]]], Any] | None = None) -> Any:
     """``json.loads`` with bounded nesting and (unless ``bounded_ints`` is False) integer length.
 
     Scene graphs hold hundreds of numbers each and check their ranges themselves, so they
-    skip the per-integer hook.
+    skip the per-integer hook.  ``object_pairs_hook`` is ``json.loads``'s (a reader that must see
+    repeated keys).
 
     Raises:
         json.JSONDecodeError, UnicodeDecodeError: not JSON.
@@ -110,7 +113,8 @@ def decode_json(data: bytes | str, *, bounded_ints: bool = True) -> Any:
     """
     try:
         with _nesting_limit():
-            return json.loads(data, parse_int=_bounded_int if bounded_ints else None)
+            return json.loads(data, parse_int=_bounded_int if bounded_ints else None,
+                              object_pairs_hook=object_pairs_hook)
     except RecursionError:
         raise JSONLimitError(f"{_position(data, _too_deep_at(data))}: nested deeper than "
                              f"{MAX_DEPTH} levels") from None
@@ -133,12 +137,30 @@ def paused_gc() -> Iterator[None]:
             gc.enable()
 
 
+def refuse_device(path: Path) -> None:
+    """Fail on a character or block device named as a data file (a link to /dev/zero).
+
+    Reading one never ends, or ends in an out-of-memory kill. FIFOs stay readable: they are
+    how a shell passes `<(command)`.
+
+    Raises:
+        DataError: ``path`` is a device.
+    """
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return  # absent or unreadable: the read itself says so
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        raise DataError(f"{path}: is a device, not a file")
+
+
 def read_json(path: Path, expected: str) -> Any:
     """The parsed content of a JSON file; ``expected`` names the file in the not-found message.
 
     Raises:
         DataError: the file is absent, unreadable or not JSON.
     """
+    refuse_device(path)
     try:
         with paused_gc():
             return decode_json(path.read_bytes())

@@ -27,7 +27,7 @@ from cxrvqa.build.output import (
     rows_bytes,
     write_files_atomically,
 )
-from cxrvqa.build.questions import read_split, split_mismatches
+from cxrvqa.build.questions import read_split, require_question_files, split_mismatches
 from cxrvqa.build.stages import Stages
 from cxrvqa.vocab import SPLITS
 
@@ -110,6 +110,7 @@ def build(layout: SourceLayout | str | os.PathLike[str], dataset_dir: str | os.P
         layout = SourceLayout.from_root(Path(layout))
     dataset_dir = Path(dataset_dir)
     output_dir = Path(output_dir) if output_dir is not None else dataset_dir
+    require_question_files(dataset_dir, splits)  # before the output folder is made
     # Output-path problems surface before hours of work and before anything is replaced.
     check_output_dir(output_dir, (*(f"{split}.json" for split in splits), "ans2idx.json"))
     remove_stale(output_dir)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,7 +19,7 @@ from cxrvqa.build.layout import QUESTION_FILES
 from cxrvqa.errors import DataError
 from cxrvqa.vocab import ARGUMENT_KINDS
 
-__all__ = ["read_question_file", "read_split", "split_mismatches"]
+__all__ = ["read_question_file", "read_split", "require_question_files", "split_mismatches"]
 
 
 
@@ -76,10 +77,25 @@ def _label(path: Path, number: int | str, record: Any) -> str:
     return label
 
 
+_EXPECTED = "a question file from the MIMIC-CXR-VQA repository's mimiccxrvqa/dataset folder"
+
+
+def require_question_files(dataset_dir: Path, splits: Sequence[str]) -> None:
+    """Fail at once when a split's question file is absent (a mistyped --dataset-dir), before
+    a build makes its output folder.
+
+    Raises:
+        DataError: the first absent file, as ``read_question_file`` names it.
+    """
+    for split in splits:
+        for path in (dataset_dir / name for name in QUESTION_FILES[split]):
+            if not path.exists():
+                raise DataError(f"{path}: file not found: expected {_EXPECTED}")
+
+
 def read_question_file(path: Path) -> list[dict[str, Any]]:
     """All records of one question file, validated, in file order."""
-    data = read_json(path, "a question file from the MIMIC-CXR-VQA repository's "
-                           "mimiccxrvqa/dataset folder")
+    data = read_json(path, _EXPECTED)
     if not isinstance(data, list):
         raise DataError(f"{path}: expected a JSON list of question records")
     _check_records(data, path)

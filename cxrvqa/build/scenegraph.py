@@ -104,6 +104,9 @@ BOXES_FILE = PurePosixPath(SILVER_BOXES).name
 
 # Files per task: big enough that IPC and DataFrame overhead vanish, small enough that every
 # worker gets several tasks even on small inputs.
+MAX_GRAPH_BYTES = 64 << 20
+"""Largest scene graph read (a real one is a few hundred KB): a bigger member, say a zip bomb's,
+is a bad graph instead of an out-of-memory end."""
 _CHUNK_FILES = 256
 _TASKS_PER_WORKER = 4
 
@@ -352,6 +355,7 @@ class _FolderReader:
 
     def read(self, name: str) -> bytes:
         try:
+            _bounded((self._folder / name).stat().st_size)
             return (self._folder / name).read_bytes()
         except OSError as exc:
             raise _BadGraph(f"cannot read the file ({_one_line(exc)})") from None
@@ -362,6 +366,8 @@ class _ZipReader:
         self._archive = zipfile.ZipFile(path)
 
     def read(self, name: str) -> bytes:
+        # zipfile stops at the size the directory gives (and fails the CRC if there is more).
+        _bounded(self._archive.getinfo(name).file_size)
         try:
             return self._archive.read(name)
         except _ZIP_READ_ERRORS as exc:
@@ -380,12 +386,17 @@ class _SalvageReader:
 
     def read(self, name: str) -> bytes:
         try:
-            return read_member(self._handle, name, self._salvaged[name])
+            return read_member(self._handle, name, self._salvaged[name], MAX_GRAPH_BYTES)
         except (zlib.error, ValueError) as exc:
             raise _BadGraph(f"unreadable zip member ({_one_line(exc)})") from None
 
     def close(self) -> None:
         self._handle.close()
+
+
+def _bounded(size: int) -> None:
+    if size > MAX_GRAPH_BYTES:
+        raise _BadGraph(f"{size} bytes uncompressed; a scene graph has at most {MAX_GRAPH_BYTES}")
 
 
 def _open_reader(catalog: _Catalog) -> _Reader:

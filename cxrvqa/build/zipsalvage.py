@@ -86,22 +86,27 @@ def _zip64_size(name: str, extra: bytes) -> int:
     raise _Damage(name, "local header announces zip64 sizes but has no zip64 field")
 
 
-def read_member(handle: BinaryIO, name: str, entry: Salvaged) -> bytes:
+def read_member(handle: BinaryIO, name: str, entry: Salvaged, max_size: int) -> bytes:
     """The uncompressed bytes of a salvaged member.
 
     Raises:
         zlib.error: the data does not inflate.
-        ValueError: an unsupported compression method, or a CRC mismatch.
+        ValueError: an unsupported compression method, a CRC mismatch, or more than
+            ``max_size`` bytes (a local header's sizes are not to be trusted).
     """
+    if entry.size > max_size:  # stored, or compressed beyond any legitimate member
+        raise ValueError(f"more than {max_size} bytes")
     handle.seek(entry.offset)
     raw = handle.read(entry.size)
     if entry.method == zipfile.ZIP_STORED:
         data = raw
     elif entry.method == zipfile.ZIP_DEFLATED:
-        data = zlib.decompress(raw, -zlib.MAX_WBITS)
+        data = zlib.decompressobj(-zlib.MAX_WBITS).decompress(raw, max_size + 1)
     else:
         raise ValueError(f"compression method {entry.method} is not supported without "
                          f"the central directory")
+    if len(data) > max_size:
+        raise ValueError(f"more than {max_size} bytes uncompressed")
     if zlib.crc32(data) != entry.crc:
         raise ValueError(f"Bad CRC-32 for file {name!r}")
     return data

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
 
-from cxrvqa.errors import ProgramError
+from cxrvqa.errors import DataError, ProgramError
 from cxrvqa.lang import nodes as n
 from cxrvqa.lang.diagnostics import Diagnostic, program_error
 from cxrvqa.lang.kinds import (
@@ -41,7 +41,7 @@ from cxrvqa.lang.templates import expected_param_names, template_slots
 
 __all__ = ["CONTENT_TYPES", "SEMANTIC_TYPES", "Analysis", "Checker", "Environment", "analyze", "check",
            "check_paths", "check_prelude", "environment_for", "folder_prelude",
-           "prelude_environment"]
+           "prelude_environment", "program_files", "read_program_text", "unreadable_program"]
 
 _LISTED_TERMS = 5  # a kind with at most this many terms lists them when one is wrong
 _BEFORE_OPERATOR = re.compile(r"(?:\s|\)|//[^\n]*)*")
@@ -156,7 +156,7 @@ def folder_prelude(folder: Path) -> n.Prelude | None:
     path = folder / PRELUDE_NAME
     if not path.is_file() or path.resolve() == prelude_path().resolve():
         return None
-    return parse_prelude(path.read_text(encoding="utf-8"), path)
+    return parse_prelude(read_program_text(path), path)
 
 
 @functools.cache
@@ -202,7 +202,7 @@ def check_paths(paths: Iterable[str | Path], vocabulary: Vocabulary | None = Non
     except ProgramError as err:
         print(err, file=out)
         return 1
-    files, problems = _collect(paths)
+    files, problems = program_files(paths)
     # A broken folder prelude is what each of its programs reports: print and count it once.
     reports: dict[Path, tuple[list[str], int]] = {}
     unchecked = 0
@@ -231,8 +231,11 @@ def _plural(count: int, noun: str) -> str:
     return f"{count} {noun}" + ("" if count == 1 else "s")
 
 
-def _collect(paths: Iterable[str | Path]) -> tuple[list[Path], list[str]]:
-    """The .cxr files to check, and a message for each path that gives none."""
+def program_files(paths: Iterable[str | Path]) -> tuple[list[Path], list[str]]:
+    """The .cxr files named by ``paths`` (folders recursively), and a message for each path that gives none.
+
+    Non-regular files found in a folder are skipped with a warning on stderr.
+    """
     files: list[Path] = []
     problems: list[str] = []
     for given in paths:
@@ -252,7 +255,7 @@ def _collect(paths: Iterable[str | Path]) -> tuple[list[Path], list[str]]:
             problems.append(f"{given}: error: not a regular file (a FIFO or device?)")
         else:
             problems.append(f"{given}: error: no such file or folder")
-    return files, problems
+    return list(dict.fromkeys(files)), problems  # a file named twice (file and its folder): once
 
 
 MAX_PROGRAM_BYTES = 1 << 20
@@ -275,6 +278,31 @@ def _bounded(diagnostics: list[Any]) -> list[str]:
     return shown
 
 
+def read_program_text(path: Path) -> str:
+    """The text of a program file: a regular file of UTF-8 text, at most MAX_PROGRAM_BYTES.
+
+    A FIFO would block the read and a link to /dev/zero never end, so only regular files
+    are read; ``check``, ``fmt`` and ``--programs`` folders all read through here.
+
+    Raises:
+        DataError: "<path>: <what is wrong>" (not a regular file, too large, unreadable,
+            not UTF-8).
+    """
+    try:
+        if not path.is_file():
+            raise DataError(f"{path}: not a regular file; expected a .cxr program file")
+        if path.stat().st_size > MAX_PROGRAM_BYTES:
+            raise DataError(f"{path}: larger than {MAX_PROGRAM_BYTES} bytes; not a program file")
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise DataError(f"{path}: cannot read this file as UTF-8 text ({err})") from None
+
+
+def unreadable_program(err: DataError, path: Path) -> str:
+    """``read_program_text``'s error as a ``check``/``fmt`` report line: "<path>: error: ..."."""
+    return f"{path}: error: {str(err).removeprefix(f'{path}: ')}"
+
+
 def _check_file(path: Path, vocabulary: Vocabulary) -> tuple[Path, list[str], int]:
     """The file the problems are in, the problems rendered (bounded per code), how many.
 
@@ -282,12 +310,9 @@ def _check_file(path: Path, vocabulary: Vocabulary) -> tuple[Path, list[str], in
     program is then not checked, since the names it uses are not known.
     """
     try:
-        if path.stat().st_size > MAX_PROGRAM_BYTES:
-            return path, [f"{path}: error: larger than {MAX_PROGRAM_BYTES} bytes; not a program "
-                          f"file"], 1
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        return path, [f"{path}: error: cannot read this file as UTF-8 text ({err})"], 1
+        text = read_program_text(path)
+    except DataError as err:
+        return path, [unreadable_program(err, path)], 1
     owner = path
     try:
         if path.name == PRELUDE_NAME:
@@ -303,6 +328,9 @@ def _check_file(path: Path, vocabulary: Vocabulary) -> tuple[Path, list[str], in
                 diagnostics = check(replace(program, preludes=preludes), vocabulary)
     except ProgramError as err:  # a syntax error: the parser stops at the first
         diagnostics = list(err.diagnostics)
+    except DataError as err:  # the folder's _prelude.cxr cannot be read: its problem, once
+        prelude = path.parent / PRELUDE_NAME
+        return prelude, [unreadable_program(err, prelude)], 1
     return owner, _bounded(list(diagnostics)), len(diagnostics)
 
 

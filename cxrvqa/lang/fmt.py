@@ -23,8 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from cxrvqa.errors import ProgramError
+from cxrvqa.errors import DataError, ProgramError
 from cxrvqa.lang import nodes as n
+from cxrvqa.lang.check import program_files, read_program_text, unreadable_program
 from cxrvqa.lang.parser import item_lines, parse, parse_prelude
 from cxrvqa.lang.printer import format_node, program_blocks
 from cxrvqa.lang.resources import PRELUDE_NAME
@@ -124,13 +125,19 @@ def format_paths(paths: Iterable[str | Path], check: bool = False,
         file does not parse (its syntax error is printed).
     """
     out = out or sys.stdout
-    files, missing = _files(paths, out)
-    status, changed, total = int(missing), 0, 0
+    files, problems = program_files(paths)
+    for problem in problems:
+        print(problem, file=out)
+    status, changed, total = int(bool(problems)), 0, 0
     for path in files:
         total += 1
-        text = path.read_text(encoding="utf-8")
         try:
+            text = read_program_text(path)
             formatted = format_source(text, path)
+        except DataError as err:
+            print(unreadable_program(err, path), file=out)
+            status = 1
+            continue
         except ProgramError as err:
             print(err, file=out)
             status = 1
@@ -147,19 +154,3 @@ def format_paths(paths: Iterable[str | Path], check: bool = False,
     verb = "would reformat" if check else "reformatted"
     print(f"{verb} {changed} of {total} file(s)", file=out)
     return status
-
-
-def _files(paths: Iterable[str | Path], out: TextIO) -> tuple[list[Path], bool]:
-    """The .cxr files to format, and whether some path named nothing."""
-    files: list[Path] = []
-    missing = False
-    for given in paths:
-        path = Path(given)
-        if path.is_dir():
-            files += sorted(path.rglob("*.cxr"))
-        elif path.is_file():
-            files.append(path)
-        else:
-            print(f"{given}: error: no such file or folder", file=out)
-            missing = True
-    return files, missing

@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from tqdm import tqdm
 
 from cxrvqa.build.layout import CHEST_IMAGENOME, MIMIC_CXR_JPG, MIMIC_IV
+from cxrvqa.errors import DataError
 from cxrvqa.synth.cohort import Cohort, Image, Patient, Study, build_cohort
 from cxrvqa.synth.ontology import attribute_lines, ontology_json, semantics_text
 from cxrvqa.synth.report import study_report
@@ -44,7 +45,7 @@ from cxrvqa.synth.scene import (
 )
 from cxrvqa.vocab import REPORT_OBJECTS
 
-__all__ = ["SynthConfig", "SynthManifest", "write_sources"]
+__all__ = ["DEMO_MARKER", "SynthConfig", "SynthManifest", "claim_demo_folder", "write_sources"]
 
 CXR, CIG, MIV = MIMIC_CXR_JPG.folder, CHEST_IMAGENOME.folder, MIMIC_IV.folder
 METADATA_COLUMNS = ("dicom_id", "subject_id", "study_id", "PerformedProcedureStepDescription",
@@ -67,7 +68,10 @@ class SynthConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    patients: int = Field(1000, ge=501, description="patients in total, 500 of them gold")
+    # At most 1,000,000 (15 times MIMIC-CXR's 65 K patients): subject and study ids are drawn
+    # from ranges of 10 million, which a larger cohort would exhaust.
+    patients: int = Field(1000, ge=501, le=1_000_000,
+                          description="patients in total, 500 of them gold")
     seed: int = 0
     questions_per_template: int = Field(10, ge=0, description="questions per template and split")
     scene_graphs: Literal["none", "dir", "zip"] = "none"
@@ -95,6 +99,29 @@ class SynthManifest:
     gold_images: tuple[str, ...]
     subjects_without_gender: tuple[int, ...]
     quirks: Mapping[str, tuple[str, ...]]
+
+
+DEMO_MARKER = ".cxrvqa-demo"
+"""The file that marks a folder as written by ``cxrvqa demo`` (so that it may write there again)."""
+
+
+def claim_demo_folder(root: Path) -> None:
+    """Make ``root`` the demo's folder: new, empty, or an earlier demo's; then mark it.
+
+    A demo overwrites the PhysioNet source and question files under its folder, so a folder
+    holding anything else (a real download: hours of credentialed transfers) is refused.
+
+    Raises:
+        DataError: ``root`` is a file, or holds files and is not an earlier demo.
+    """
+    if root.exists() and not root.is_dir():
+        raise DataError(f"{root}: is a file; expected a new folder for the demo")
+    if root.is_dir() and any(root.iterdir()) and not (root / DEMO_MARKER).is_file():
+        raise DataError(f"{root}: holds files and is not an earlier cxrvqa demo; the demo would "
+                        f"overwrite PhysioNet and question files there: choose a new folder")
+    root.mkdir(parents=True, exist_ok=True)
+    (root / DEMO_MARKER).write_text("written by cxrvqa demo, which may overwrite this tree\n",
+                                    encoding="utf-8")
 
 
 def write_sources(root: Path, config: SynthConfig) -> SynthManifest:

@@ -289,8 +289,17 @@ class _Http:
     """Basic-auth GET/HEAD against one base URL, one keep-alive connection per worker thread."""
 
     def __init__(self, base_url: str, credentials: Credentials, policy: RetryPolicy) -> None:
-        parts = urlsplit(base_url)
-        host = parts.hostname or ""
+        try:  # urlsplit and .port raise on "http://[::1" and "http://host:99999"
+            parts = urlsplit(base_url)
+            host, port = parts.hostname or "", parts.port
+        except ValueError as exc:
+            raise DownloadError(f"{base_url}: expected an https:// base URL ({exc})") from None
+        if parts.query or parts.fragment or any(c.isspace() or not c.isprintable()
+                                                for c in base_url):
+            # File paths are appended to it: a query or fragment would swallow them, and a
+            # line break would split every message that names a URL.
+            raise DownloadError(f"{base_url!r}: expected an https:// base URL without spaces, "
+                                f"control characters, a query or a fragment")
         if parts.username is not None or parts.password is not None:
             raise DownloadError(
                 "base URL must not contain credentials; use --username and PHYSIONET_PASSWORD"
@@ -303,7 +312,7 @@ class _Http:
                 f"{base_url}: refusing to send PhysioNet credentials over plain http; use https"
             )
         self.base_url = base_url.rstrip("/")
-        self._scheme, self._host, self._port = parts.scheme, host, parts.port
+        self._scheme, self._host, self._port = parts.scheme, host, port
         self._netloc = parts.netloc
         self._base_path = parts.path.rstrip("/")
         self._headers = {"User-Agent": _user_agent(), "Authorization": credentials.basic_auth()}

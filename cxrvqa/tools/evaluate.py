@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cxrvqa.build.jsonio import decode_json
+from cxrvqa.build.jsonio import decode_json, refuse_device
 from cxrvqa.errors import DataError
 from cxrvqa.vocab import VQA_ATTRIBUTES, VQA_OBJECTS, answer_vocabulary
 
@@ -175,14 +175,16 @@ def evaluate(predictions_path: str | os.PathLike[str], gold_path: str | os.PathL
 def _read_predictions(path: Path, problems: _Problems) -> tuple[object, list[str] | None]:
     """The predictions as JSON data: the whole file, else a list of its JSON lines (then also
     each list item's name, "line N")."""
+    refuse_device(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a BOM is allowed, as read_json allows it
     except OSError as exc:  # no predictions at all is an error, not a report of zeros
         raise DataError(f"{path}: cannot read the predictions: {exc.strerror or exc}") from None
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: cannot read the predictions ({exc})") from None
     try:
-        return decode_json(text), None
+        data = decode_json(text)
+        return (_first_wins(text, problems) if isinstance(data, dict) else data), None
     except ValueError as whole_error:
         lines = [(number, line) for number, line in enumerate(text.splitlines(), 1) if line.strip()]
         records: list[object] = []
@@ -191,11 +193,39 @@ def _read_predictions(path: Path, problems: _Problems) -> tuple[object, list[str
                 records.append(decode_json(line))
             except ValueError:
                 problems.add("unreadable", f"{path}: line {number} is not JSON")
-                records.append(None)
+                records.append(_UNREADABLE)
         if not lines or len(lines) == problems.counts["unreadable"]:
             raise DataError(f"{path}: expected a JSON list, a JSON object or JSON Lines of "
                             f"predictions ({whole_error})") from None
         return records, [f"line {number}" for number, _ in lines]
+
+
+_UNREADABLE = object()  # a JSON Lines line that is not JSON (a line "null" is JSON: malformed)
+
+
+class _LastPairs:
+    """``object_pairs_hook`` that remembers the pairs of the last object to end: the top level."""
+
+    def __init__(self) -> None:
+        self.last: list[tuple[str, Any]] = []
+
+    def __call__(self, pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        self.last = pairs
+        return dict(pairs)
+
+
+def _first_wins(text: str, problems: _Problems) -> dict[str, Any]:
+    """The top-level object of ``text`` with the first value of a repeated key (json keeps the
+    last), each repeat counted as a duplicate, as repeated records are."""
+    pairs = _LastPairs()
+    decode_json(text, object_pairs_hook=pairs)
+    kept: dict[str, Any] = {}
+    for key, value in pairs.last:
+        if key in kept:
+            problems.add("duplicate", f"key {key!r}: given twice; the first counts")
+        else:
+            kept[key] = value
+    return kept
 
 
 def score(predictions: Mapping[_Key, Sequence[str]], gold: Sequence[Mapping[str, Any]],
@@ -288,16 +318,16 @@ def _predictions(data: object, problems: _Problems,
                  names: Sequence[str] | None = None) -> dict[_Key, list[str]]:
     """(split, idx) -> answers from any accepted shape; bad entries go to ``problems``.
 
-    ``names`` names the items of a list (default "record N"); ``None`` items were unreadable.
+    ``names`` names the items of a list (default "record N"); ``_UNREADABLE`` items were
+    unreadable lines.
     """
     if isinstance(data, dict):
         entries = [(_parse_key(text), value, f"key {text!r}") for text, value in data.items()]
     elif isinstance(data, list):
-        unreadable_lines = names is not None  # their items are None, already counted
         names = names or [f"record {number}" for number in range(len(data))]
         entries = [(_record_key(item), item.get("answer") if isinstance(item, dict) else None,
                     name) for name, item in zip(names, data)
-                   if not (unreadable_lines and item is None)]
+                   if item is not _UNREADABLE]  # already counted
     else:
         problems.add("malformed", "predictions must be a JSON list of records, an object "
                                   "mapping 'split:idx' to answers, or JSON Lines of records")
@@ -337,11 +367,17 @@ def _read_gold(path: Path) -> list[dict[str, Any]]:
     from cxrvqa.tools.verify import read_records
 
     records = read_records(path)
+    seen: set[_Key] = set()
     for number, record in enumerate(records):
-        answer = record.get("answer")
-        if (not isinstance(record.get("split"), str) or not isinstance(record.get("idx"), int)
+        answer, idx = record.get("answer"), record.get("idx")
+        if (not isinstance(record.get("split"), str) or not isinstance(idx, int)
+                or isinstance(idx, bool)
                 or not isinstance(answer, list) or not all(isinstance(a, str) for a in answer)):
             raise DataError(f"{path}: record {number}: expected split, idx and a list of answers")
+        key = (record["split"], idx)
+        if key in seen:  # it would be scored twice, as if it were two questions
+            raise DataError(f"{path}: record {number}: {_name(key)} repeats an earlier record")
+        seen.add(key)
     return records
 
 
@@ -349,9 +385,6 @@ def _read_vocabulary(path: Path, optional: bool, gold: Sequence[Mapping[str, Any
     if optional and not path.exists():  # the ans2idx.json a build of these records would write
         return default_vocabulary(answer for record in gold
                                   for answer in _normalise(record["answer"]))
-    from cxrvqa.build.jsonio import read_json
+    from cxrvqa.tools.verify import read_ans2idx
 
-    data = read_json(path, "ans2idx.json")
-    if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):
-        raise DataError(f"{path}: expected a JSON object mapping answers to indices")
-    return sorted(data)
+    return sorted(read_ans2idx(path))  # an empty or ill-formed one would score against nothing

@@ -291,13 +291,15 @@ def parse_bindings(pairs: Iterable[str]) -> dict[str, str]:
     """``["object=left lung", "attribute_1=pneumonia"]`` -> bindings by parameter name.
 
     Raises:
-        EvaluationError: a pair without ``=``.
+        UsageError: a pair without ``=``, or a name given twice (the command line is wrong).
     """
-    bindings = {}
+    bindings: dict[str, str] = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
         if not sep or not name.strip():
-            raise EvaluationError(f"argument {pair!r}: expected NAME=VALUE, e.g. object='left lung'")
+            raise UsageError(f"--args {pair!r}: expected NAME=VALUE, e.g. object='left lung'")
+        if name.strip() in bindings:
+            raise UsageError(f"--args {pair!r}: {name.strip()} is given twice")
         bindings[name.strip()] = value.strip().strip("'\"")
     return bindings
 
@@ -347,20 +349,25 @@ def explain_from_sources(layout: SourceLayout, *, image_id: str | None = None,
     ``programs`` is the program set (default: the bundled 48; ``--programs DIR`` adds a folder's).
 
     Raises:
+        UsageError: neither mode, or a record with an image, program or bindings of its own.
         DataError: unknown image or record, unreadable files.
         EvaluationError: unknown program or wrong bindings.
     """
     from cxrvqa.build.index import load_index
 
     if record is not None:
+        # A record names its image, program and arguments: others given too would be ignored.
+        if image_id is not None or program is not None or bindings:
+            raise UsageError("--record names the image, program and arguments; drop --image-id, "
+                             "--program and --args")
         found = _built_record(Path(dataset_dir or "mimiccxrvqa/dataset"), record)
-        cohort = "gold" if record.partition(":")[0] == "test" else "silver"
+        cohort = labels or ("gold" if record.partition(":")[0] == "test" else "silver")
         image = str(found["image_id"])
         index = load_index(layout, keep_rows_of=frozenset({image}))
         return explain_record(index, found, rows=index.rows[cohort, image], labels=cohort,
                               programs=programs)
     if image_id is None or program is None:
-        raise EvaluationError("explain needs --image-id with --program, or --record")
+        raise UsageError("explain needs --image-id with --program, or --record")
     chosen = (programs if programs is not None else bundled_programs()).get(program)
     if chosen is None:
         raise EvaluationError(f"unknown template program {program!r}")

@@ -28,10 +28,10 @@ from cxrvqa.build.commit import (
     stage_name,
     sync_tree,
 )
-from cxrvqa.build.jsonio import paused_gc, read_json
+from cxrvqa.build.jsonio import paused_gc
 from cxrvqa.build.output import OUTPUT_KEYS, folder_mode
 from cxrvqa.errors import DataError, ExportError
-from cxrvqa.tools.verify import read_records, text_table
+from cxrvqa.tools.verify import read_ans2idx, read_records, text_table
 from cxrvqa.vocab import ARGUMENT_KINDS, SPLITS
 
 if TYPE_CHECKING:
@@ -166,15 +166,6 @@ def _split_table(path: Path, ans2idx: dict[str, int]) -> pa.Table:
     return table.append_column(schema.field(MULTIHOT_COLUMN), _multihot(path, records, ans2idx))
 
 
-def _read_ans2idx(path: Path) -> dict[str, int]:
-    data = read_json(path, "the ans2idx.json of a build")
-    if (not isinstance(data, dict) or not data or not all(type(v) is int for v in data.values())
-            or sorted(data.values()) != list(range(len(data)))):
-        raise DataError(f"{path}: expected an object mapping each answer to a distinct index "
-                        f"0..n-1")
-    return data
-
-
 # --- writers -------------------------------------------------------------------------------
 
 def _write_parquet(tables: dict[str, pa.Table], folder: Path) -> None:
@@ -269,7 +260,7 @@ def export_dataset(dataset_dir: Path, out: Path, fmt: str) -> ExportReport:
         raise DataError(f"{dataset_dir}: no built split files ({names}); run cxrvqa build first")
     staging = _stage(out)
     try:
-        ans2idx = _read_ans2idx(dataset_dir / "ans2idx.json")
+        ans2idx = read_ans2idx(dataset_dir / "ans2idx.json")
         tables = {split: _split_table(dataset_dir / f"{split}.json", ans2idx) for split in present}
         (_write_parquet if fmt == "parquet" else _write_hf)(tables, staging)
         shutil.copyfile(dataset_dir / "ans2idx.json", staging / "ans2idx.json")

@@ -279,7 +279,7 @@ def complete_records(records: Sequence[Mapping[str, Any]],
 
 def _chosen_programs(programs: Mapping[str, n.Program],
                      wanted: Sequence[str] | None) -> list[str]:
-    names = list(wanted) if wanted else list(programs)
+    names = list(dict.fromkeys(wanted)) if wanted else list(programs)  # named twice: once
     for name in names:
         if name not in programs:
             raise DataError(f"--templates: {name!r}: expected a program name such as "

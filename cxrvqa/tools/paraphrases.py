@@ -29,6 +29,7 @@ from cxrvqa.build.output import write_files_atomically
 from cxrvqa.errors import DataError
 from cxrvqa.lang import nodes as n
 from cxrvqa.lang.printer import format_node
+from cxrvqa.lang.resources import programs_dir
 from cxrvqa.lang.templates import template_slots
 
 __all__ = ["MineReport", "mine", "with_paraphrases", "write_program_set"]
@@ -106,7 +107,15 @@ def with_paraphrases(program: n.Program, texts: Sequence[str]) -> n.Program:
 
 
 def write_program_set(programs: Mapping[str, n.Program], report: MineReport, out: Path) -> None:
-    """Write every program, with its mined paraphrases, to ``out/<name>.cxr`` (all or none)."""
+    """Write every program, with its mined paraphrases, to ``out/<name>.cxr`` (all or none).
+
+    Raises:
+        DataError: ``out`` is the bundled programs folder (it would change every command's
+            programs, and the pinned outputs, for everyone using this install).
+    """
+    if out.resolve() == programs_dir().resolve():
+        raise DataError(f"{out}: is the bundled programs folder; write the mined copy to a "
+                        f"folder of your own and pass it with --programs")
     files = {}
     for name, program in programs.items():
         texts = [text for text, _ in report.found.get(name, [])]

@@ -19,7 +19,7 @@ what a question maps to and why.
 
 Results: a yes/no question gives 1 or 0, a list question a JSON list (sorted,
 lower-case, as in the built files). A study the index does not hold gives NULL,
-so ``= 1`` filters it out.
+so ``= 1`` filters it out; so does a NULL study_id or a NULL question.
 
 Which image answers for a study: a built index holds at most one image per
 study (the cohort rule of pipeline.md §3 keeps one image per study), and that
@@ -43,6 +43,7 @@ question (``func_vqa: unknown question 'what is this?'; closest template: …``)
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -98,8 +99,10 @@ class FuncVqa:
 
     def __call__(self, question: object, study_id: object) -> int | str | None:
         self.last_error = None
+        if question is None:  # SQL's NULL in, NULL out (as for a NULL study_id)
+            return None
         try:
-            return self.answer(str(question), study_id)
+            return self.answer(_question_text(question), study_id)
         except Exception as exc:
             # SQLite only says "user-defined function raised exception"; keep ours for named_errors().
             self.last_error = str(exc)
@@ -151,10 +154,27 @@ class FuncVqa:
             raise sqlite3.OperationalError(self.last_error) from exc
 
 
+def _question_text(question: object) -> str:
+    """The question as text; a BLOB is read as UTF-8 (its Python repr would be matched instead)."""
+    if isinstance(question, bytes):
+        try:
+            return question.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ValueError(f"func_vqa: question {question[:40]!r}: a BLOB that is not UTF-8 "
+                             f"text") from None
+    return str(question)
+
+
+_STUDY_DIGITS = re.compile(r"[0-9]{1,18}")  # ASCII only: "²" is a digit to str.isdigit
+
+
 def _study_number(study_id: object) -> int | None:
-    # study ids arrive as integers or as the strings the built files hold ("50000001" or "s50000001").
+    # study ids arrive as integers or as the strings the built files hold ("50000001" or
+    # "s50000001"), or as a REAL from a column without integer affinity (50000001.0).
+    if isinstance(study_id, float) and study_id.is_integer():
+        study_id = int(study_id)
     text = str(study_id).strip().lstrip("sS")
-    return int(text) if text.isdigit() else None
+    return int(text) if _STUDY_DIGITS.fullmatch(text) else None
 
 
 def study_images(index: SceneIndex) -> dict[int, ImageFacts]:

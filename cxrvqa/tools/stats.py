@@ -126,8 +126,8 @@ def question_paths(paths: Sequence[Path]) -> tuple[list[Path], list[str]]:
             if others:
                 notes.append(f"{path}: read the built splits only; skipped {', '.join(others)}")
             chosen += built
-        elif not path.is_file():
-            raise DataError(f"{path}: not found")
+        elif not path.is_file():  # a device or FIFO exists, but is no question file
+            raise DataError(f"{path}: {'not a regular file' if path.exists() else 'not found'}")
         else:
             chosen.append(path)
     files = []

@@ -22,14 +22,15 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from cxrvqa.build.commit import MANIFEST, read_manifest, settle
-from cxrvqa.build.jsonio import paused_gc, read_json
+from cxrvqa.build.jsonio import paused_gc, read_json, refuse_device
 from cxrvqa.build.output import write_files_atomically
 from cxrvqa.errors import DataError
 from cxrvqa.vocab import SPLITS
 
 __all__ = ["BUILT_FILES", "CHECKSUMS_FILE", "CompareReport", "FileCheck", "RecordDiff",
            "SplitComparison", "VerifyReport", "compare_datasets", "paused_gc", "read_json",
-           "read_records", "text_table", "verify_checksums", "verify_manifest", "write_checksums"]
+           "read_ans2idx", "read_records", "text_table", "verify_checksums", "verify_manifest",
+           "write_checksums"]
 
 CHECKSUMS_FILE = "SHA256SUMS.txt"
 BUILT_FILES = tuple(f"{split}.json" for split in SPLITS) + ("ans2idx.json",)
@@ -67,6 +68,20 @@ def read_records(path: Path) -> list[dict[str, Any]]:
     for number, record in enumerate(data):
         if not isinstance(record, dict):
             raise DataError(f"{path}: record {number}: expected a JSON object")
+    return data
+
+
+def read_ans2idx(path: Path) -> dict[str, int]:
+    """The answer vocabulary of a build: every answer mapped to a distinct index 0..n-1.
+
+    Raises:
+        DataError: the file is absent, not JSON, or not such a mapping (empty, say).
+    """
+    data = read_json(path, "the ans2idx.json of a build")
+    if (not isinstance(data, dict) or not data or not all(type(v) is int for v in data.values())
+            or sorted(data.values()) != list(range(len(data)))):
+        raise DataError(f"{path}: expected an object mapping each answer to a distinct index "
+                        f"0..n-1")
     return data
 
 
@@ -114,6 +129,7 @@ class VerifyReport:
 
 def _read_checksums(path: Path) -> list[tuple[str, str]]:
     """(lowercase digest, listed path) for each non-blank line of a SHA256SUMS file."""
+    refuse_device(path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:

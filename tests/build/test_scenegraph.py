@@ -597,6 +597,30 @@ def test_salvage_reads_zip64_local_headers(tmp_path: Path) -> None:
     assert result.files == 2
 
 
+@pytest.mark.parametrize("layout", ["dir", "zip", "salvaged stored", "salvaged deflated"])
+def test_an_oversized_member_is_a_bad_graph(tmp_path: Path, layout: str,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    # Before: a member of any size was read whole: a zip bomb's 2.5 GB member was an internal
+    # error (MemoryError) or an out-of-memory kill.
+    big = json.dumps(GRAPH_B).encode() + b" " * 5000  # still a valid graph, just large
+    limit = len(json.dumps(GRAPH_A)) + 100
+    monkeypatch.setattr(scenegraph, "MAX_GRAPH_BYTES", limit)
+    members = {MEMBER_A: GRAPH_A, MEMBER_B: big}
+    if layout == "dir":
+        source = SceneGraphSource(write_folder(silver(tmp_path) / "scene_graph", members), "dir")
+    else:
+        compression = zipfile.ZIP_DEFLATED if layout.endswith("deflated") else zipfile.ZIP_STORED
+        source = zip_source(tmp_path, members, compression=compression)
+        if layout.startswith("salvaged"):  # no central directory: read by local headers
+            data = source.path.read_bytes()
+            source.path.write_bytes(data[:data.index(b"PK\x01\x02")])
+    result = read_scene_graphs(source, workers=1, skip_bad=True)
+    assert rows(result.attributes) == ROWS_A
+    skipped = [(name, why) for name, why in result.skipped if not name.startswith("<byte")]
+    assert [name.rsplit("/", 1)[-1] for name, _ in skipped] == [MEMBER_B.rsplit("/", 1)[-1]]
+    assert "bytes" in skipped[0][1] and str(limit) in skipped[0][1]
+
+
 def test_zip_without_graphs_is_an_error(tmp_path: Path) -> None:
     source = zip_source(tmp_path, {"scene_graph/README.txt": b"hello"})
 

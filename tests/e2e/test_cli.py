@@ -107,12 +107,24 @@ def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     (["demo", "--out", "{tmp}/demo", "--patients", "500"], "--patients 500: input should be greater than or equal to 501 "
                                     "(patients in total, 500 of them gold)"),
     (["generate", "--out", "{tmp}/q.json", "--split", "test", "--per-template", "-5"],
-     "argument --per-template: expected a whole number of at least 1, got '-5'"),
+     "argument --per-template: expected a whole number from 1 to 1000000, got '-5'"),
+    # Too large: demo ended as an internal error (the id ranges ran out), generate never ended.
+    (["demo", "--out", "{tmp}/demo", "--patients", "9" * 23], f"--patients {'9' * 23}: input "
+     "should be less than or equal to 1000000 (patients in total, 500 of them gold)"),
+    (["generate", "--out", "{tmp}/q.json", "--split", "test", "--per-template", "9" * 20],
+     f"argument --per-template: expected a whole number from 1 to 1000000, got '{'9' * 20}'"),
+    # No name at all generated all 48 templates.
+    (["generate", "--out", "{tmp}/q.json", "--split", "test", "--per-template", "1",
+      "--templates", ","], "argument --templates: expected a comma list of program names such "
+     "as program_1,program_22, got ','"),
     (["generate", "--out", "{tmp}/q.json", "--split", "test", "--per-template", "3", "--workers",
       "0"],
      "argument --workers: expected a whole number of at least 1, got '0'"),
-    (["download", "--root", "{tmp}", "--workers", "two"], "argument --workers: expected a whole number of at least 1, "
+    (["download", "--root", "{tmp}", "--workers", "two"], "argument --workers: expected a whole number from 1 to 64, "
                                        "got 'two'"),
+    # Was taken: one thread per file to fetch (400 K for the images).
+    (["download-images", "--root", "{tmp}", "--workers", "1000000000"],
+     "argument --workers: expected a whole number from 1 to 64, got '1000000000'"),
     (["download", "--root", "{tmp}", "--timeout", "-1"], "argument --timeout: expected a positive number of seconds, "
                                       "got '-1'"),
     (["download", "--root", "{tmp}", "--file-timeout", "nan"], "argument --file-timeout: expected a positive number "
@@ -125,6 +137,24 @@ def test_numeric_options_out_of_range_are_usage_errors(
     code, out, err = run(capsys, *(arg.format(tmp=tmp_path) for arg in argv))
     assert code == 2 and out == "" and err.rstrip().endswith(message), err
     assert list(tmp_path.iterdir()) == []  # refused before anything was written or fetched
+
+
+def test_empty_paths_are_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    # Path("") is "." : `build --output-dir ""` wrote into the working folder, `check ""`
+    # checked it, `paraphrases --out ""` wrote 48 programs into it.
+    checked = 0
+    for name, parser in _subparsers().items():
+        for action in parser._actions:
+            if action.type is not Path:
+                continue
+            option = action.option_strings[0] if action.option_strings else None
+            code, out, err = run(capsys, name, *([option] if option else []), "")
+            shown = option or action.metavar or action.dest
+            assert code == 2 and out == "", (name, shown)
+            assert err.rstrip().endswith(f"argument {shown}: expected a path, got an empty "
+                                         f"string"), (name, err)
+            checked += 1
+    assert checked >= 30
 
 
 # --- 2. stats paths ---------------------------------------------------------------------
@@ -214,6 +244,20 @@ def test_report_is_a_self_contained_card(demo: SimpleNamespace, tmp_path: Path,
     assert text.count(">valid</text>") >= 3 and text.count(">test</text>") >= 3
     assert re.search(r"<title>program_1: (yes|no) \d+\.\d%</title>", text)
     assert re.search(r">\d+ of \d+ agree", text)
+
+
+def test_report_never_overwrites_a_data_file(demo: SimpleNamespace, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    # Before: `stats DATASET --report DATASET/test.json` replaced the built split with the card.
+    dataset = tmp_path / "dataset"
+    shutil.copytree(demo.dataset, dataset)
+    before = {path.name: path.read_bytes() for path in dataset.iterdir()}
+    for target in ("test.json", "ans2idx.json"):
+        code, out, err = run(capsys, "stats", str(dataset), "--report", str(dataset / target))
+        assert code == 2 and out == ""
+        assert err.rstrip().endswith(f"--report {dataset / target}: would overwrite a data file "
+                                     f"with the HTML card; name a new .html file"), err
+    assert {path.name: path.read_bytes() for path in dataset.iterdir()} == before
 
 
 def test_plot_without_matplotlib_exits_3(demo: SimpleNamespace, tmp_path: Path,

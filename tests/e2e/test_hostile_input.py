@@ -177,6 +177,36 @@ def test_damaged_build_input_names_its_file(case: str, tree: Path,
     assert (tree / DATASET / "train.json").read_bytes() == before  # nothing replaced
 
 
+def test_mistyped_dataset_dir_leaves_no_folder(demo: SimpleNamespace, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    # Before: the output folder (by default the dataset folder) was made, then the question
+    # files were found missing: a typo left an empty folder tree behind.
+    typo = tmp_path / "mimiccxrvqa" / "datset"
+    code, err = _run(["build", "--physionet-root", str(demo.root), "--dataset-dir", str(typo)],
+                     capsys)
+    assert code == 3
+    _one_line(err, f"{typo / '_train_part1.json'}: file not found")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_demo_never_writes_over_other_files(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    # Before: `cxrvqa demo --out /data` wrote the synthetic tree over a real download there.
+    real = tmp_path / "data"
+    (real / METADATA).parent.mkdir(parents=True)
+    (real / METADATA).write_text("dicom_id,subject_id\nreal,1\n")
+    code, err = _run(["demo", "--out", str(real), "--patients", "501"], capsys)
+    assert code == 3
+    _one_line(err, f"{real}: holds files and is not an earlier cxrvqa demo")
+    assert (real / METADATA).read_text() == "dicom_id,subject_id\nreal,1\n"
+    assert [p.name for p in real.iterdir()] == ["physionet.org"]
+    # An earlier demo's folder (it carries the marker) is written again.
+    demo = tmp_path / "demo"
+    for _ in range(2):
+        assert main(["demo", "--out", str(demo), "--patients", "501"]) == 0
+    assert (demo / DATASET / "test.json").is_file()
+
+
 def _graph_folder(tmp_path: Path, member: bytes) -> Path:
     chest = tmp_path / "cig"
     folder = chest / "silver_dataset" / "scene_graph"
@@ -267,6 +297,39 @@ def test_evaluate_hostile_predictions(demo: SimpleNamespace, tmp_path: Path,
                          capsys)
         assert code == 3, name
         _one_line(err, name)
+
+
+def test_devices_named_as_data_files(demo: SimpleNamespace, tmp_path: Path,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    # Before: a link to /dev/zero given as predictions, gold, ans2idx, checksums or a question
+    # file was read until memory ran out (an internal error, or the OOM killer for verify).
+    # /dev/null stands in here: same kind of file, but ends at once.
+    device = tmp_path / "dev.json"
+    device.symlink_to(os.devnull)
+    gold, sums = str(demo.dataset / "test.json"), tmp_path / "sums"
+    commands = [["evaluate", "--predictions", str(device), "--gold", gold],
+                ["evaluate", "--predictions", gold, "--gold", str(device)],
+                ["evaluate", "--predictions", gold, "--gold", gold, "--ans2idx", str(device)],
+                ["verify", "--dataset-dir", str(demo.dataset), "--checksums", str(device)],
+                ["paraphrases", str(device), "--out", str(tmp_path / "out")]]
+    for argv in commands:
+        code, err = _run(argv, capsys)
+        assert code == 3, argv
+        _one_line(err, f"{device}: is a device, not a file")
+    code, err = _run(["stats", str(device)], capsys)
+    assert code == 3
+    _one_line(err, f"{device}: not a regular file")  # was "not found"
+
+
+def test_a_line_break_in_a_path_keeps_the_error_one_line(
+        demo: SimpleNamespace, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Before: the message was printed as is, over two lines.
+    odd = tmp_path / "new\nline.json"
+    for argv in (["stats", str(odd)], ["evaluate", "--predictions", str(odd), "--gold",
+                                      str(demo.dataset / "test.json")]):
+        code, err = _run(argv, capsys)
+        assert code == 3
+        _one_line(err, str(tmp_path / "new\\nline.json"))
 
 
 def test_checksums_with_non_utf8_bytes(demo: SimpleNamespace, tmp_path: Path,

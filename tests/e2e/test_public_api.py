@@ -72,6 +72,13 @@ def test_parse_check_evaluate() -> None:
         cxrvqa.evaluate(program, facts, attribute="picc", object="svc")
 
 
+def test_parse_names_a_wrong_argument_type() -> None:
+    # Before: parse(5) was an AttributeError, parse(None) Lark's "Cannot lex: No text assigned".
+    for wrong in (None, b"program p", 5):
+        with pytest.raises(TypeError, match="expected the program text as str"):
+            cxrvqa.parse(wrong)  # type: ignore[arg-type]
+
+
 def test_program_evaluate_is_a_deprecated_shim_for_cxrvqa_evaluate() -> None:
     program = cxrvqa.load_programs()["program_43"]
     facts = cxrvqa.ImageFacts([], "AP")

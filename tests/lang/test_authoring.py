@@ -171,6 +171,13 @@ def test_arguments_are_checked_in_evaluate_explain_and_image_facts(
         cxrvqa.ImageFacts([("left lung", "martian flu", "disease")], vocabulary=vocabulary)
     with pytest.raises(ValueError, match="expected one of AP, PA"):
         cxrvqa.ImageFacts([], "LAT", vocabulary=vocabulary)
+    # Before: a pair passed with no category checked, ints and strings ended in TypeErrors.
+    for findings in ([("left lung", "pneumonia")], [(1, 2, 3)], "abc",
+                     [("left lung", "pneumonia", "disease", "extra")]):
+        with pytest.raises(ValueError, match="expected an .object, attribute, category. triple"):
+            cxrvqa.ImageFacts(findings, vocabulary=vocabulary)
+    with pytest.raises(ValueError, match="view position 5: expected a string or None"):
+        cxrvqa.ImageFacts([], 5, vocabulary=vocabulary)  # type: ignore[arg-type]
 
 
 def test_a_folder_program_replaces_a_bundled_one_said_once(tmp_path: Path) -> None:

@@ -49,6 +49,56 @@ def test_huge_files_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert "larger than" in capsys.readouterr().out
 
 
+def test_fmt_and_programs_folders_read_program_files_as_check_does(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Before: fmt and a --programs folder read any *.cxr with read_text(): non-UTF-8 bytes were
+    # an internal error (exit 70), a FIFO hung, and fmt took a folder without programs as done.
+    (tmp_path / "bad.cxr").write_bytes(b"\xff\xfeprogram")
+    assert main(["fmt", "--check", str(tmp_path)]) == 1
+    captured = capsys.readouterr()
+    assert f"{tmp_path / 'bad.cxr'}: error: cannot read this file as UTF-8 text" in captured.out
+    assert main(["match", "list all abnormality.", "--programs", str(tmp_path)]) == 3
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "bad.cxr: cannot read this file as UTF-8 text" in err
+    (tmp_path / "bad.cxr").unlink()
+    os.mkfifo(tmp_path / "fifo.cxr")
+    assert main(["fmt", str(tmp_path)]) == 1  # the FIFO skipped, so the folder has no programs
+    captured = capsys.readouterr()
+    assert "fifo.cxr: warning: not a regular file" in captured.err
+    assert "no .cxr files in this folder" in captured.out
+    assert main(["match", "list all abnormality.", "--programs", str(tmp_path)]) == 3
+    assert "fifo.cxr: not a regular file" in capsys.readouterr().err
+
+    # Before: a --programs folder without programs was taken silently (generate then made
+    # questions for all 48 bundled templates).
+    (tmp_path / "fifo.cxr").unlink()
+    (tmp_path / "notes.txt").write_text("not a program")
+    assert main(["match", "list all abnormality.", "--programs", str(tmp_path)]) == 3
+    assert f"{tmp_path}: no .cxr program files in this folder" in capsys.readouterr().err
+
+
+def test_an_unreadable_folder_prelude_is_one_error(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    # Before: checking a program beside a non-UTF-8 _prelude.cxr was an internal error (exit 70).
+    (tmp_path / "program_1.cxr").write_text((REPO / "programs" / "program_1.cxr").read_text())
+    (tmp_path / "_prelude.cxr").write_bytes(b"\xff\xfe")
+    assert main(["check", str(tmp_path / "program_1.cxr")]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith(f"{tmp_path / '_prelude.cxr'}: error: cannot read this file as UTF-8")
+    assert out.endswith("found 1 error in 1 file; not checked: 1 program whose folder's "
+                        "_prelude.cxr has errors\n")
+
+
+def test_a_file_named_twice_is_counted_once(tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    # Before: `check programs/ programs/` said "checked 96 programs"; fmt counted 98 files.
+    programs = REPO / "programs"
+    assert main(["check", str(programs / "program_1.cxr"), str(programs)]) == 0
+    assert capsys.readouterr().out == "checked 48 programs and 1 prelude: no errors\n"
+    assert main(["fmt", "--check", str(programs), str(programs)]) == 0
+    assert capsys.readouterr().out == "would reformat 0 of 49 file(s)\n"
+
+
 def test_positions_agree_with_a_recount() -> None:
     text = "ab\ncd\n\n\tx\n"
     source = Source(text, "f.cxr")

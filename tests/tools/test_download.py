@@ -260,6 +260,12 @@ def test_network_failure_names_what_and_where(root: Path) -> None:
         ("http://physionet.org/files", "refusing to send PhysioNet credentials over plain http"),
         ("https://alice:secret@physionet.org/files", "must not contain credentials"),
         ("ftp://127.0.0.1/files", "expected an https:// base URL"),
+        # Were internal errors (urllib's ValueError).
+        ("http://[::1/files", r"expected an https:// base URL \(Invalid IPv6 URL\)"),
+        ("https://physionet.org:99999/files", r"expected an https:// base URL \(Port out of range"),
+        # Were taken: the file path went into the query, and a line break split the messages.
+        ("https://physionet.org/files?x=1", "without spaces, control characters, a query"),
+        ("https://physionet.org/files\r\nX: y", "without spaces, control characters, a query"),
     ],
 )
 def test_unsafe_base_urls_are_refused_before_any_request(root: Path, base_url: str, expected: str) -> None:

@@ -121,6 +121,31 @@ def test_json_lines_predictions(files: dict[str, Path]) -> None:
     assert (report.correct, report.problems["missing"]) == (2, 2)
 
 
+def test_bom_null_lines_and_repeated_keys(files: dict[str, Path]) -> None:
+    # Before: a BOM made a JSON file unreadable (exit 3) and JSON Lines lose their first line,
+    # "null" lines were counted nowhere, and a key given twice silently kept its last answers.
+    lines = [json.dumps({"split": r["split"], "idx": r["idx"], "answer": r["answer"]})
+             for r in GOLD]
+    expected = evaluate(write(files["dir"] / "a.json", [json.loads(line) for line in lines]),
+                        files["gold"]).to_json()
+    bom_lines = files["dir"] / "bom.jsonl"
+    bom_lines.write_bytes(b"\xef\xbb\xbf" + "\n".join(lines).encode())
+    assert evaluate(bom_lines, files["gold"]).to_json() == expected
+    bom_object = files["dir"] / "bom.json"
+    bom_object.write_bytes(b"\xef\xbb\xbf" + json.dumps(
+        {f"test:{r['idx']}": r["answer"] for r in GOLD}).encode())
+    assert evaluate(bom_object, files["gold"]).to_json() == expected
+    nulls = files["dir"] / "nulls.jsonl"
+    nulls.write_text("\n".join([lines[0], "null", "null"]))
+    report = evaluate(nulls, files["gold"])
+    assert (report.problems["malformed"], report.problems["unreadable"]) == (2, 0)
+    twice = files["dir"] / "twice.json"
+    twice.write_text('{"test:0": ["yes"], "test:0": ["no"], "test:1": {"a": 1, "a": 2}}')
+    report = evaluate(twice, files["gold"])
+    assert report.problems["duplicate"] == 1 and report.correct == 1  # the first: ["yes"]
+    assert report.examples["duplicate"] == ["key 'test:0': given twice; the first counts"]
+
+
 def test_macro_f1_over_present_answers(files: dict[str, Path]) -> None:
     perfect = write(files["dir"] / "p.json", {f"test:{r['idx']}": r["answer"] for r in GOLD})
     report = evaluate(perfect, files["gold"])
@@ -139,6 +164,25 @@ def test_bad_gold_file_raises_one_line(files: dict[str, Path]) -> None:
     with pytest.raises(DataError, match=r"g\.json: record 0: expected split, idx") as info:
         evaluate(gold, gold)
     assert "\n" not in str(info.value)
+    # Before: a repeated record was scored twice (482/482 on a 480-question split) and an idx
+    # of true was taken as 1.
+    twice = write(files["dir"] / "twice.json", [*GOLD, GOLD[1]])
+    with pytest.raises(DataError, match=r"twice\.json: record 4: test:1 repeats an earlier"):
+        evaluate(twice, twice)
+    boolean = write(files["dir"] / "bool.json", [{**GOLD[1], "idx": True}])
+    with pytest.raises(DataError, match=r"bool\.json: record 0: expected split, idx"):
+        evaluate(boolean, boolean)
+
+
+def test_ans2idx_must_be_what_a_build_writes(files: dict[str, Path]) -> None:
+    # Before: {} scored every answer as unknown with F1s of 0 over no answers, and indices
+    # were never looked at; now the rule export applies (one reader, verify.read_ans2idx).
+    perfect = write(files["dir"] / "p.json", {f"test:{r['idx']}": r["answer"] for r in GOLD})
+    for text in ("{}", '{"yes": "a", "no": "b"}', '{"yes": 0, "no": 0}'):
+        (files["dir"] / "ans2idx.json").write_text(text)
+        with pytest.raises(DataError, match=r"ans2idx\.json: expected an object mapping each "
+                                            r"answer to a distinct index 0\.\.n-1"):
+            evaluate(perfect, files["gold"])
 
 
 def test_default_vocabulary_is_the_110_answers(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from helpers import built_demo
 from cxrvqa.build.labels import image_labels
 from cxrvqa.build.loaders import read_gold_labels
 from cxrvqa.build.ontology import build_ontology
-from cxrvqa.errors import DataError, EvaluationError
+from cxrvqa.errors import DataError, EvaluationError, UsageError
 from cxrvqa.facts import ImageFacts
 from cxrvqa.programs import bundled_programs
 from cxrvqa.synth.ontology import attribute_lines, ontology_json
@@ -110,8 +110,11 @@ def test_bad_bindings() -> None:
         explain(PROGRAMS["program_22"], facts, {})
     assert parse_bindings(["object=left lung", "attribute_1='pneumonia'"]) == {
         "object": "left lung", "attribute_1": "pneumonia"}
-    with pytest.raises(EvaluationError, match="NAME=VALUE"):
+    # The command line is wrong (exit 2), not the facts; a name given twice kept the last.
+    with pytest.raises(UsageError, match="NAME=VALUE"):
         parse_bindings(["left lung"])
+    with pytest.raises(UsageError, match="object is given twice"):
+        parse_bindings(["object=left lung", "object=right lung"])
 
 
 def test_every_built_record_is_explained_with_its_answer_and_rows(demo: SimpleNamespace) -> None:
@@ -133,6 +136,21 @@ def test_record_and_image_modes_from_sources(demo: SimpleNamespace) -> None:
     result = explain_from_sources(demo.layout, image_id=record["image_id"],
                                   program="program_45", bindings={})
     assert result.labels == "gold" and result.answer in (["f"], ["m"])
+
+
+def test_record_mode_refuses_other_modes_options_and_honours_labels(
+        demo: SimpleNamespace) -> None:
+    # Before: --image-id, --program and --args beside --record were ignored, --labels too, and
+    # giving neither mode was a data error (exit 3).
+    record = json.loads((demo.dataset / "test.json").read_text())[3]
+    key = f"test:{record['idx']}"
+    for extra in ({"image_id": "other"}, {"program": "program_1"}, {"bindings": {"a": "b"}}):
+        with pytest.raises(UsageError, match="--record names the image"):
+            explain_from_sources(demo.layout, record=key, dataset_dir=demo.dataset, **extra)
+    with pytest.raises(DataError, match="not a labelled image of the silver cohort"):
+        explain_from_sources(demo.layout, record=key, dataset_dir=demo.dataset, labels="silver")
+    with pytest.raises(UsageError, match="needs --image-id with --program"):
+        explain_from_sources(demo.layout, image_id=record["image_id"])
 
 
 def test_bad_record_and_image(demo: SimpleNamespace) -> None:

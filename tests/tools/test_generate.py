@@ -175,6 +175,14 @@ def test_bad_split_or_template_is_a_data_error(index: SceneIndex) -> None:
         generate(index, "test", GenerateOptions(per_template=1, templates=("program_99",)))
 
 
+def test_a_template_named_twice_is_generated_once(index: SceneIndex) -> None:
+    # Before: --templates program_1,program_1 generated program_1's questions twice over.
+    twice = generate(index, "test", GenerateOptions(per_template=3, templates=("program_1",) * 2))
+    once = generate(index, "test", GenerateOptions(per_template=3, templates=("program_1",)))
+    assert question_bytes(twice.records) == question_bytes(once.records)
+    assert [row.program for row in twice.balance] == ["program_1"]
+
+
 def test_questions_need_the_facts_they_ask_about(index: SceneIndex) -> None:
     options = GenerateOptions(per_template=25, templates=("program_44", "program_47"))
     for record in generate(index, "train", options).records:

@@ -178,3 +178,19 @@ def test_paraphrases_cli_errors_name_the_file(tmp_path: Path) -> None:
         assert stderr.getvalue() == f"cxrvqa: error: {tmp_path / name}: {message}" + (
             ": expected a question file (a JSON list of records)\n" if name == "missing.json" else "\n")
     assert not (tmp_path / "out").exists()
+
+
+def test_paraphrases_never_write_into_the_bundled_programs(tmp_path: Path) -> None:
+    # Before: --out programs/ (the bundled folder, e.g. in a checkout) was rewritten in place.
+    from cxrvqa.lang.resources import programs_dir
+
+    (tmp_path / "q.json").write_text("[]")
+    before = {path.name: path.read_bytes() for path in programs_dir().iterdir()}
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()):
+        code = main(["paraphrases", str(tmp_path / "q.json"), "--out", str(programs_dir())])
+    assert code == 3
+    assert stderr.getvalue() == (f"cxrvqa: error: {programs_dir()}: is the bundled programs "
+                                 f"folder; write the mined copy to a folder of your own and pass "
+                                 f"it with --programs\n")
+    assert {path.name: path.read_bytes() for path in programs_dir().iterdir()} == before

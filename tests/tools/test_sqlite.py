@@ -98,6 +98,28 @@ def test_neural_sql_queries(demo: SimpleNamespace) -> None:
     assert conn.execute("select func_vqa('Is there pleural effusion?', 1)").fetchone() == (None,)
 
 
+def test_odd_sql_values(demo: SimpleNamespace) -> None:
+    # Before: a NULL question failed the statement as "unknown question 'None'", a study id '²'
+    # or of 5000 digits failed it with int()'s ValueError, a REAL study id gave NULL, and a
+    # BLOB question was matched as its Python repr "b'...'".
+    conn = studies_connection(demo.index)
+    vqa = register(conn, demo.index)
+    study = next(iter(demo.index.meta.values())).study_id
+    question = "is there pleural effusion?"
+    expected = conn.execute("select func_vqa(?, ?)", (question, study)).fetchone()
+    assert expected[0] in (0, 1)
+    with vqa.named_errors():
+        assert conn.execute("select func_vqa(?, ?)", (question, float(study))).fetchone() == expected
+        for odd in ("²", "9" * 5000, "", b"\x00", -1, 12.5):
+            assert conn.execute("select func_vqa(?, ?)", (question, odd)).fetchone() == (None,)
+        assert conn.execute("select func_vqa(NULL, ?)", (study,)).fetchone() == (None,)
+        assert conn.execute("select func_vqa(cast(? as blob), ?)",
+                            (question, study)).fetchone() == expected
+    with pytest.raises(sqlite3.OperationalError, match="a BLOB that is not UTF-8 text"), \
+            vqa.named_errors():
+        conn.execute("select func_vqa(x'ff00', ?)", (study,)).fetchall()
+
+
 def test_unknown_question_error_names_the_question(demo: SimpleNamespace) -> None:
     conn = studies_connection(demo.index)
     vqa = register(conn, demo.index)
