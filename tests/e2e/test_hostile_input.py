@@ -306,7 +306,7 @@ def test_devices_named_as_data_files(demo: SimpleNamespace, tmp_path: Path,
     # /dev/null stands in here: same kind of file, but ends at once.
     device = tmp_path / "dev.json"
     device.symlink_to(os.devnull)
-    gold, sums = str(demo.dataset / "test.json"), tmp_path / "sums"
+    gold = str(demo.dataset / "test.json")
     commands = [["evaluate", "--predictions", str(device), "--gold", gold],
                 ["evaluate", "--predictions", gold, "--gold", str(device)],
                 ["evaluate", "--predictions", gold, "--gold", gold, "--ans2idx", str(device)],
