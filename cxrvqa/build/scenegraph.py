@@ -102,11 +102,11 @@ value is fractional (a dtype of None would mean float64 to ``read_csv``)."""
 ATTRIBUTES_FILE = PurePosixPath(SILVER_LABELS).name
 BOXES_FILE = PurePosixPath(SILVER_BOXES).name
 
-# Files per task: big enough that IPC and DataFrame overhead vanish, small enough that every
-# worker gets several tasks even on small inputs.
 MAX_GRAPH_BYTES = 64 << 20
 """Largest scene graph read (a real one is a few hundred KB): a bigger member, say a zip bomb's,
 is a bad graph instead of an out-of-memory end."""
+# Files per task: big enough that IPC and DataFrame overhead vanish, small enough that every
+# worker gets several tasks even on small inputs.
 _CHUNK_FILES = 256
 _TASKS_PER_WORKER = 4
 
