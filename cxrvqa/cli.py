@@ -854,7 +854,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         if args.debug:
             traceback.print_exc()
-        print(f"cxrvqa: error: {os_error_message(exc)}", file=sys.stderr)
+        print(f"cxrvqa: error: {_escaped(os_error_message(exc))}", file=sys.stderr)
         return EXIT_DATA
     except Exception as exc:  # the last resort: a bug, reported in one line
         if args.debug:

@@ -330,6 +330,11 @@ def test_a_line_break_in_a_path_keeps_the_error_one_line(
         code, err = _run(argv, capsys)
         assert code == 3
         _one_line(err, str(tmp_path / "new\\nline.json"))
+    # An OS error reaches main as such (mkdir under a file), not as a DataError.
+    (tmp_path / "file").write_text("")
+    code, err = _run(["demo", "--out", str(tmp_path / "file" / "new\nline")], capsys)
+    assert code == 3
+    _one_line(err, f"{tmp_path / 'file' / 'new'}\\nline: ")
 
 
 def test_checksums_with_non_utf8_bytes(demo: SimpleNamespace, tmp_path: Path,
