@@ -101,7 +101,10 @@ def read_member(handle: BinaryIO, name: str, entry: Salvaged, max_size: int) -> 
     if entry.method == zipfile.ZIP_STORED:
         data = raw
     elif entry.method == zipfile.ZIP_DEFLATED:
-        data = zlib.decompressobj(-zlib.MAX_WBITS).decompress(raw, max_size + 1)
+        inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+        data = inflater.decompress(raw, max_size + 1)
+        if len(data) <= max_size and not inflater.eof:  # what zlib.decompress refused itself
+            raise zlib.error("incomplete or truncated stream")
     else:
         raise ValueError(f"compression method {entry.method} is not supported without "
                          f"the central directory")

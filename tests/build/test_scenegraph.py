@@ -9,6 +9,7 @@ import os
 import signal
 import tempfile
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from cxrvqa.build.scenegraph import (
     read_scene_graphs,
     write_scene_tabular,
 )
+from cxrvqa.build.zipsalvage import Salvaged, read_member
 from cxrvqa.errors import DataError
 
 IMAGE_A = "4f0c2a9e-7d1b33c0-9a6e5f21-0b8d4c77-e2f19a30"
@@ -619,6 +621,20 @@ def test_an_oversized_member_is_a_bad_graph(tmp_path: Path, layout: str,
     skipped = [(name, why) for name, why in result.skipped if not name.startswith("<byte")]
     assert [name.rsplit("/", 1)[-1] for name, _ in skipped] == [MEMBER_B.rsplit("/", 1)[-1]]
     assert "bytes" in skipped[0][1] and str(limit) in skipped[0][1]
+
+
+@pytest.mark.parametrize("content", [json.dumps(GRAPH_A).encode(), b""])
+def test_salvage_refuses_a_deflate_stream_that_stops_short(content: bytes) -> None:
+    # The size bound inflates step by step, and a step returns what a cut stream holds where
+    # zlib.decompress failed: an empty member cut to nothing even passed its CRC (0).
+    deflater = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+    raw = deflater.compress(content) + deflater.flush()
+    cut = raw[:len(raw) // 2]
+    entry = Salvaged(0, len(cut), zipfile.ZIP_DEFLATED, zlib.crc32(content))
+    with pytest.raises(zlib.error, match="incomplete or truncated stream"):
+        read_member(io.BytesIO(cut), MEMBER_A, entry, 1 << 20)
+    whole = Salvaged(0, len(raw), zipfile.ZIP_DEFLATED, zlib.crc32(content))
+    assert read_member(io.BytesIO(raw), MEMBER_A, whole, 1 << 20) == content
 
 
 def test_zip_without_graphs_is_an_error(tmp_path: Path) -> None:
