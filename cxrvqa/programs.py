@@ -54,7 +54,7 @@ def load_program(path: str | os.PathLike[str], vocabulary: Vocabulary | None = N
 
     Raises:
         ProgramError: with every diagnostic of the file.
-        DataError: the file is not a regular UTF-8 text file of at most 1 MiB.
+        DataError: the file is absent, or not a regular UTF-8 text file of at most 1 MiB.
     """
     path = Path(path)
     program = parse(read_program_text(path), path)

@@ -285,12 +285,13 @@ def read_program_text(path: Path) -> str:
     are read; ``check``, ``fmt`` and ``--programs`` folders all read through here.
 
     Raises:
-        DataError: "<path>: <what is wrong>" (not a regular file, too large, unreadable,
-            not UTF-8).
+        DataError: "<path>: <what is wrong>" (not found, not a regular file, too large,
+            unreadable, not UTF-8).
     """
     try:
-        if not path.is_file():
-            raise DataError(f"{path}: not a regular file; expected a .cxr program file")
+        if not path.is_file():  # is_file() is False for a missing path too
+            what = "not a regular file" if path.exists() else "file not found"
+            raise DataError(f"{path}: {what}; expected a .cxr program file")
         if path.stat().st_size > MAX_PROGRAM_BYTES:
             raise DataError(f"{path}: larger than {MAX_PROGRAM_BYTES} bytes; not a program file")
         return path.read_text(encoding="utf-8")

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
+import cxrvqa
 from cxrvqa.cli import main
+from cxrvqa.errors import DataError
 from cxrvqa.lang.check import MAX_PER_CODE
 from cxrvqa.lang.source import Source
 
@@ -75,6 +77,15 @@ def test_fmt_and_programs_folders_read_program_files_as_check_does(
     (tmp_path / "notes.txt").write_text("not a program")
     assert main(["match", "list all abnormality.", "--programs", str(tmp_path)]) == 3
     assert f"{tmp_path}: no .cxr program files in this folder" in capsys.readouterr().err
+
+
+def test_load_program_names_a_missing_file_as_missing(tmp_path: Path) -> None:
+    # read_program_text refuses what is not a regular file; a missing one is not a FIFO.
+    with pytest.raises(DataError, match=r"missing\.cxr: file not found; expected a \.cxr"):
+        cxrvqa.load_program(tmp_path / "missing.cxr")
+    os.mkfifo(tmp_path / "fifo.cxr")
+    with pytest.raises(DataError, match=r"fifo\.cxr: not a regular file; expected a \.cxr"):
+        cxrvqa.load_program(tmp_path / "fifo.cxr")
 
 
 def test_an_unreadable_folder_prelude_is_one_error(tmp_path: Path,
