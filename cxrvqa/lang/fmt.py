@@ -121,8 +121,9 @@ def format_paths(paths: Iterable[str | Path], check: bool = False,
     """Format ``.cxr`` files and folders in place, or with ``check`` only report what would change.
 
     Returns:
-        0 when every file is (now) formatted; 1 if ``check`` found a file to change or a
-        file does not parse (its syntax error is printed).
+        0 when every file is (now) formatted; 1 if ``check`` found a file to change, a file
+        does not parse (its syntax error is printed) or cannot be read, or a path names no
+        program file (each problem is printed, as ``check`` prints it).
     """
     out = out or sys.stdout
     files, problems = program_files(paths)
