@@ -214,7 +214,8 @@ def _add_demo(subparsers: Any) -> None:
                         help="folder to write: new, empty or an earlier demo's "
                              "(default: ./cxrvqa-demo)")
     parser.add_argument("--patients", type=int, default=1000,
-                        help="patients, including the 500 gold ones (default: 1000)")
+                        help="patients, including the 500 gold ones: 501 to 1000000 "
+                             "(default: 1000)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     parser.add_argument("--scene-graphs", choices=("none", "dir", "zip"), default="none",
                         help="also write the silver scene graphs: none, an extracted "
