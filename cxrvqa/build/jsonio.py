@@ -158,7 +158,7 @@ def read_json(path: Path, expected: str) -> Any:
     """The parsed content of a JSON file; ``expected`` names the file in the not-found message.
 
     Raises:
-        DataError: the file is absent, unreadable or not JSON.
+        DataError: the file is absent, a device, unreadable or not JSON.
     """
     refuse_device(path)
     try:
