@@ -118,7 +118,8 @@ def claim_demo_folder(root: Path) -> None:
         raise DataError(f"{root}: is a file; expected a new folder for the demo")
     if root.is_dir() and any(root.iterdir()) and not (root / DEMO_MARKER).is_file():
         raise DataError(f"{root}: holds files and is not an earlier cxrvqa demo; the demo would "
-                        f"overwrite PhysioNet and question files there: choose a new folder")
+                        f"overwrite PhysioNet and question files there: choose a new folder (a "
+                        f"demo from a cxrvqa without {DEMO_MARKER} markers: delete it first)")
     root.mkdir(parents=True, exist_ok=True)
     (root / DEMO_MARKER).write_text("written by cxrvqa demo, which may overwrite this tree\n",
                                     encoding="utf-8")

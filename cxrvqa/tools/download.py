@@ -42,7 +42,7 @@ from urllib.parse import quote, urlsplit
 from tqdm import tqdm
 
 from cxrvqa.build.commit import os_error_message
-from cxrvqa.build.jsonio import decode_json
+from cxrvqa.build.jsonio import decode_json, refuse_device
 from cxrvqa.build.layout import (
     CHEST_IMAGENOME,
     LOCAL_PREFIX,
@@ -82,7 +82,7 @@ _TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 # Dataset image paths are p<2 digits>/p<subject>/s<study>/<dicom>.jpg; anything else could
 # escape the download root once joined to it.
-_IMAGE_PATH = re.compile(r"p\d{2}/p\d+/s\d+/[\w.-]+\.jpg")
+_IMAGE_PATH = re.compile(r"p\d{2}/p\d+/s\d+/[\w.-]+\.jpg", re.ASCII)
 
 Status = Literal["downloaded", "complete", "planned"]
 T = TypeVar("T")
@@ -285,6 +285,14 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+_LENGTH = re.compile(r"[0-9]{1,18}")  # ASCII only: "²" is a digit to str.isdigit, not to int()
+
+
+def _length(header: str | None) -> int | None:
+    """A Content-Length header's value; None when absent or not a plain byte count."""
+    return int(header) if header is not None and _LENGTH.fullmatch(header.strip()) else None
+
+
 class _Http:
     """Basic-auth GET/HEAD against one base URL, one keep-alive connection per worker thread."""
 
@@ -423,8 +431,7 @@ class _Http:
         def head() -> int | None:
             response = self.request("HEAD", remote)
             response.read()
-            length = response.getheader("Content-Length")
-            return int(length) if length and length.isdigit() else None
+            return _length(response.getheader("Content-Length"))
 
         return self.retrying(remote, head)
 
@@ -452,8 +459,8 @@ class _Http:
             raise _Transient(f"server answered Range bytes={offset}- with {content_range!r}")
         if response.status != 206:
             offset = 0
-        expected = response.getheader("Content-Length")
-        promised = offset + int(expected) if expected and expected.isdigit() else None
+        expected = _length(response.getheader("Content-Length"))
+        promised = offset + expected if expected is not None else None
         limit = min(size for size in (promised, max_size) if size is not None) if (
             promised is not None or max_size is not None) else None
         received = 0
@@ -479,8 +486,8 @@ class _Http:
                     out.write(chunk)
                 received += len(chunk)
                 on_bytes(len(chunk))
-        if expected is not None and expected.isdigit() and received < int(expected):
-            end = offset + int(expected)
+        if expected is not None and received < expected:
+            end = offset + expected
             raise _Transient(f"connection closed after {offset + received} of {end} bytes")
 
 
@@ -756,6 +763,7 @@ def image_paths_from_dataset(dataset_dir: Path, splits: Sequence[str]) -> list[s
     paths: set[str] = set()
     for split in splits:
         source = Path(dataset_dir) / f"{split}.json"
+        refuse_device(source)
         try:
             records = decode_json(source.read_bytes())
         except FileNotFoundError:

@@ -184,6 +184,10 @@ def _read_predictions(path: Path, problems: _Problems) -> tuple[object, list[str
         raise DataError(f"{path}: cannot read the predictions ({exc})") from None
     try:
         data = decode_json(text)
+        # JSON Lines of a single record parse as one object; no 'split:idx' key is "idx".
+        if isinstance(data, dict) and "idx" in data:
+            number = next(n for n, line in enumerate(text.splitlines(), 1) if line.strip())
+            return [data], [f"line {number}"]
         return (_first_wins(text, problems) if isinstance(data, dict) else data), None
     except ValueError as whole_error:
         lines = [(number, line) for number, line in enumerate(text.splitlines(), 1) if line.strip()]

@@ -36,6 +36,7 @@ from cxrvqa.tools.download import (
     DownloadError,
     DownloadReport,
     RetryPolicy,
+    _length,
     download_images,
     download_sources,
     image_paths_from_dataset,
@@ -441,13 +442,25 @@ def test_image_paths_from_dataset_are_prefixed_deduplicated_and_sorted(tmp_path:
         ('{"a": 1}', r"test.json: expected a JSON list of records$"),
         ('[{"image_path": "p10/p10000032/s50000001/x.jpg"}, {"idx": 3}]', r"test.json: record 1: expected"),
         ('[{"image_path": "../../../../etc/passwd.jpg"}]', r"test.json: record 0: expected image_path"),
+        ('[{"image_path": "p1\u0663/p10000032/s50000001/x.jpg"}]', r"record 0: expected image_path"),
+        (os.devnull, r"test.json: is a device, not a file$"),  # a link to /dev/zero never ends
     ],
 )
 def test_bad_dataset_files_raise_data_errors(tmp_path: Path, content: str | None, expected: str) -> None:
-    if content is not None:
+    if content == os.devnull:
+        (tmp_path / "test.json").symlink_to(content)
+    elif content is not None:
         (tmp_path / "test.json").write_text(content)
     with pytest.raises(DataError, match=expected):
         image_paths_from_dataset(tmp_path, ["test"])
+
+
+@pytest.mark.parametrize(("header", "length"), [("1024", 1024), (" 7 ", 7), (None, None),
+                                                ("", None), ("-1", None), ("²", None),
+                                                ("1e3", None), ("9" * 19, None)])
+def test_content_length_is_a_plain_byte_count(header: str | None, length: int | None) -> None:
+    # "²" passed str.isdigit and then failed int() inside a transfer.
+    assert _length(header) == length
 
 
 def test_image_dry_run_announces_and_lists_without_transferring(server: FakePhysioNet, root: Path) -> None:

@@ -119,6 +119,12 @@ def test_json_lines_predictions(files: dict[str, Path]) -> None:
     assert report.examples["unreadable"] == [f"{path}: line 2 is not JSON"]
     assert report.examples["malformed"][0].startswith("line 4: answer 'yes' is a string")
     assert (report.correct, report.problems["missing"]) == (2, 2)
+    # A single line is JSON Lines too, not an object of three malformed 'split:idx' keys.
+    path.write_text("\n" + lines[0] + "\n")
+    report = evaluate(path, files["gold"])
+    assert (report.correct, report.problems["missing"], sum(report.problems.values())) == (1, 3, 3)
+    path.write_text(json.dumps({"split": "test", "idx": 0, "answer": "yes"}))
+    assert evaluate(path, files["gold"]).examples["malformed"][0].startswith("line 1: answer 'yes'")
 
 
 def test_bom_null_lines_and_repeated_keys(files: dict[str, Path]) -> None:
