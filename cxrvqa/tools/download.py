@@ -52,6 +52,7 @@ from cxrvqa.build.layout import (
     source_files,
 )
 from cxrvqa.errors import DataError, DownloadError
+from cxrvqa.tools.numbers import plain_int
 
 __all__ = [
     "CHEST_IMAGENOME",
@@ -285,14 +286,6 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-_LENGTH = re.compile(r"[0-9]{1,18}")  # ASCII only: "²" is a digit to str.isdigit, not to int()
-
-
-def _length(header: str | None) -> int | None:
-    """A Content-Length header's value; None when absent or not a plain byte count."""
-    return int(header) if header is not None and _LENGTH.fullmatch(header.strip()) else None
-
-
 class _Http:
     """Basic-auth GET/HEAD against one base URL, one keep-alive connection per worker thread."""
 
@@ -431,7 +424,7 @@ class _Http:
         def head() -> int | None:
             response = self.request("HEAD", remote)
             response.read()
-            return _length(response.getheader("Content-Length"))
+            return plain_int(response.getheader("Content-Length"))
 
         return self.retrying(remote, head)
 
@@ -459,7 +452,7 @@ class _Http:
             raise _Transient(f"server answered Range bytes={offset}- with {content_range!r}")
         if response.status != 206:
             offset = 0
-        expected = _length(response.getheader("Content-Length"))
+        expected = plain_int(response.getheader("Content-Length"))
         promised = offset + expected if expected is not None else None
         limit = min(size for size in (promised, max_size) if size is not None) if (
             promised is not None or max_size is not None) else None

@@ -43,6 +43,7 @@ from typing import Any
 
 from cxrvqa.build.jsonio import decode_json, refuse_device
 from cxrvqa.errors import DataError
+from cxrvqa.tools.numbers import plain_int
 from cxrvqa.vocab import VQA_ATTRIBUTES, VQA_OBJECTS, answer_vocabulary
 
 __all__ = ["EvaluationReport", "GroupScore", "default_vocabulary", "evaluate", "score"]
@@ -315,7 +316,6 @@ def _normalise(answers: Iterable[str]) -> set[str]:
 def _name(key: _Key) -> str:
     return f"{key[0]}:{key[1]}"
 
-_IDX = re.compile(r"[0-9]{1,18}")  # ASCII digits only ("²" is a digit to str.isdigit), int64
 
 
 def _predictions(data: object, problems: _Problems,
@@ -353,15 +353,16 @@ def _predictions(data: object, problems: _Problems,
 
 def _parse_key(text: str) -> _Key | None:
     split, _, idx = text.rpartition(":")
-    return (split, int(idx)) if split and _IDX.fullmatch(idx.strip()) else None
+    number = plain_int(idx)
+    return (split, number) if split and number is not None else None
 
 
 def _record_key(item: object) -> _Key | None:
     if not isinstance(item, dict):
         return None
     split, idx = item.get("split"), item.get("idx")
-    if isinstance(idx, str) and _IDX.fullmatch(idx.strip()):
-        idx = int(idx)
+    if isinstance(idx, str):
+        idx = plain_int(idx)
     if not isinstance(split, str) or not isinstance(idx, int) or isinstance(idx, bool):
         return None
     return (split, idx)

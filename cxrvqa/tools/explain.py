@@ -38,6 +38,7 @@ from cxrvqa.lang import nodes as n
 from cxrvqa.lang.answers import render
 from cxrvqa.lang.compiler import Value, compile_program
 from cxrvqa.programs import argument_plan, bundled_programs, evaluate
+from cxrvqa.tools.numbers import plain_int
 from cxrvqa.vocab import SPLITS
 
 if TYPE_CHECKING:
@@ -381,12 +382,12 @@ def _built_record(dataset_dir: Path, key: str) -> dict[str, Any]:
     from cxrvqa.tools.verify import read_records
 
     split, _, idx = key.partition(":")
-    # ASCII digits only: str.isdigit accepts "²", which int() refuses.
-    if split not in SPLITS or not (idx.isascii() and idx.isdigit() and len(idx) <= 18):
+    number = plain_int(idx)
+    if split not in SPLITS or number is None:
         raise UsageError(f"--record {key!r}: expected SPLIT:IDX with a split of "
                          f"{', '.join(SPLITS)} and a decimal idx, e.g. test:12")
     path = dataset_dir / f"{split}.json"
     for record in read_records(path):
-        if record.get("idx") == int(idx):
+        if record.get("idx") == number:
             return record
     raise DataError(f"{path}: no record with idx {idx}")

@@ -43,7 +43,6 @@ question (``func_vqa: unknown question 'what is this?'; closest template: …``)
 from __future__ import annotations
 
 import json
-import re
 import sqlite3
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -57,6 +56,7 @@ from cxrvqa.programs import answer, bundled_programs
 from cxrvqa.tools.generate import (
     facts_read,  # the one home of "which facts a program reads"
 )
+from cxrvqa.tools.numbers import plain_int
 from cxrvqa.tools.recognise import Recogniser, Recognition
 
 if TYPE_CHECKING:
@@ -165,16 +165,12 @@ def _question_text(question: object) -> str:
     return str(question)
 
 
-_STUDY_DIGITS = re.compile(r"[0-9]{1,18}")  # ASCII only: "²" is a digit to str.isdigit
-
-
 def _study_number(study_id: object) -> int | None:
     # study ids arrive as integers or as the strings the built files hold ("50000001" or
     # "s50000001"), or as a REAL from a column without integer affinity (50000001.0).
     if isinstance(study_id, float) and study_id.is_integer():
         study_id = int(study_id)
-    text = str(study_id).strip().lstrip("sS")
-    return int(text) if _STUDY_DIGITS.fullmatch(text) else None
+    return plain_int(str(study_id).strip().lstrip("sS"))
 
 
 def study_images(index: SceneIndex) -> dict[int, ImageFacts]:

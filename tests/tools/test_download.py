@@ -36,7 +36,6 @@ from cxrvqa.tools.download import (
     DownloadError,
     DownloadReport,
     RetryPolicy,
-    _length,
     download_images,
     download_sources,
     image_paths_from_dataset,
@@ -453,14 +452,6 @@ def test_bad_dataset_files_raise_data_errors(tmp_path: Path, content: str | None
         (tmp_path / "test.json").write_text(content)
     with pytest.raises(DataError, match=expected):
         image_paths_from_dataset(tmp_path, ["test"])
-
-
-@pytest.mark.parametrize(("header", "length"), [("1024", 1024), (" 7 ", 7), (None, None),
-                                                ("", None), ("-1", None), ("²", None),
-                                                ("1e3", None), ("9" * 19, None)])
-def test_content_length_is_a_plain_byte_count(header: str | None, length: int | None) -> None:
-    # "²" passed str.isdigit and then failed int() inside a transfer.
-    assert _length(header) == length
 
 
 def test_image_dry_run_announces_and_lists_without_transferring(server: FakePhysioNet, root: Path) -> None:
