@@ -255,7 +255,11 @@ def program_files(paths: Iterable[str | Path]) -> tuple[list[Path], list[str]]:
             problems.append(f"{given}: error: not a regular file (a FIFO or device?)")
         else:
             problems.append(f"{given}: error: no such file or folder")
-    return list(dict.fromkeys(files)), problems  # a file named twice (file and its folder): once
+    # A file named twice (a file and its folder, two spellings, a link to it) is checked once.
+    once: dict[Path, Path] = {}
+    for path in files:
+        once.setdefault(path.resolve(), path)
+    return list(once.values()), problems
 
 
 MAX_PROGRAM_BYTES = 1 << 20

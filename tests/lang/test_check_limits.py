@@ -108,6 +108,11 @@ def test_a_file_named_twice_is_counted_once(tmp_path: Path,
     assert capsys.readouterr().out == "checked 48 programs and 1 prelude: no errors\n"
     assert main(["fmt", "--check", str(programs), str(programs)]) == 0
     assert capsys.readouterr().out == "would reformat 0 of 49 file(s)\n"
+    # Other spellings of the same files, and a link to one, count once too.
+    (tmp_path / "program_2.cxr").symlink_to(programs / "program_2.cxr")
+    spelled = programs / ".." / "programs"
+    assert main(["check", str(spelled), str(programs), str(tmp_path / "program_2.cxr")]) == 0
+    assert capsys.readouterr().out == "checked 48 programs and 1 prelude: no errors\n"
 
 
 def test_positions_agree_with_a_recount() -> None:
