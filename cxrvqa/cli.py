@@ -749,8 +749,9 @@ def _add_paraphrases(subparsers: Any) -> None:
 
 def _run_paraphrases(args: argparse.Namespace) -> int:
     from cxrvqa.programs import program_set
-    from cxrvqa.tools.paraphrases import mine, write_program_set
+    from cxrvqa.tools.paraphrases import check_out_folder, mine, write_program_set
 
+    check_out_folder(args.out)  # before minutes of mining
     programs = program_set(args.programs)
     report = mine(args.files, programs)
     write_program_set(programs, report, args.out)

@@ -32,7 +32,7 @@ from cxrvqa.lang.printer import format_node
 from cxrvqa.lang.resources import programs_dir
 from cxrvqa.lang.templates import template_slots
 
-__all__ = ["MineReport", "mine", "with_paraphrases", "write_program_set"]
+__all__ = ["MineReport", "check_out_folder", "mine", "with_paraphrases", "write_program_set"]
 
 
 @dataclass
@@ -106,16 +106,27 @@ def with_paraphrases(program: n.Program, texts: Sequence[str]) -> n.Program:
     return dataclasses.replace(program, templates=program.templates + extra)
 
 
-def write_program_set(programs: Mapping[str, n.Program], report: MineReport, out: Path) -> None:
-    """Write every program, with its mined paraphrases, to ``out/<name>.cxr`` (all or none).
+def check_out_folder(out: Path) -> None:
+    """Refuse the bundled programs folder as ``out`` (call it before mining, to fail at once).
+
+    Writing there would change every command's programs, and the pinned outputs, for everyone
+    using this install.
 
     Raises:
-        DataError: ``out`` is the bundled programs folder (it would change every command's
-            programs, and the pinned outputs, for everyone using this install).
+        DataError: ``out`` is the bundled programs folder.
     """
     if out.resolve() == programs_dir().resolve():
         raise DataError(f"{out}: is the bundled programs folder; write the mined copy to a "
                         f"folder of your own and pass it with --programs")
+
+
+def write_program_set(programs: Mapping[str, n.Program], report: MineReport, out: Path) -> None:
+    """Write every program, with its mined paraphrases, to ``out/<name>.cxr`` (all or none).
+
+    Raises:
+        DataError: ``out`` is the bundled programs folder (see ``check_out_folder``).
+    """
+    check_out_folder(out)
     files = {}
     for name, program in programs.items():
         texts = [text for text, _ in report.found.get(name, [])]

@@ -184,9 +184,9 @@ def test_paraphrases_never_write_into_the_bundled_programs(tmp_path: Path) -> No
     # Before: --out programs/ (the bundled folder, e.g. in a checkout) was rewritten in place.
     from cxrvqa.lang.resources import programs_dir
 
-    (tmp_path / "q.json").write_text("[]")
     before = {path.name: path.read_bytes() for path in programs_dir().iterdir()}
     stderr = io.StringIO()
+    # The question file is missing: the folder is refused first, before any file is mined.
     with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()):
         code = main(["paraphrases", str(tmp_path / "q.json"), "--out", str(programs_dir())])
     assert code == 3
