@@ -16,7 +16,7 @@ from typing import Any
 from cxrvqa.errors import DataError
 
 __all__ = ["MAX_DEPTH", "MAX_INT_DIGITS", "JSONLimitError", "decode_json", "paused_gc",
-           "read_json", "refuse_device"]
+           "not_found", "read_json", "refuse_device"]
 
 MAX_DEPTH = 200
 """Nesting always accepted; cxrvqa's inputs nest at most 5 levels, and Python's parser
@@ -154,6 +154,11 @@ def refuse_device(path: Path) -> None:
         raise DataError(f"{path}: is a device, not a file")
 
 
+def not_found(path: Path, expected: str) -> DataError:
+    """The error for an input file that is absent; ``expected`` says what it should be."""
+    return DataError(f"{path}: file not found: expected {expected}")
+
+
 def read_json(path: Path, expected: str) -> Any:
     """The parsed content of a JSON file; ``expected`` names the file in the not-found message.
 
@@ -165,7 +170,7 @@ def read_json(path: Path, expected: str) -> Any:
         with paused_gc():
             return decode_json(path.read_bytes())
     except FileNotFoundError:
-        raise DataError(f"{path}: file not found: expected {expected}") from None
+        raise not_found(path, expected) from None
     except IsADirectoryError:
         raise DataError(f"{path}: is a folder: expected {expected}") from None
     except json.JSONDecodeError as exc:

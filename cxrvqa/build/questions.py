@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 from typing_extensions import TypedDict
 
-from cxrvqa.build.jsonio import paused_gc, read_json
+from cxrvqa.build.jsonio import not_found, paused_gc, read_json
 from cxrvqa.build.layout import QUESTION_FILES
 from cxrvqa.errors import DataError
 from cxrvqa.vocab import ARGUMENT_KINDS
@@ -90,7 +90,7 @@ def require_question_files(dataset_dir: Path, splits: Sequence[str]) -> None:
     for split in splits:
         for path in (dataset_dir / name for name in QUESTION_FILES[split]):
             if not path.exists():
-                raise DataError(f"{path}: file not found: expected {_EXPECTED}")
+                raise not_found(path, _EXPECTED)
 
 
 def read_question_file(path: Path) -> list[dict[str, Any]]:

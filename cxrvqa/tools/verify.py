@@ -22,7 +22,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from cxrvqa.build.commit import MANIFEST, read_manifest, settle
-from cxrvqa.build.jsonio import paused_gc, read_json, refuse_device
+from cxrvqa.build.jsonio import not_found, paused_gc, read_json, refuse_device
 from cxrvqa.build.output import write_files_atomically
 from cxrvqa.errors import DataError
 from cxrvqa.vocab import SPLITS
@@ -133,8 +133,8 @@ def _read_checksums(path: Path) -> list[tuple[str, str]]:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise DataError(f"{path}: file not found: expected a '<sha256> <relative path>' list "
-                        f"(give one with --checksums FILE)") from None
+        raise not_found(path, "a '<sha256> <relative path>' list (give one with --checksums "
+                              "FILE)") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise DataError(f"{path}: cannot read: {exc}") from None
     entries = []
