@@ -861,7 +861,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # the last resort: a bug, reported in one line
         if args.debug:
             traceback.print_exc()
-        missing = getattr(exc, "name", None) if isinstance(exc, ModuleNotFoundError) else None
+        missing = exc.name if isinstance(exc, ModuleNotFoundError) else None
         if missing and missing.partition(".")[0] != "cxrvqa":  # the environment, not a bug
             print(f"cxrvqa: error: the package {missing!r} is not installed for {sys.executable}; "
                   f"install cxrvqa with its dependencies (pip install -e . in a checkout)",
