@@ -121,7 +121,8 @@ def _read_arrow(path: Path, columns: Sequence[str], floats: Sequence[str] = (),
             memory_pool=_memory_pool())
     except (pa.ArrowException, OSError):
         return None
-    return table.unify_dictionaries(memory_pool=_memory_pool())
+    # Each block has its own dictionaries; to_pandas and silver_boxes_from_arrow unify them.
+    return table
 
 
 def strip_dcm(ids: pd.Series) -> pd.Series:
