@@ -29,7 +29,7 @@ from pathlib import Path
 
 from bench_build import generate_size  # bench/ is on sys.path when this file runs
 
-SPLITS = ("train", "valid", "test")
+from cxrvqa.vocab import SPLITS
 
 
 def _timed(argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> dict[str, float]:
