@@ -19,10 +19,10 @@ __all__ = ["MAX_DEPTH", "MAX_INT_DIGITS", "JSONLimitError", "decode_json", "paus
            "not_found", "read_json", "refuse_device"]
 
 MAX_DEPTH = 200
-"""Nesting always accepted; cxrvqa's inputs nest at most 5 levels, and Python's parser
-recurses per level (100,000 levels would end in RecursionError). The refusal starts about
-20 levels deeper on Python 3.10/3.11 and at the C recursion limit on 3.12+ (see
-``_nesting_limit``); either way it is one JSONLimitError naming the first level past 200."""
+"""Nesting always accepted; cxrvqa's inputs nest at most 5 levels. Deeper input is refused where
+Python's parser stops (it recurses per level): near the recursion limit (1,000 by default) on
+3.10/3.11, at the C recursion limit on 3.12+; either way one JSONLimitError naming the first
+level past 200 (see ``_nesting_limit``)."""
 MAX_INT_DIGITS = 30
 """Longest integer accepted: ids and coordinates are far shorter, and longer ones overflow
 numpy or end in Python's 4300-digit ValueError."""
@@ -68,31 +68,27 @@ def _long_int_at(data: bytes | str) -> int:
     return match.start() if match else 0
 
 
-def _stack_depth() -> int:
-    frame, depth = sys._getframe(), 0
-    while frame is not None:
-        frame, depth = frame.f_back, depth + 1
-    return depth
-
-
-# The recursion limit is one per interpreter: two threads decoding at once must not interleave
-# their lower-then-restore steps, or the later restore would keep the lowered limit for good.
+# Python 3.10/3.11's JSON parser counts its levels against the interpreter's recursion limit,
+# which is one per interpreter. The default refuses deep input cleanly; a host that raised it far
+# above that would let hostile nesting overflow the C stack, so only then is it lowered for the
+# call (3.12+ count the levels against their own C limit). Lowering it for every call would make
+# other threads' deep calls fail while a decode runs.
+_SAFE_LIMIT = 5_000
+_OWN_LIMIT = sys.version_info < (3, 12)
+# Two threads lowering at once must not interleave their lower-then-restore steps, or the later
+# restore would keep the lowered limit for good.
 _LIMIT_LOCK = threading.Lock()
 
 
 @contextmanager
 def _nesting_limit() -> Iterator[None]:
-    """Make the parser's own recursion check stop at about MAX_DEPTH levels.
-
-    json's C parser counts each level against the recursion limit, so lowering that limit
-    for the call bounds the nesting at no cost per value (a walk of the parsed value would
-    cost seconds on a 300k-record split). Python 3.12 and later count the parser's levels
-    against their C recursion limit instead, so there the bound is that limit's (measured:
-    3.12.1 took 250 levels, 3.13.0 took 5,000; 100,000 still end in a clean RecursionError).
-    """
+    """Keep the parser's recursion within what the C stack holds (see ``_SAFE_LIMIT``)."""
+    if not _OWN_LIMIT or sys.getrecursionlimit() <= _SAFE_LIMIT:
+        yield
+        return
     with _LIMIT_LOCK:
         previous = sys.getrecursionlimit()
-        sys.setrecursionlimit(min(previous, _stack_depth() + MAX_DEPTH + 20))
+        sys.setrecursionlimit(min(previous, _SAFE_LIMIT))
         try:
             yield
         finally:
