@@ -24,7 +24,7 @@ from typing import Any
 
 from cxrvqa import __version__
 from cxrvqa.build.commit import os_error_message
-from cxrvqa.build.layout import DATASET_SUBDIR, SourceLayout
+from cxrvqa.build.layout import DATASET_SUBDIR, SKIPPED_GRAPHS, SourceLayout
 from cxrvqa.errors import (
     EXIT_DATA,
     EXIT_DIFFERENCE,
@@ -33,6 +33,7 @@ from cxrvqa.errors import (
     CxrvqaError,
     ProgramError,
     UsageError,
+    printable,
 )
 from cxrvqa.vocab import SPLITS
 
@@ -533,6 +534,9 @@ def _run_scene_tabular(args: argparse.Namespace) -> int:
           f"{args.chest_imagenome_dir / 'silver_dataset' / 'scene_tabular'}")
     for member, reason in scan.skipped[:10]:
         print(f"  skipped {member}: {reason}")
+    if scan.skipped:
+        print(f"the tables lack the skipped graphs; all {len(scan.skipped)} are listed in "
+              f"{args.chest_imagenome_dir / SKIPPED_GRAPHS}")
     return EXIT_OK
 
 
@@ -820,11 +824,6 @@ def _quiet_stdout() -> None:
         pass
 
 
-def _escaped(text: str) -> str:
-    """``text`` with control characters (a newline in a file name) written as escapes."""
-    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
-
-
 def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or "(no message)"
 
@@ -841,7 +840,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CxrvqaError as exc:
         # Diagnostics are lines by design; other messages stay one line even when a path
         # they name holds a line break.
-        message = str(exc) if isinstance(exc, ProgramError) else _escaped(str(exc))
+        message = str(exc) if isinstance(exc, ProgramError) else printable(str(exc))
         print(f"cxrvqa: error: {message}", file=sys.stderr)
         return exc.exit_code
     except _Terminated:
@@ -856,7 +855,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         if args.debug:
             traceback.print_exc()
-        print(f"cxrvqa: error: {_escaped(os_error_message(exc))}", file=sys.stderr)
+        print(f"cxrvqa: error: {printable(os_error_message(exc))}", file=sys.stderr)
         return EXIT_DATA
     except Exception as exc:  # the last resort: a bug, reported in one line
         if args.debug:

@@ -40,12 +40,19 @@ __all__ = [
     "ProgramSyntaxError",
     "ProgramTypeError",
     "UsageError",
+    "printable",
 ]
 
 EXIT_OK = 0
 EXIT_DIFFERENCE = 1  # `check` found errors, `verify` found differences
 EXIT_USAGE = 2
 EXIT_DATA = 3
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters (a newline or tab in a file name) written as escapes,
+    so that a message or a listed name stays one line."""
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
 
 
 class CxrvqaError(Exception):

@@ -8,6 +8,7 @@ question generation, statistics, explanations and the SQL bridge read.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
@@ -68,6 +69,7 @@ def _silver_sources(layout: SourceLayout, progress: bool
     """
     settle(layout.scene_tabular)  # a scene-tabular run interrupted mid-commit is finished first
     if layout.has_scene_tabular():
+        _note_skipped_graphs(layout.skipped_graphs)
         return (loaders.read_silver_boxes(layout.silver_boxes),
                 partial(loaders.read_silver_labels, layout.silver_labels), str(layout.silver_labels))
     from cxrvqa.build.scenegraph import find_scene_graphs, read_scene_graphs
@@ -85,6 +87,18 @@ def _silver_sources(layout: SourceLayout, progress: bool
         categorical=("image_id", "bbox", "categoryID", "label_name", "bbox_name"))
     labels = scan.attributes.assign(image_id=loaders.strip_dcm(scan.attributes["image_id"]))
     return _silver_boxes(scan.boxes, source.path), lambda: labels, str(source.path)
+
+
+def _note_skipped_graphs(listing: Path) -> None:
+    """Say so when the tabular files lack graphs that `scene-tabular --skip-bad` left out."""
+    try:
+        with listing.open("rb") as handle:
+            count = sum(1 for _ in handle)
+    except FileNotFoundError:
+        return
+    print(f"cxrvqa: note: {listing.parent}: the tables lack {count} unreadable scene graph(s) "
+          f"that scene-tabular --skip-bad left out (listed in {listing.name}); a question on "
+          f"one of those images stops the build", file=sys.stderr)
 
 
 def _silver_boxes(rows: pd.DataFrame, path: Path) -> pd.DataFrame:

@@ -79,6 +79,8 @@ SCENE_GRAPH_ZIP = "silver_dataset/scene_graph.zip"
 SCENE_TABULAR = "silver_dataset/scene_tabular"
 SILVER_LABELS = f"{SCENE_TABULAR}/attribute_relations_tabular.txt"
 SILVER_BOXES = f"{SCENE_TABULAR}/bbox_objects_tabular.txt"
+SKIPPED_GRAPHS = f"{SCENE_TABULAR}/skipped_scene_graphs.txt"
+"""Ours, not PhysioNet's: the graphs `scene-tabular --skip-bad` left out of the two tables."""
 GOLD_LABELS = "gold_dataset/gold_attributes_relations_500pts_500studies1st.txt"
 GOLD_BOXES = "gold_dataset/gold_bbox_coordinate_annotations_1000images.csv"
 OBJECTS_FILE = "semantics/objects_extracted_from_reports_v1.txt"
@@ -167,6 +169,10 @@ class SourceLayout:
     @property
     def silver_boxes(self) -> Path:
         return self.path(CHEST_IMAGENOME, SILVER_BOXES)
+
+    @property
+    def skipped_graphs(self) -> Path:
+        return self.path(CHEST_IMAGENOME, SKIPPED_GRAPHS)
 
     @property
     def gold_labels(self) -> Path:

@@ -55,13 +55,14 @@ from cxrvqa.build.layout import (
     SCENE_TABULAR,
     SILVER_BOXES,
     SILVER_LABELS,
+    SKIPPED_GRAPHS,
     SceneGraphSource,
     find_scene_graphs,
     is_graph_name,
 )
 from cxrvqa.build.stages import progress_bar
 from cxrvqa.build.zipsalvage import Salvaged, read_member, salvage
-from cxrvqa.errors import DataError
+from cxrvqa.errors import DataError, printable
 
 __all__ = [
     "ATTRIBUTES_FILE",
@@ -101,6 +102,7 @@ value is fractional (a dtype of None would mean float64 to ``read_csv``)."""
 
 ATTRIBUTES_FILE = PurePosixPath(SILVER_LABELS).name
 BOXES_FILE = PurePosixPath(SILVER_BOXES).name
+SKIPPED_FILE = PurePosixPath(SKIPPED_GRAPHS).name
 
 MAX_GRAPH_BYTES = 64 << 20
 """Largest scene graph read (a real one is a few hundred KB): a bigger member, say a zip bomb's,
@@ -201,9 +203,12 @@ def write_scene_tabular(
     """Write ``silver_dataset/scene_tabular/{attribute_relations,bbox_objects}_tabular.txt``.
 
     Both files are written completely to temporary files first and then renamed over the
-    targets, so a failure never leaves a partial table behind. Every column is written;
-    the column arguments only choose what the returned frames keep (``()`` for row counts
-    alone). Arguments as for ``read_scene_graphs``; returns what was read.
+    targets, so a failure never leaves a partial table behind. Graphs skipped with
+    ``skip_bad`` are listed in ``skipped_scene_graphs.txt`` beside them (committed with the
+    tables; removed by a run that skips none), so that a build from these tables says what
+    they lack. Every column is written; the column arguments only choose what the returned
+    frames keep (``()`` for row counts alone). Arguments as for ``read_scene_graphs``;
+    returns what was read.
     """
     kept = _Kept.of(attribute_columns, box_columns)
     silver = (Path(chest_imagenome_dir) / SCENE_GRAPH_ZIP).parent
@@ -213,8 +218,15 @@ def write_scene_tabular(
                         f"scene graphs (*{GRAPH_SUFFIX}), found neither")
     folder = Path(chest_imagenome_dir) / SCENE_TABULAR
     with _TabularWriter(folder, {ATTRIBUTES_FILE: ATTRIBUTE_COLUMNS,
-                                 BOXES_FILE: BOX_COLUMNS}) as writer:
-        return _read(source, kept, skip_bad, progress, workers, writer)
+                                 BOXES_FILE: BOX_COLUMNS}, SKIPPED_FILE) as writer:
+        scan = _read(source, kept, skip_bad, progress, workers, writer)
+        if scan.skipped:
+            writer.add(SKIPPED_FILE, "".join(f"{printable(member)}\t{printable(reason)}\n"
+                                             for member, reason in scan.skipped))
+    if not scan.skipped:
+        # Complete tables now: a list left from an earlier --skip-bad run would be untrue.
+        (folder / SKIPPED_FILE).unlink(missing_ok=True)
+    return scan
 
 
 @dataclass(frozen=True)
@@ -871,8 +883,8 @@ class _TabularWriter:
     finished by the next command (see ``cxrvqa.build.commit``).
     """
 
-    def __init__(self, folder: Path, tables: Mapping[str, Sequence[str]]) -> None:
-        self._staged = StagedFiles(folder, tuple(tables))
+    def __init__(self, folder: Path, tables: Mapping[str, Sequence[str]], *others: str) -> None:
+        self._staged = StagedFiles(folder, (*tables, *others))
         self._tables = tables
         self._writers: list[Any] = []
 
@@ -891,6 +903,10 @@ class _TabularWriter:
         """Append rows to each table, in table order."""
         for writer, text in zip(self._writers, texts):
             writer.write(text.encode("utf-8"))
+
+    def add(self, name: str, text: str) -> None:
+        """Stage one more file (one of ``others``), committed with the tables."""
+        self._staged.write(name, text.encode("utf-8"))
 
     def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
         self._staged.__exit__(exc_type)

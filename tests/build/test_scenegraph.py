@@ -19,7 +19,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cxrvqa.build import scenegraph
-from cxrvqa.build.layout import SceneGraphSource, find_scene_graphs
+from cxrvqa.build.index import load_silver_rows
+from cxrvqa.build.layout import SceneGraphSource, SourceLayout, find_scene_graphs
 from cxrvqa.build.scenegraph import (
     ATTRIBUTE_COLUMNS,
     ATTRIBUTE_DTYPES,
@@ -31,6 +32,7 @@ from cxrvqa.build.scenegraph import (
     write_scene_tabular,
 )
 from cxrvqa.build.zipsalvage import Salvaged, read_member
+from cxrvqa.cli import main
 from cxrvqa.errors import DataError
 
 IMAGE_A = "4f0c2a9e-7d1b33c0-9a6e5f21-0b8d4c77-e2f19a30"
@@ -672,6 +674,31 @@ def test_written_tables_read_back_equal_to_the_frames(tmp_path: Path) -> None:
     assert (folder / BOXES_FILE).read_text().splitlines()[1] == (
         f"{IMAGE_B}_right lung\t25\t11\t110\t134\t85\t123\tright lung\t['C0000003']\t"
         f"Right lung\t80.0\t150.0\t1250.0\t1830.0\t1170.0\t1680.0")
+
+
+def test_skipped_graphs_are_listed_beside_the_tables_until_a_complete_run(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_zip(silver(tmp_path) / "scene_graph.zip", {MEMBER_A: broken("box nan"), MEMBER_B: GRAPH_B})
+    folder = silver(tmp_path) / "scene_tabular"
+    listing = folder / "skipped_scene_graphs.txt"
+    layout = SourceLayout(tmp_path / "mimic-cxr-jpg", tmp_path, tmp_path / "mimiciv")
+
+    assert main(["scene-tabular", "--chest-imagenome-dir", str(tmp_path), "--skip-bad"]) == 0
+    said = capsys.readouterr().out.splitlines()
+    labels, _, _ = load_silver_rows(layout)  # a build reading the tables says what they lack
+
+    assert listing.read_text() == f"{MEMBER_A}\t{BAD_GRAPHS['box nan']}\n"
+    assert said[-1] == f"the tables lack the skipped graphs; all 1 are listed in {listing}"
+    assert capsys.readouterr().err == (
+        f"cxrvqa: note: {folder}: the tables lack 1 unreadable scene graph(s) that scene-tabular "
+        f"--skip-bad left out (listed in {listing.name}); a question on one of those images "
+        f"stops the build\n")
+    assert set(labels["image_id"]) == {IMAGE_B}
+    write_zip(silver(tmp_path) / "scene_graph.zip", {MEMBER_A: GRAPH_A, MEMBER_B: GRAPH_B})
+    write_scene_tabular(tmp_path, workers=1)
+    load_silver_rows(layout)
+    assert sorted(path.name for path in folder.iterdir()) == [ATTRIBUTES_FILE, BOXES_FILE]
+    assert capsys.readouterr().err == ""
 
 
 def test_writing_without_scene_graphs_is_an_error(tmp_path: Path) -> None:
