@@ -14,7 +14,7 @@ import functools
 import re
 import sys
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -40,7 +40,7 @@ from cxrvqa.lang.source import Source, Span
 from cxrvqa.lang.templates import expected_param_names, template_slots
 
 __all__ = ["CONTENT_TYPES", "SEMANTIC_TYPES", "Analysis", "Checker", "Environment", "analyze", "check",
-           "check_paths", "check_prelude", "environment_for", "folder_prelude",
+           "check_paths", "check_prelude", "environment_for", "facts_read", "folder_prelude",
            "prelude_environment", "program_files", "read_program_text", "unreadable_program"]
 
 _LISTED_TERMS = 5  # a kind with at most this many terms lists them when one is wrong
@@ -111,6 +111,35 @@ def analyze(program: n.Program, vocabulary: Vocabulary | None,
     checker.program(program)
     return Analysis(sorted(checker.diagnostics, key=lambda d: d.sort_key),
                     {**env.kinds, **checker.kinds}, env)
+
+
+def facts_read(program: n.Program) -> frozenset[str]:
+    """Names of the image facts (findings, viewpos, gender) a program reads.
+
+    A definition counts only where the program uses it, directly or through another one: a
+    prelude's definition reading the view position must not make every program of its folder
+    skip images without one (generate) or answer NULL for them (func_vqa). A name defined
+    more than once (a program's own definition beside a prelude's) follows every candidate.
+    """
+    definitions: dict[str, list[n.Definition]] = {}
+    for definition in (*(d for prelude in program.preludes for d in prelude.constants),
+                       *program.definitions):
+        definitions.setdefault(definition.name, []).append(definition)
+    found: set[str] = set()
+    followed: set[str] = set()
+    pending: list[object] = [program.body, *(let.value for let in program.lets)]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, n.Fact):
+            found.add(node.name)
+        elif isinstance(node, (n.Name, n.Apply)) and node.name not in followed:
+            followed.add(node.name)
+            pending.extend(d.value for d in definitions.get(node.name, ()))
+        if isinstance(node, n.Node):
+            for item in fields(node):
+                value = getattr(node, item.name)
+                pending.extend(value if isinstance(value, tuple) else (value,))
+    return frozenset(found)
 
 
 def check_prelude(prelude: n.Prelude, vocabulary: Vocabulary | None = None,

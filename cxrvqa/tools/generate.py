@@ -31,7 +31,7 @@ import random
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence, Set
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
@@ -44,6 +44,7 @@ from cxrvqa.errors import DataError, EvaluationError
 from cxrvqa.facts import Finding, ImageFacts
 from cxrvqa.lang import nodes as n
 from cxrvqa.lang.answers import render
+from cxrvqa.lang.check import facts_read
 from cxrvqa.lang.compiler import compile_program
 from cxrvqa.lang.templates import fill, param_kind, slot_order
 from cxrvqa.programs import bundled_programs
@@ -63,7 +64,7 @@ if TYPE_CHECKING:
     from cxrvqa.build.ontology import Ontology
 
 __all__ = ["MAX_LIST_SHARE", "BalanceRow", "GenerateOptions",
-           "Generated", "Pairs", "Template", "complete_records", "facts_read", "generate", "generate_split",
+           "Generated", "Pairs", "Template", "complete_records", "generate", "generate_split",
            "load_templates",
            "question_bytes", "run_generate", "split_pools"]
 
@@ -437,19 +438,6 @@ def _arguments(values: Mapping[str, str]) -> dict[str, dict[str, str]]:
         kind, number = _slot_order(name)
         arguments[kind][str(number)] = values[name]
     return arguments
-
-
-def facts_read(node: object) -> set[str]:
-    """Names of the image facts (findings, viewpos, gender) a program reads."""
-    if isinstance(node, n.Fact):
-        return {node.name}
-    found: set[str] = set()
-    if isinstance(node, n.Node):
-        for item in fields(node):
-            value = getattr(node, item.name)
-            for child in value if isinstance(value, tuple) else (value,):
-                found |= facts_read(child)
-    return found
 
 
 class _Drawer:

@@ -51,11 +51,9 @@ from typing import TYPE_CHECKING
 
 from cxrvqa.errors import CxrvqaError, EvaluationError
 from cxrvqa.facts import ImageFacts
+from cxrvqa.lang.check import facts_read
 from cxrvqa.lang.nodes import Program
 from cxrvqa.programs import answer, bundled_programs
-from cxrvqa.tools.generate import (
-    facts_read,  # the one home of "which facts a program reads"
-)
 from cxrvqa.tools.numbers import plain_int
 from cxrvqa.tools.recognise import Recogniser, Recognition
 

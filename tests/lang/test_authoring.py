@@ -22,6 +22,7 @@ from cxrvqa.build.index import SceneIndex, load_index
 from cxrvqa.build.layout import SourceLayout
 from cxrvqa.cli import main
 from cxrvqa.errors import DataError, EvaluationError
+from cxrvqa.lang.check import facts_read
 from cxrvqa.programs import bundled_programs, program_set
 from cxrvqa.synth import SynthConfig, write_sources
 from cxrvqa.tools.sqlite import register
@@ -270,3 +271,23 @@ def test_generate_works_for_any_param_kinds(root: Path, index: SceneIndex, tmp_p
         assert arguments["viewpos"]["0"] in ("AP", "PA") and arguments["gender"]["0"] in "MF"
         assert arguments["object"]["0"] != arguments["object"]["1"]  # numbered params distinct
         assert cxrvqa.answer(programs, record, index.gold[record["image_id"]]) == record["answer"]
+
+
+def test_facts_read_follows_only_the_definitions_a_program_uses(tmp_path: Path) -> None:
+    # A prelude definition reading the view position used to count for every program of the
+    # folder: generate then skipped images without one, func_vqa answered NULL for them.
+    shutil.copy(AUTHORING / "_prelude.cxr", tmp_path / "_prelude.cxr")
+    with (tmp_path / "_prelude.cxr").open("a", encoding="utf-8") as prelude:
+        prelude.write('def seen_as(v: viewpos) = viewpos = v\n'
+                      'def female_seen_as(v: viewpos) = gender = gender "F" and seen_as(v)\n')
+    shutil.copy(AUTHORING / "free_of_abnormality.cxr", tmp_path)
+    for name, body in {"seen": "seen_as($viewpos)", "both": "female_seen_as($viewpos)"}.items():
+        (tmp_path / f"{name}.cxr").write_text(
+            f'program {name}\ntemplate "Is this an ${{viewpos}} view?"\nparam viewpos: viewpos\n'
+            f'returns bool\n\n{body}\n', encoding="utf-8")
+    programs = cxrvqa.load_programs(tmp_path)
+
+    assert facts_read(programs["free_of_abnormality"]) == {"findings"}
+    assert facts_read(programs["seen"]) == {"viewpos"}
+    assert facts_read(programs["both"]) == {"gender", "viewpos"}
+    assert facts_read(bundled_programs()["program_44"]) == {"gender"}
