@@ -204,6 +204,18 @@ def _count_rows(out: Path, fmt: str, splits: list[str]) -> dict[str, int]:
     return {split: loaded[split].num_rows for split in splits}
 
 
+def _target(out: Path) -> Path:
+    """The folder the export replaces: a link's target (output folders on a larger disk
+    are often links), never the link itself."""
+    if not out.is_symlink():
+        return out
+    try:
+        return out.resolve(strict=True)
+    except (OSError, RuntimeError):  # RuntimeError: a loop, up to Python 3.12
+        raise ExportError(f"{out}: is a link to nowhere (dangling, or a loop); choose a new "
+                          f"output folder") from None
+
+
 def _stage(out: Path) -> Path:
     """A temporary sibling of ``out``, renamed onto it once complete (all or nothing).
 
@@ -258,13 +270,14 @@ def export_dataset(dataset_dir: Path, out: Path, fmt: str) -> ExportReport:
     if not present:
         names = ", ".join(f"{split}.json" for split in SPLITS)
         raise DataError(f"{dataset_dir}: no built split files ({names}); run cxrvqa build first")
-    staging = _stage(out)
+    target = _target(out)
+    staging = _stage(target)
     try:
         ans2idx = read_ans2idx(dataset_dir / "ans2idx.json")
         tables = {split: _split_table(dataset_dir / f"{split}.json", ans2idx) for split in present}
         (_write_parquet if fmt == "parquet" else _write_hf)(tables, staging)
         shutil.copyfile(dataset_dir / "ans2idx.json", staging / "ans2idx.json")
-        _publish(staging, out)
+        _publish(staging, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return ExportReport(out, fmt, {split: table.num_rows for split, table in tables.items()},

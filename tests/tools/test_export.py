@@ -187,6 +187,32 @@ def test_non_empty_output_folder_is_refused(tmp_path: Path) -> None:
     assert [path.name for path in (tmp_path / "out").iterdir()] == ["keep.txt"]
 
 
+def test_a_linked_output_folder_receives_the_export_and_stays_a_link(tmp_path: Path) -> None:
+    # The link itself used to be the rename target: "linkd: Not a directory".
+    pytest.importorskip("pyarrow")
+    dataset = _build(tmp_path / "dataset", splits=("test",))
+    (tmp_path / "disk").mkdir()
+    (tmp_path / "out").symlink_to(tmp_path / "disk")
+    report = export_dataset(dataset, tmp_path / "out", "parquet")
+    assert report.ok and (tmp_path / "out").is_symlink()
+    assert sorted(path.name for path in (tmp_path / "disk").iterdir()) == ["ans2idx.json",
+                                                                           "test.parquet"]
+
+
+@pytest.mark.parametrize("target", ["nowhere", "out"])
+def test_a_dangling_or_looping_link_as_output_is_refused_by_name(tmp_path: Path, target: str
+                                                                 ) -> None:
+    # It used to fail naming the temporary folder: ".cxrvqa-...out.tmp: Not a directory".
+    pytest.importorskip("pyarrow")
+    dataset = _build(tmp_path / "dataset", splits=("test",))
+    (tmp_path / "out").symlink_to(tmp_path / target)
+    with pytest.raises(ExportError) as caught:
+        export_dataset(dataset, tmp_path / "out", "parquet")
+    assert str(caught.value) == (f"{tmp_path / 'out'}: is a link to nowhere (dangling, or a "
+                                 f"loop); choose a new output folder")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["dataset", "out"]
+
+
 def test_missing_build_is_a_data_error(tmp_path: Path) -> None:
     pytest.importorskip("pyarrow")
     with pytest.raises(DataError, match="no built split files"):
