@@ -131,7 +131,7 @@ def _read_checksums(path: Path) -> list[tuple[str, str]]:
     """(lowercase digest, listed path) for each non-blank line of a SHA256SUMS file."""
     refuse_device(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # an editor's BOM is not part of line 1
     except FileNotFoundError:
         raise not_found(path, "a '<sha256> <relative path>' list (give one with --checksums "
                               "FILE)") from None

@@ -86,8 +86,8 @@ def test_sha256sum_formats_and_release_paths_are_accepted(built: Path, tmp_path:
     train, valid = _digest(built / "train.json"), _digest(built / "valid.json")
     listing = tmp_path / "release" / "SHA256SUMS.txt"
     listing.parent.mkdir()
-    listing.write_bytes(
-        f"{train.upper()}  dataset/train.json\r\n\n{valid} *./valid.json\n".encode()
+    listing.write_bytes(  # with a byte-order mark, as some Windows editors save UTF-8
+        f"\ufeff{train.upper()}  dataset/train.json\r\n\n{valid} *./valid.json\n".encode()
         + f"{'0' * 64} README.md\n{'1' * 64} dataset/_train_part1.json\n".encode())
     report = verify_checksums(built, listing)
     assert report.ok
