@@ -372,6 +372,8 @@ def _read_gold(path: Path) -> list[dict[str, Any]]:
     from cxrvqa.tools.verify import read_records
 
     records = read_records(path)
+    if not records:  # every score would be 0 of 0 questions, printed as 0.0000
+        raise DataError(f"{path}: no records; expected a built split to score against")
     seen: set[_Key] = set()
     for number, record in enumerate(records):
         answer, idx = record.get("answer"), record.get("idx")

@@ -178,6 +178,10 @@ def test_bad_gold_file_raises_one_line(files: dict[str, Path]) -> None:
     boolean = write(files["dir"] / "bool.json", [{**GOLD[1], "idx": True}])
     with pytest.raises(DataError, match=r"bool\.json: record 0: expected split, idx"):
         evaluate(boolean, boolean)
+    # Before: an empty gold file printed "exact-set accuracy 0.0000 (0/0)" and exit 0.
+    empty = write(files["dir"] / "empty.json", [])
+    with pytest.raises(DataError, match=r"empty\.json: no records; expected a built split"):
+        evaluate(empty, empty)
 
 
 def test_ans2idx_must_be_what_a_build_writes(files: dict[str, Path]) -> None:
