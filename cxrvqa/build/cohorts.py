@@ -72,7 +72,8 @@ def _box_outliers(candidates: set[str], boxes: pd.DataFrame) -> set[str]:
     candidate = boxes["image_id"].isin(list(candidates)).to_numpy()
     widths = boxes["width"]
     outliers: set[str] = set()
-    for _name, rows in boxes.groupby("bbox_name", sort=False).indices.items():
+    # observed=True: the names are categoricals (pandas 2 defaults to every category).
+    for _name, rows in boxes.groupby("bbox_name", sort=False, observed=True).indices.items():
         named = widths.iloc[rows]
         mean, sd = named.mean(), named.std()
         outside = candidate[rows] & ((named < mean - 3 * sd) | (named > mean + 3 * sd)).to_numpy()
@@ -81,7 +82,7 @@ def _box_outliers(candidates: set[str], boxes: pd.DataFrame) -> set[str]:
 
 
 def _silver(images: pd.DataFrame, boxes: pd.DataFrame, gold_patients: set[int]) -> frozenset[str]:
-    box_counts = boxes.groupby("image_id")["bbox_name"].nunique()
+    box_counts = boxes.groupby("image_id", observed=True)["bbox_name"].nunique()
     incomplete = set(box_counts.index[box_counts != 36])
     images = images[~images["dicom_id"].isin(incomplete)]
     images = images[~images["dicom_id"].isin(_box_outliers(set(images["dicom_id"]), boxes))]

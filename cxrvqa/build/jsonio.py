@@ -21,7 +21,7 @@ __all__ = ["MAX_DEPTH", "MAX_INT_DIGITS", "JSONLimitError", "decode_json", "paus
 MAX_DEPTH = 200
 """Nesting always accepted; cxrvqa's inputs nest at most 5 levels. Deeper input is refused where
 Python's parser stops (it recurses per level): near the recursion limit (1,000 by default) on
-3.10/3.11, at the C recursion limit on 3.12+; either way one JSONLimitError naming the first
+3.11, at the C recursion limit on 3.12+; either way one JSONLimitError naming the first
 level past 200 (see ``_nesting_limit``)."""
 MAX_INT_DIGITS = 30
 """Longest integer accepted: ids and coordinates are far shorter, and longer ones overflow
@@ -68,7 +68,7 @@ def _long_int_at(data: bytes | str) -> int:
     return match.start() if match else 0
 
 
-# Python 3.10/3.11's JSON parser counts its levels against the interpreter's recursion limit,
+# Python 3.11's JSON parser counts its levels against the interpreter's recursion limit,
 # which is one per interpreter. The default refuses deep input cleanly; a host that raised it far
 # above that would let hostile nesting overflow the C stack, so only then is it lowered for the
 # call (3.12+ count the levels against their own C limit). Lowering it for every call would make

@@ -29,7 +29,7 @@ def raised_limit():
 
 
 def test_concurrent_decodes_under_a_raised_limit_restore_it(raised_limit) -> None:
-    # A host that raised the limit has it lowered for each decode on 3.10/3.11 (see the last
+    # A host that raised the limit has it lowered for each decode on 3.11 (see the last
     # test); threads that interleaved those steps used to leave a lowered limit behind for good.
     limit, interval = sys.getrecursionlimit(), sys.getswitchinterval()
     text = json.dumps([[number, {"ids": [number, number + 1]}] for number in range(3000)])

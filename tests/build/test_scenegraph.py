@@ -119,12 +119,14 @@ BOXES_B = [
     (f"{IMAGE_B}_right lung", 25, 11, 110, 134, 85, 123, "right lung", "['C0000003']",
      "Right lung", 80.0, 150.0, 1250.0, 1830.0, 1170.0, 1680.0),
 ]
+TEXT_DTYPE = str(pd.Series(["a"]).astype("str").dtype)  # "str" from pandas 3 on, "object" before
 EXPECTED_ATTRIBUTE_DTYPES = {
-    "study_id": "int64", "image_id": "str", "row_id": "str", "sent_loc": "int64", "bbox": "str",
-    "categoryID": "str", "label_name": "str", "relation": "int64", "context": "str"}
+    "study_id": "int64", "sent_loc": "int64", "relation": "int64",
+    **dict.fromkeys(("image_id", "row_id", "bbox", "categoryID", "label_name", "context"),
+                    TEXT_DTYPE)}
 EXPECTED_BOX_DTYPES = {
-    "object_id": "str", **dict.fromkeys(("x1", "y1", "x2", "y2", "width", "height"), "int64"),
-    "bbox_name": "str", "synsets": "str", "name": "str",
+    "object_id": TEXT_DTYPE, **dict.fromkeys(("x1", "y1", "x2", "y2", "width", "height"), "int64"),
+    "bbox_name": TEXT_DTYPE, "synsets": TEXT_DTYPE, "name": TEXT_DTYPE,
     **dict.fromkeys(("original_x1", "original_y1", "original_x2", "original_y2",
                      "original_width", "original_height"), "float64")}
 
@@ -757,9 +759,11 @@ def test_failed_write_leaves_no_partial_file(tmp_path: Path, previous: str | Non
     assert all((folder / name).read_text() == previous for name in expected)
 
 
-# Every character but a carriage return: Python's csv writer leaves a lone "\r" unquoted and
-# pandas then reads it as a line end. No Chest ImaGenome name, label or id contains one.
-TEXT = st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\r"), max_size=6)
+# Every character but a carriage return and NUL: Python's csv writer leaves a lone "\r"
+# unquoted and pandas then reads it as a line end; pandas 2.0's reader (which this test reads
+# back with) cuts a text at NUL. No Chest ImaGenome name, label or id contains either.
+TEXT = st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\r\x00"),
+               max_size=6)
 NUMBER = st.integers(-5000, 5000) | st.floats(-5000, 5000, allow_nan=False).map(
     lambda value: round(value, 2))
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import doctest
 import importlib
 import os
-import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -34,11 +34,9 @@ def test_all_is_curated_and_sorted() -> None:
 
 
 def test_version_matches_pyproject() -> None:
-    # A regex rather than tomllib, which Python 3.10 lacks.
-    pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
-    version = re.search(r'^version = "([^"]+)"', pyproject, re.MULTILINE)
-    assert version is not None
-    assert cxrvqa.__version__ == version.group(1) == "0.1.0"
+    with (ROOT / "pyproject.toml").open("rb") as handle:
+        version = tomllib.load(handle)["project"]["version"]
+    assert cxrvqa.__version__ == version == "0.1.0"
 
 
 def test_error_classes_form_one_tree() -> None:

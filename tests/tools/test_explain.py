@@ -118,7 +118,7 @@ def test_bad_bindings() -> None:
 
 
 def test_every_built_record_is_explained_with_its_answer_and_rows(demo: SimpleNamespace) -> None:
-    rows = {image: frame.to_dict("records") for image, frame in demo.gold_rows.groupby("image_id")}
+    rows = {image: frame.to_dict("records") for image, frame in demo.gold_rows.groupby("image_id", observed=True)}
     for record in json.loads((demo.dataset / "test.json").read_text()):
         result = explain_record(demo.index, record, rows=rows[record["image_id"]], labels="gold")
         assert result.answer == record["answer"] == result.expected
