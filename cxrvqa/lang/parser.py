@@ -273,7 +273,7 @@ class _Builder(Transformer[Token, object]):
         return _Returns(kind)
 
     def let(self, meta: Meta, name: Token, value: n.Expr) -> n.Let:
-        return n.Let(str(name), value, span=self._span(meta))
+        return n.Let(self._own_name(name, "a let"), value, span=self._span(meta))
 
     def prelude(self, meta: Meta, *constants: n.Definition) -> n.Prelude:
         return n.Prelude(constants, span=self._span(meta), source=self._source)
@@ -283,13 +283,30 @@ class _Builder(Transformer[Token, object]):
 
     def define(self, meta: Meta, opening: Token, params: tuple[n.DefParam, ...] | None,
              value: n.Expr) -> n.Def:
-        return n.Def(opening[:-1], params or (), value, span=self._span(meta))
+        return n.Def(self._own_name(opening, "a definition"), params or (), value,
+                     span=self._span(meta))
 
     def def_params(self, meta: Meta, *params: n.DefParam) -> tuple[n.DefParam, ...]:
         return params
 
     def def_param(self, meta: Meta, name: Token, kind: n.ParamKind) -> n.DefParam:
-        return n.DefParam(str(name), kind, span=self._span(meta))
+        return n.DefParam(self._own_name(name, "a definition's parameter"), kind,
+                          span=self._span(meta))
+
+    def _own_name(self, token: Token, what: str) -> str:
+        """The name an author gives (a let, a def or a def param); a keyword is refused.
+
+        Where a name is declared the lexer takes a keyword as a name, but where it is used
+        it stays the keyword: 'def is_g(gender: gender) = gender = $g' would read the
+        image's gender, silently.
+        """
+        name = str(token).removesuffix("(")
+        if name in _keywords():
+            raise ProgramSyntaxError([Diagnostic(
+                "E101", f"'{name}' is a keyword and cannot name {what}",
+                self._source.point(token.start_pos or 0), self._source,
+                f"choose another name, e.g. '{name[0]}' or 'my_{name}'")])
+        return name
 
     # keyword rules: their only child is the keyword token
 

@@ -18,7 +18,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _program_with_lets(count: int) -> str:
-    body = "\n".join(f"let x{i} = nosuchname{i}" for i in range(count))
+    # "v", not "x": x1 and x2 are keywords (box functions), which cannot name a let.
+    body = "\n".join(f"let v{i} = nosuchname{i}" for i in range(count))
     return (REPO / "programs" / "program_1.cxr").read_text().replace("exists(", body + "\nexists(")
 
 
