@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from cxrvqa import ProgramSyntaxError, parse
+from cxrvqa import ProgramSyntaxError, check, parse
+from cxrvqa.lang.check import check_prelude
+from cxrvqa.lang.parser import parse_prelude
 
 HEADER = 'program p\ntemplate "Is the patient ${gender}?"\nparam gender: gender\nreturns bool\n\n'
 
@@ -26,3 +28,33 @@ def test_a_keyword_cannot_name_a_let_a_def_or_its_param(body: str, what: str, co
     assert diagnostic.span is not None
     assert (diagnostic.span.line, diagnostic.span.column) == (6, column)
     assert diagnostic.render().splitlines()[2].strip() == "^"
+
+
+OBJECT_HEADER = 'program p\ntemplate "Is the ${object} odd?"\nparam object: object\nreturns bool\n\n'
+
+
+@pytest.mark.parametrize(("body", "code", "message"), [
+    ("def f(o: object) = f(o)\nf($object)", "E106",
+     "'f' is used in its own definition: definitions cannot be recursive"),
+    ("def f(o: object) = g(o)\ndef g(o: object) = f(o)\nf($object)", "E106",
+     "'g' is defined further down, at line 7: a name can be used only below its definition"),
+    ("const A = B\nconst B = findings[object = object \"left lung\"]\nexists(A) and $object in objects(B)",
+     "E201", "'B' is defined further down, at line 7: a name can be used only below its definition"),
+    ("let a = b\nlet b = findings[object = $object]\nexists(a) and exists(b)", "E201",
+     "'b' is defined further down, at line 7: a name can be used only below its definition"),
+    # README: a program's param or let inside a definition is E206.
+    ("def f(o: object) = exists(here[object = o])\nlet here = findings\nf($object) and exists(here)",
+     "E206", "a definition cannot use the program's let 'here'"),
+])
+def test_out_of_order_and_recursive_names_say_so(body: str, code: str, message: str) -> None:
+    (diagnostic,) = check(parse(OBJECT_HEADER + body, "p.cxr"))
+    assert (diagnostic.code, diagnostic.message) == (code, message)
+    assert diagnostic.span is not None and diagnostic.span.line == 6
+
+
+def test_a_prelude_definition_cannot_use_a_later_one() -> None:
+    prelude = parse_prelude("def f(o: object) = g(o)\ndef g(o: object) = exists(findings[object = o])\n",
+                            "_prelude.cxr")
+    (diagnostic,) = check_prelude(prelude)
+    assert diagnostic.message == ("'g' is defined further down, at line 2: a name can be used "
+                                  "only below its definition")
