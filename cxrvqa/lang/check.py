@@ -297,14 +297,25 @@ def read_program_text(path: Path) -> str:
             raise DataError(f"{path}: {what}; expected a .cxr program file")
         if path.stat().st_size > MAX_PROGRAM_BYTES:
             raise DataError(f"{path}: larger than {MAX_PROGRAM_BYTES} bytes; not a program file")
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
+        data = path.read_bytes()
+    except OSError as err:
         raise DataError(f"{path}: cannot read this file as UTF-8 text ({err})") from None
+    try:
+        # An editor's byte order mark is not part of the program ('utf-8-sig' drops it).
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        column = len(data[data.rfind(b"\n", 0, err.start) + 1:err.start].decode("utf-8-sig")) + 1
+        raise DataError(f"{path}:{line}:{column}: cannot read this file as UTF-8 text (byte "
+                        f"0x{data[err.start]:02x} is not UTF-8; save it as UTF-8)") from None
+    # As text mode would read it: '\r\n' and a lone '\r' end a line like '\n'.
+    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def unreadable_program(err: DataError, path: Path) -> str:
     """``read_program_text``'s error as a ``check``/``fmt`` report line: "<path>: error: ..."."""
-    return f"{path}: error: {str(err).removeprefix(f'{path}: ')}"
+    place, _, what = str(err).removeprefix(str(path)).partition(": ")  # place: '' or ':line:col'
+    return f"{path}{place}: error: {what}"
 
 
 def _check_file(path: Path, vocabulary: Vocabulary) -> tuple[Path, list[str], int]:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from cxrvqa import ProgramSyntaxError, check, parse
+from cxrvqa import ProgramSyntaxError, check, load_program, parse
+from cxrvqa.cli import main
+from cxrvqa.errors import DataError
 from cxrvqa.lang.check import check_prelude
 from cxrvqa.lang.parser import parse_prelude
 
+REPO = Path(__file__).resolve().parents[2]
 HEADER = 'program p\ntemplate "Is the patient ${gender}?"\nparam gender: gender\nreturns bool\n\n'
 
 
@@ -58,3 +63,31 @@ def test_a_prelude_definition_cannot_use_a_later_one() -> None:
     (diagnostic,) = check_prelude(prelude)
     assert diagnostic.message == ("'g' is defined further down, at line 2: a name can be used "
                                   "only below its definition")
+
+
+PROGRAM_1 = (REPO / "programs" / "program_1.cxr").read_text(encoding="utf-8")
+
+
+def test_an_editors_byte_order_mark_and_line_ends_are_accepted(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Before: "program_1.cxr:1:1: error: unexpected character '\ufeff'" from check, fmt and build.
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "program_1.cxr").write_bytes(b"\xef\xbb\xbf" + PROGRAM_1.replace("\n", "\r\n").encode())
+    assert main(["check", str(folder)]) == 0
+    assert main(["fmt", "--check", str(folder)]) == 0  # formatted: the mark is not the program's
+    assert "would reformat 0 of 1" in capsys.readouterr().out
+    assert load_program(folder / "program_1.cxr") == load_program(REPO / "programs" / "program_1.cxr")
+
+
+def test_a_file_that_is_not_utf8_names_line_and_column(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "program_1.cxr"
+    text = PROGRAM_1.partition("\n")[2]  # without its first line's '§'
+    path.write_bytes(text.replace('"Are', '"\xc4re').encode("latin-1"))  # 'Äre' in Latin-1
+    line = text[:text.index('"Are')].count("\n") + 1
+    assert main(["check", str(path)]) == 1
+    assert capsys.readouterr().out.startswith(
+        f"{path}:{line}:11: error: cannot read this file as UTF-8 text (byte 0xc4 is not UTF-8")
+    with pytest.raises(DataError, match=rf"program_1\.cxr:{line}:11: cannot read"):
+        load_program(path)
