@@ -10,6 +10,7 @@ from cxrvqa import ProgramSyntaxError, check, load_program, parse
 from cxrvqa.cli import main
 from cxrvqa.errors import DataError
 from cxrvqa.lang.check import check_prelude
+from cxrvqa.lang.fmt import format_source
 from cxrvqa.lang.parser import parse_prelude
 
 REPO = Path(__file__).resolve().parents[2]
@@ -91,3 +92,11 @@ def test_a_file_that_is_not_utf8_names_line_and_column(
         f"{path}:{line}:11: error: cannot read this file as UTF-8 text (byte 0xc4 is not UTF-8")
     with pytest.raises(DataError, match=rf"program_1\.cxr:{line}:11: cannot read"):
         load_program(path)
+
+
+def test_fmt_keeps_a_blank_line_between_comments_after_the_last_item() -> None:
+    # README: single blank lines between comment lines are kept; after the body they were not.
+    text = (PROGRAM_1.rstrip("\n") + "\n\n// notes\n\n// more notes\n")
+    formatted = format_source(text, "program_1.cxr")
+    assert formatted.endswith("\n// notes\n\n// more notes\n")
+    assert format_source(formatted, "program_1.cxr") == formatted
