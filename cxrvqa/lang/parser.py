@@ -181,9 +181,12 @@ def _diagnose(err: UnexpectedInput, source: Source) -> Diagnostic:
                           "kinds: " + ", ".join(_KINDS))
     before = _TRAILING_NAME.search(source.text, 0, token.start_pos)
     if token.type == "LPAR" and before and before.group(1) not in _keywords():
-        return Diagnostic("E106", f"unknown function '{before.group(1)}'",
-                          source.point(before.start(1)), source,
-                          "functions: " + ", ".join(sorted(n.FUNCTIONS)))
+        name = before.group(1)
+        hint = "functions: " + ", ".join(sorted(n.FUNCTIONS))
+        if before.end(1) < token.start_pos:  # 'f (x)': only 'f(' (one token) calls a definition
+            hint += f"; a definition is called with no blank before '(': '{name}(...)'"
+        return Diagnostic("E106", f"unknown function '{name}'", source.point(before.start(1)),
+                          source, hint)
     return Diagnostic("E101", f"unexpected {token.value!r}", span, source, hint)
 
 

@@ -100,3 +100,17 @@ def test_fmt_keeps_a_blank_line_between_comments_after_the_last_item() -> None:
     formatted = format_source(text, "program_1.cxr")
     assert formatted.endswith("\n// notes\n\n// more notes\n")
     assert format_source(formatted, "program_1.cxr") == formatted
+
+
+def test_a_definition_called_with_a_blank_before_the_parenthesis_says_how_to_call_it() -> None:
+    text = OBJECT_HEADER + "def f(o: object) = exists(findings[object = o])\nf ($object)"
+    with pytest.raises(ProgramSyntaxError) as caught:
+        parse(text, "p.cxr")
+    (diagnostic,) = caught.value.diagnostics
+    assert diagnostic.code == "E106" and diagnostic.span is not None
+    assert (diagnostic.span.line, diagnostic.span.column) == (7, 1)
+    assert diagnostic.hint is not None
+    assert diagnostic.hint.endswith("a definition is called with no blank before '(': 'f(...)'")
+    with pytest.raises(ProgramSyntaxError) as caught:  # no blank: the hint lists functions only
+        parse(OBJECT_HEADER + "exist(findings)", "p.cxr")
+    assert "blank" not in (caught.value.diagnostics[0].hint or "")
