@@ -26,6 +26,7 @@ Python API::
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -40,7 +41,7 @@ from cxrvqa.lang import nodes as n
 from cxrvqa.lang.answers import render
 from cxrvqa.lang.check import analyze
 from cxrvqa.lang.compiler import Value, compile_program
-from cxrvqa.programs import argument_plan, bundled_programs, evaluate
+from cxrvqa.programs import argument_plan, bound_arguments, bundled_programs, evaluate
 from cxrvqa.tools.numbers import plain_int
 from cxrvqa.vocab import SPLITS
 
@@ -409,9 +410,11 @@ def explain_from_sources(layout: SourceLayout, *, image_id: str | None = None,
     ``programs`` is the program set (default: the bundled 48; ``--programs DIR`` adds a folder's).
 
     Raises:
-        UsageError: neither mode, or a record with an image, program or bindings of its own.
+        UsageError: neither mode, a record with an image, program or bindings of its own, an
+            unknown program or wrong bindings.
         DataError: unknown image or record, unreadable files.
-        EvaluationError: unknown program or wrong bindings.
+        EvaluationError: the record names an unknown program or holds wrong arguments, or the
+            facts cannot answer.
     """
     from cxrvqa.build.index import load_index
 
@@ -428,9 +431,18 @@ def explain_from_sources(layout: SourceLayout, *, image_id: str | None = None,
                               programs=programs)
     if image_id is None or program is None:
         raise UsageError("explain needs --image-id with --program, or --record")
-    chosen = (programs if programs is not None else bundled_programs()).get(program)
+    known = programs if programs is not None else bundled_programs()
+    chosen = known.get(program)
+    # --program and --args come from the command line: wrong ones are usage errors (exit 2),
+    # found before the sources are read.
     if chosen is None:
-        raise EvaluationError(f"unknown template program {program!r}")
+        close = difflib.get_close_matches(program, sorted(known), n=1)
+        raise UsageError(f"--program {program!r}: no such template program"
+                         + (f"; did you mean {close[0]!r}?" if close else ""))
+    try:
+        bound_arguments(chosen, bindings or {})
+    except EvaluationError as err:
+        raise UsageError(f"--args: {err}") from None
     index = load_index(layout, keep_rows_of=frozenset({image_id}))
     cohort = labels or ("gold" if image_id in index.gold else "silver")
     return explain_image(index, image_id, chosen, bindings or {}, labels=cohort,

@@ -15,6 +15,7 @@ from helpers import built_demo
 from cxrvqa.build.labels import image_labels
 from cxrvqa.build.loaders import read_gold_labels
 from cxrvqa.build.ontology import build_ontology
+from cxrvqa.cli import main
 from cxrvqa.errors import DataError, EvaluationError, UsageError
 from cxrvqa.facts import ImageFacts
 from cxrvqa import load_programs, parse
@@ -201,3 +202,22 @@ def test_a_category_answer_is_supported_by_its_findings() -> None:
     assert result.answer == ["disease", "technicalassessment"]
     assert [s.finding for s in result.support["disease"]] == [("left lung", "pneumonia", "disease")]
     assert "no finding involved" not in result.render()
+
+
+def test_a_wrong_program_or_args_on_the_command_line_is_a_usage_error(
+        demo: SimpleNamespace, capsys: pytest.CaptureFixture[str]) -> None:
+    # Before: exit 3 (a data error) after reading the sources, and no did-you-mean for a program.
+    image = next(iter(demo.index.gold))
+    base = ["explain", "--physionet-root", str(demo.root), "--image-id", image]
+    for extra, message in (
+            (["--program", "program_222", "--args", "attribute=pneumonia"],
+             "--program 'program_222': no such template program; did you mean 'program_22'?"),
+            (["--program", "program_22", "--args", "attribute=pneumonya"],
+             "--args: program_22: param 'attribute' 'pneumonya' is not a known attribute; "
+             "did you mean 'pneumonia'?"),
+            (["--program", "program_22"], "--args: program_22: param 'attribute' needs a name"),
+            (["--program", "program_22", "--args", "object=left lung"],
+             "--args: program_22: no param named 'object'")):
+        assert main([*base, *extra]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"cxrvqa: error: {message}") and err.count("\n") == 1
