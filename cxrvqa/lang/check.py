@@ -508,7 +508,11 @@ class Checker:
         named = set(slots)
         for name in self.params:
             if name not in named:
-                self.report("E402", f"template does not mention param '{name}'", template.span)
+                # '$object' or an unclosed '${object': meant as the slot, written otherwise.
+                near = re.search(r"\$\{?" + re.escape(name) + r"\b(?!\})", template.text)
+                self.report("E402", f"template does not mention param '{name}'",
+                            self.find(near.group(), template.span) if near else template.span,
+                            f"write the slot as '${{{name}}}'" if near else None)
 
     def slot_span(self, template: n.Template, slot: str) -> Span | None:
         """The slot's position in the file (the template's when escapes make it unclear)."""

@@ -112,3 +112,13 @@ def test_a_definition_called_with_a_blank_before_the_parenthesis_says_how_to_cal
     assert diagnostic.hint is not None
     assert diagnostic.hint.endswith("a definition is called with no blank before '(': 'f(...)'")
     # Without a blank the hint stays as it was: tests/golden/errors/e106_unknown_function.err.
+
+
+@pytest.mark.parametrize("template", ["Is the $object ok?", "Is the ${object ok?"])
+def test_a_slot_written_without_braces_is_pointed_at(template: str) -> None:
+    text = f'program p\ntemplate "{template}"\nparam object: object\nreturns bool\n\n' \
+           'exists(findings[object = $object])'
+    (diagnostic,) = check(parse(text, "p.cxr"))
+    assert (diagnostic.code, diagnostic.hint) == ("E402", "write the slot as '${object}'")
+    assert diagnostic.span is not None
+    assert (diagnostic.span.line, diagnostic.span.column) == (2, 18)  # at the '$'
