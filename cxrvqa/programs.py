@@ -140,6 +140,12 @@ def program_set(folders: Iterable[str | os.PathLike[str]] = (),
         loaded = load_programs(folder)
         if not loaded:
             raise DataError(f"{folder}: no .cxr program files in this folder")
+        # A folder is one set with one prelude; 'check' reads subfolders too, so say why
+        # their programs are missing here instead of leaving them out silently.
+        for sub in sorted({p.parent for p in Path(folder).glob("*/**/*.cxr")
+                           if not p.name.startswith("_")}):
+            print(f"note: {sub}: programs in a subfolder are not loaded; add --programs {sub}",
+                  file=out or sys.stderr)
         for name, program in loaded.items():
             if name in programs:
                 where = program.source.name if program.source else name

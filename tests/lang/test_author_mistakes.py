@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from cxrvqa.errors import DataError
 from cxrvqa.lang.check import check_prelude
 from cxrvqa.lang.fmt import format_source
 from cxrvqa.lang.parser import parse_prelude
+from cxrvqa.programs import program_set
 
 REPO = Path(__file__).resolve().parents[2]
 HEADER = 'program p\ntemplate "Is the patient ${gender}?"\nparam gender: gender\nreturns bool\n\n'
@@ -122,3 +124,19 @@ def test_a_slot_written_without_braces_is_pointed_at(template: str) -> None:
     assert (diagnostic.code, diagnostic.hint) == ("E402", "write the slot as '${object}'")
     assert diagnostic.span is not None
     assert (diagnostic.span.line, diagnostic.span.column) == (2, 18)  # at the '$'
+
+
+def test_programs_in_a_subfolder_of_a_programs_folder_are_said_to_be_left_out(
+        tmp_path: Path) -> None:
+    # Before: 'check mine' checked mine/sub/*.cxr but '--programs mine' left them out silently.
+    (tmp_path / "sub" / "deeper").mkdir(parents=True)
+    (tmp_path / "program_1.cxr").write_text(PROGRAM_1, encoding="utf-8")
+    (tmp_path / "sub" / "deeper" / "program_2.cxr").write_text(
+        (REPO / "programs" / "program_2.cxr").read_text(encoding="utf-8"), encoding="utf-8")
+    (tmp_path / "sub" / "_prelude.cxr").write_text("const NOTHING = objects {}\n", encoding="utf-8")
+    said = io.StringIO()
+    program_set([tmp_path], out=said)
+    deeper = tmp_path / "sub" / "deeper"
+    assert (f"note: {deeper}: programs in a subfolder are not loaded; add --programs {deeper}"
+            in said.getvalue().splitlines())
+    assert f"{tmp_path / 'sub'}:" not in said.getvalue()  # a prelude alone is no program
