@@ -16,7 +16,7 @@ import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, get_args
 
 from cxrvqa.errors import DataError, ProgramError
 from cxrvqa.lang import nodes as n
@@ -597,7 +597,8 @@ class Checker:
         out_of_order = self.not_yet_defined(node.name)
         self.report("E201", out_of_order or f"unknown name '{node.name}'", node.span,
                     None if out_of_order else _did_you_mean(
-                        node.name, [*self.lets, *(self.scope or ()), *self.env.constants]))
+                        node.name, [*self.lets, *(self.scope or ()), *self.env.constants,
+                                    *get_args(n.FactName)]))  # 'findngs' -> 'findings'
         return None
 
     def visit_Term(self, node: n.Term) -> Kind:

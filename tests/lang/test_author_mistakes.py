@@ -140,3 +140,9 @@ def test_programs_in_a_subfolder_of_a_programs_folder_are_said_to_be_left_out(
     assert (f"note: {deeper}: programs in a subfolder are not loaded; add --programs {deeper}"
             in said.getvalue().splitlines())
     assert f"{tmp_path / 'sub'}:" not in said.getvalue()  # a prelude alone is no program
+
+
+def test_a_misspelt_fact_gets_a_did_you_mean() -> None:
+    (diagnostic,) = check(parse(OBJECT_HEADER + "exists(findngs[object = $object])", "p.cxr"))
+    assert (diagnostic.code, diagnostic.message, diagnostic.hint) == (
+        "E201", "unknown name 'findngs'", "did you mean 'findings'?")
