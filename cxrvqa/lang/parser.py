@@ -125,7 +125,10 @@ def _build(text: str, path: str | os.PathLike[str] | None, start: str, cls: type
     try:
         tree = _parser().parse(text, start=start)
     except UnexpectedInput as err:
-        raise ProgramSyntaxError([_diagnose(err, source)]) from None
+        diagnostic = _diagnose(err, source)
+        if start == "program":  # the lexer reads a misplaced header line as the body's words
+            diagnostic = _item_order_problem(source, diagnostic) or diagnostic
+        raise ProgramSyntaxError([diagnostic]) from None
     _check_depth(tree, source)
     try:
         node = _Builder(source).transform(tree)
@@ -191,6 +194,39 @@ def _diagnose(err: UnexpectedInput, source: Source) -> Diagnostic:
 
 
 _KINDS = ("object", "attribute", "category", "viewpos", "gender")
+# The order of a program's lines (grammar rule 'program'); const and def may mix.
+_ITEM_RANK = {"program": 0, "template": 1, "content_type": 2, "semantic_type": 3, "param": 4,
+              "returns": 5, "const": 6, "def": 6, "let": 7}
+_ITEM_LINE = re.compile(r"^[ \t]*(" + "|".join(_ITEM_RANK) + r")\b[ \t]*([a-z]*)", re.MULTILINE)
+_RESULT_KINDS = ("bool", "list", "number")
+_ORDER_HINT = ("a program's lines go in this order: program, template, content_type, "
+               "semantic_type, param, returns; then const and def, let, and the body")
+
+
+def _item_order_problem(source: Source, found: Diagnostic) -> Diagnostic | None:
+    """A clearer reason for a syntax error at or after a misplaced item line, a 'returns' of
+    no result kind or a missing 'returns' line ('returns boolean' lexes as 'bool' and a body
+    'ean', and the error then points at the real body)."""
+    limit = found.span.start if found.span is not None else len(source.text)
+    items = list(_ITEM_LINE.finditer(source.text))
+    highest = ("", -1)
+    for match in (m for m in items if m.start(1) <= limit):
+        word, rank = match.group(1), _ITEM_RANK[match.group(1)]
+        if rank < highest[1]:
+            return Diagnostic("E101", f"'{word}' line after a '{highest[0]}' line",
+                              source.point(match.start(1)), source, _ORDER_HINT)
+        highest = max(highest, (word, rank), key=lambda item: item[1])
+        if word == "returns" and match.group(2) not in _RESULT_KINDS:
+            return Diagnostic("E101", f"'returns {match.group(2)}': not a result kind",
+                              source.point(match.start(2)), source,
+                              "returns bool, returns list or returns number")
+    line_start = source.text.rfind("\n", 0, limit) + 1
+    on_item_line = any(m.start() == line_start for m in items)
+    if not on_item_line and not any(m.group(1) == "returns" for m in items):
+        return Diagnostic("E101", "no 'returns' line before the body", found.span, source,
+                          "add 'returns bool', 'returns list' or 'returns number' after the "
+                          "params")
+    return None
 _FIELD_BEFORE = re.compile(r"\b(object|attribute|category)\s*(=|in)\s*$")
 
 

@@ -146,3 +146,27 @@ def test_a_misspelt_fact_gets_a_did_you_mean() -> None:
     (diagnostic,) = check(parse(OBJECT_HEADER + "exists(findngs[object = $object])", "p.cxr"))
     assert (diagnostic.code, diagnostic.message, diagnostic.hint) == (
         "E201", "unknown name 'findngs'", "did you mean 'findings'?")
+
+
+@pytest.mark.parametrize(("text", "where", "message"), [
+    # 'boolean' lexed as 'bool' and a body 'ean': "unexpected 'exists('" two lines below.
+    ('program p\ntemplate "x ${object}?"\nparam object: object\nreturns boolean\n\n'
+     "exists(findings[object = $object])", (4, 9), "'returns boolean': not a result kind"),
+    # The body read as the name 'param': "unexpected 'object'".
+    ('program p\ntemplate "x ${object}?"\nreturns bool\nparam object: object\n\n'
+     "exists(findings[object = $object])", (4, 1), "'param' line after a 'returns' line"),
+    ('program p\ntemplate "x ${object}?"\nparam object: object\nreturns bool\n\n'
+     "let a = findings[object = $object]\nconst C = 1\nexists(a)", (7, 1),
+     "'const' line after a 'let' line"),
+    # "unexpected 'exists('" without a hint.
+    ('program p\ntemplate "x ${object}?"\nparam object: object\n\n'
+     "exists(findings[object = $object])", (5, 1), "no 'returns' line before the body"),
+])
+def test_misplaced_or_missing_item_lines_are_named(text: str, where: tuple[int, int],
+                                                   message: str) -> None:
+    with pytest.raises(ProgramSyntaxError) as caught:
+        parse(text, "p.cxr")
+    (diagnostic,) = caught.value.diagnostics
+    assert diagnostic.span is not None
+    assert (diagnostic.code, diagnostic.message) == ("E101", message)
+    assert (diagnostic.span.line, diagnostic.span.column) == where
