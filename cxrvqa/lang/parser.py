@@ -40,6 +40,9 @@ _TERMINAL_WORDS = {"NAME": "a name", "CONST_NAME": "a constant", "PARAM": "a par
                    "INT": "a number", "DECIMAL": "a number", "STRING": "a string",
                    "CALL_OPEN": "a call", "$END": "end of input"}
 _ESCAPE = re.compile(r'\\(["\\])')
+# A keyword directly followed by the rest of a word (the unexpected token's first letter).
+_SPLIT_WORD = re.compile(r"(?<![\w$])([a-z_]+)\w$")
+_WORD = re.compile(r"\w+")
 _TRAILING_NAME = re.compile(r"(?<![\w$])([a-z][a-z0-9_]*)\s*$")
 _OTHER_SET_OPERATOR = {"VBAR": "AMPERSAND", "AMPERSAND": "VBAR"}
 _MAX_HINT_CHOICES = 3
@@ -173,6 +176,13 @@ def _diagnose(err: UnexpectedInput, source: Source) -> Diagnostic:
     if token.type == "$END":
         return Diagnostic("E102", "unexpected end of input", source.end_of_input(), source, hint)
     span = source.point(token.start_pos)
+    split = _SPLIT_WORD.search(source.text, 0, token.start_pos + 1)
+    if split and split.end(1) == token.start_pos and split.group(1) in _keywords():
+        # 'objects' where only 'object' fits: the lexer took the keyword and left 's'.
+        whole = _WORD.match(source.text, split.start(1))
+        assert whole is not None
+        return Diagnostic("E101", f"unexpected {whole.group()!r}", source.point(split.start(1)),
+                          source, f"did you mean {split.group(1)!r}?")
     if _OTHER_SET_OPERATOR.get(token.type) in expected:  # 'a | b & c': '|' could go on
         return Diagnostic("E103", "'|' and '&' cannot be mixed without parentheses", span, source,
                           "group one side, e.g. 'a | (b & c)'")

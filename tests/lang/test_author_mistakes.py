@@ -170,3 +170,20 @@ def test_misplaced_or_missing_item_lines_are_named(text: str, where: tuple[int, 
     assert diagnostic.span is not None
     assert (diagnostic.code, diagnostic.message) == ("E101", message)
     assert (diagnostic.span.line, diagnostic.span.column) == where
+
+
+@pytest.mark.parametrize(("line", "body", "where", "word", "keyword"), [
+    ("param object: objects", "exists(findings[object = $object])", (3, 15), "objects", "object"),
+    ("param object: object", "exists(findings[objects = $object])", (6, 17), "objects", "object"),
+])
+def test_a_keyword_with_letters_after_it_is_shown_whole(line: str, body: str,
+                                                        where: tuple[int, int], word: str,
+                                                        keyword: str) -> None:
+    # Before: "unexpected 's'" (the lexer takes the keyword and leaves the rest).
+    with pytest.raises(ProgramSyntaxError) as caught:
+        parse(f'program p\ntemplate "x ${{object}}?"\n{line}\nreturns bool\n\n{body}', "p.cxr")
+    (diagnostic,) = caught.value.diagnostics
+    assert (diagnostic.message, diagnostic.hint) == (f"unexpected {word!r}",
+                                                     f"did you mean {keyword!r}?")
+    assert diagnostic.span is not None
+    assert (diagnostic.span.line, diagnostic.span.column) == where
