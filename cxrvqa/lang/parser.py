@@ -8,6 +8,7 @@ diagnostic: the parser stops at the first syntax error.
 
 from __future__ import annotations
 
+import difflib
 import functools
 import math
 import os
@@ -200,6 +201,11 @@ def _diagnose(err: UnexpectedInput, source: Source) -> Diagnostic:
             hint += f"; a definition is called with no blank before '(': '{name}(...)'"
         return Diagnostic("E106", f"unknown function '{name}'", source.point(before.start(1)),
                           source, hint)
+    keywords = [t.pattern.value for t in _parser().terminals
+                if t.name in expected and isinstance(t.pattern, PatternStr)]
+    close = difflib.get_close_matches(str(token.value), keywords, n=1) if keywords else []
+    if close:  # 'param object: object ignore' -> 'ignored'
+        hint = f"did you mean {close[0]!r}?"
     return Diagnostic("E101", f"unexpected {token.value!r}", span, source, hint)
 
 

@@ -187,3 +187,12 @@ def test_a_keyword_with_letters_after_it_is_shown_whole(line: str, body: str,
                                                      f"did you mean {keyword!r}?")
     assert diagnostic.span is not None
     assert (diagnostic.span.line, diagnostic.span.column) == where
+
+
+def test_a_misspelt_keyword_gets_a_did_you_mean() -> None:
+    with pytest.raises(ProgramSyntaxError) as caught:
+        parse('program p\ntemplate "x ${object}?"\nparam object: object ignore\nreturns bool\n\n'
+              "exists(findings)", "p.cxr")
+    (diagnostic,) = caught.value.diagnostics
+    assert (diagnostic.message, diagnostic.hint) == ("unexpected 'ignore'",
+                                                     "did you mean 'ignored'?")
