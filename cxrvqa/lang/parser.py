@@ -152,15 +152,33 @@ def _check_depth(tree: Tree[Token], source: Source) -> None:
     Building, checking and compiling recurse once or twice per level, and the
     generated Python nests one parenthesis per level (Python allows 200).
     """
-    stack = [(tree, 1)]
+    # Each entry carries the hint of the innermost operator chain around it, if any.
+    stack: list[tuple[Tree[Token], int, str | None]] = [(tree, 1, None)]
     while stack:
-        node, depth = stack.pop()
+        node, depth, hint = stack.pop()
+        hint = _chain_hint(node) or hint
         if depth > MAX_DEPTH:
             raise ProgramSyntaxError([Diagnostic(
                 "E107", f"expression nested more than {MAX_DEPTH} levels deep",
-                source.point(node.meta.start_pos), source)])
-        stack.extend((child, depth + (child.data != "arguments"))  # a call is one level
+                source.point(node.meta.start_pos), source, hint)])
+        stack.extend((child, depth + (child.data != "arguments"), hint)  # a call is one level
                      for child in node.children if isinstance(child, Tree))
+
+
+_CHAINS = {"or_": "or", "and_": "and", "add": "+", "subtract": "-", "multiply": "*",
+           "divide": "/", "union": "|", "intersection": "&"}
+
+
+def _chain_hint(node: Tree[Token]) -> str | None:
+    """Why a flat 'a or b or c ...' is deep: each operator of a long chain nests one level."""
+    operator = _CHAINS.get(str(node.data))
+    length, first = 0, node
+    while isinstance(first, Tree) and first.data == node.data and length <= MAX_DEPTH // 2:
+        length, first = length + 1, first.children[0] if first.children else None
+    if operator is None or length <= MAX_DEPTH // 2:
+        return None
+    return (f"each '{operator}' of a chain is one level: group its terms, e.g. "
+            f"'(a {operator} b) {operator} (c {operator} d)', or name parts with let")
 
 
 def _diagnose(err: UnexpectedInput, source: Source) -> Diagnostic:

@@ -196,3 +196,16 @@ def test_a_misspelt_keyword_gets_a_did_you_mean() -> None:
     (diagnostic,) = caught.value.diagnostics
     assert (diagnostic.message, diagnostic.hint) == ("unexpected 'ignore'",
                                                      "did you mean 'ignored'?")
+
+
+def test_a_long_flat_chain_says_why_it_is_deep() -> None:
+    terms = " or ".join(f"exists(findings[object = $object, attribute = attribute \"a{i}\"])"
+                        for i in range(120))
+    with pytest.raises(ProgramSyntaxError) as caught:
+        parse(OBJECT_HEADER + terms, "p.cxr")
+    (diagnostic,) = caught.value.diagnostics
+    assert diagnostic.code == "E107"
+    assert diagnostic.hint == ("each 'or' of a chain is one level: group its terms, e.g. "
+                               "'(a or b) or (c or d)', or name parts with let")
+    halves = " or ".join(f"({' or '.join(terms.split(' or ')[i:i + 60])})" for i in (0, 60))
+    assert parse(OBJECT_HEADER + halves, "p.cxr").body is not None  # grouped, it parses
