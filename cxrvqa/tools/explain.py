@@ -213,7 +213,7 @@ def _inline_calls(program: n.Program) -> tuple[n.Program, dict[int, n.Expr], dic
     copies: dict[int, n.Expr] = {}
 
     def copy(node: n.Expr, scope: Mapping[str, n.Expr] | None) -> n.Expr:
-        new = _copied(node, scope, lambda child: copy(child, scope), defs, copy)
+        new = _copied(node, scope, defs, copy)
         if scope is None:  # the program's own node, not one of a definition's body
             copies[id(node)] = new
             if isinstance(node, n.Apply):
@@ -224,9 +224,13 @@ def _inline_calls(program: n.Program) -> tuple[n.Program, dict[int, n.Expr], dic
     return replace(program, lets=lets, body=copy(program.body, None)), calls, copies
 
 
-def _copied(node: n.Expr, scope: Mapping[str, n.Expr] | None, child: Callable[[n.Expr], n.Expr],
-            defs: Mapping[str, n.Def],
+def _copied(node: n.Expr, scope: Mapping[str, n.Expr] | None, defs: Mapping[str, n.Def],
             copy: Callable[[n.Expr, Mapping[str, n.Expr] | None], n.Expr]) -> n.Expr:
+    """A fresh ``node`` whose children are ``copy``'d in ``scope`` (a def's params while its
+    body is copied) and whose def calls are replaced by their bodies."""
+    def child(expr: n.Expr) -> n.Expr:
+        return copy(expr, scope)
+
     match node:
         case n.Name() if scope is not None and node.name in scope:
             return scope[node.name]  # a definition's parameter: its argument
