@@ -212,6 +212,12 @@ def _diagnose(err: UnexpectedInput, source: Source) -> Diagnostic:
         return Diagnostic("E101", f"unexpected {token.value!r}", span, source,
                           "kinds: " + ", ".join(_KINDS))
     before = _TRAILING_NAME.search(source.text, 0, token.start_pos)
+    if token.type == "LBRACE" and before and before.group(1) not in _keywords():
+        # 'viewposes {"AP"}', 'object {"left lung"}' misspelt: only three kinds have term sets.
+        return Diagnostic("E101", f"unexpected '{before.group(1)} {{'",
+                          source.point(before.start(1)), source,
+                          "term sets are objects {…}, attributes {…} and categories {…}; "
+                          "one view position or gender is {viewpos \"AP\"}, {gender \"F\"}")
     if token.type == "LPAR" and before and before.group(1) not in _keywords():
         name = before.group(1)
         hint = "functions: " + ", ".join(sorted(n.FUNCTIONS))

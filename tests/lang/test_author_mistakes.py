@@ -209,3 +209,15 @@ def test_a_long_flat_chain_says_why_it_is_deep() -> None:
                                "'(a or b) or (c or d)', or name parts with let")
     halves = " or ".join(f"({' or '.join(terms.split(' or ')[i:i + 60])})" for i in (0, 60))
     assert parse(OBJECT_HEADER + halves, "p.cxr").body is not None  # grouped, it parses
+
+
+def test_a_term_set_of_a_kind_without_one_says_which_kinds_have_them() -> None:
+    # Before: "unexpected '{'" with the hint "expected ')' or 'or'".
+    with pytest.raises(ProgramSyntaxError) as caught:
+        parse('program p\ntemplate "Which view?"\nreturns list\n\n{viewpos} - viewposes {"AP"}',
+              "p.cxr")
+    (diagnostic,) = caught.value.diagnostics
+    assert diagnostic.message == "unexpected 'viewposes {'"
+    assert diagnostic.hint is not None and diagnostic.hint.startswith(
+        "term sets are objects {…}, attributes {…} and categories {…}")
+    assert diagnostic.span is not None and (diagnostic.span.line, diagnostic.span.column) == (5, 13)
