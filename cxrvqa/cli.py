@@ -352,7 +352,7 @@ def _names(text: str) -> tuple[str, ...]:
 
 def _run_generate(args: argparse.Namespace) -> int:
     from cxrvqa.programs import load_programs
-    from cxrvqa.tools.generate import GenerateOptions, run_generate
+    from cxrvqa.tools.generate import GenerateOptions, chosen_programs, run_generate
 
     if args.complete and args.no_answers:
         raise UsageError("--complete writes records ready to train on, with answers; "
@@ -363,6 +363,7 @@ def _run_generate(args: argparse.Namespace) -> int:
     if templates is None and args.programs:  # an author's folder: generate for its programs
         templates = tuple(name for folder in args.programs for name in load_programs(folder))
         templates = tuple(dict.fromkeys(templates))
+    chosen_programs(programs, templates)  # before the sources are read
     options = GenerateOptions(args.per_template, args.seed, templates=templates,
                               answers=not args.no_answers, paraphrases=not args.no_paraphrases,
                               workers=args.workers)

@@ -42,8 +42,9 @@ from cxrvqa.lang.parser import parse
 from cxrvqa.lang.resources import programs_dir
 from cxrvqa.lang.templates import argument_key
 
-__all__ = ["answer", "answer_record", "argument_plan", "bundled_programs", "check_argument",
-           "checked_arguments", "evaluate", "load_program", "load_programs", "program_set", "runner"]
+__all__ = ["answer", "answer_record", "argument_plan", "bound_arguments", "bundled_programs",
+           "check_argument", "checked_arguments", "evaluate", "load_program", "load_programs",
+           "program_set", "runner"]
 
 # (kind, argument keys, positions in the program's params) for each kind a program declares.
 _Plan = tuple[tuple[str, tuple[str, ...], tuple[int, ...]], ...]
@@ -139,6 +140,12 @@ def program_set(folders: Iterable[str | os.PathLike[str]] = (),
         loaded = load_programs(folder)
         if not loaded:
             raise DataError(f"{folder}: no .cxr program files in this folder")
+        # A folder is one set with one prelude; 'check' reads subfolders too, so say why
+        # their programs are missing here instead of leaving them out silently.
+        for sub in sorted({p.parent for p in Path(folder).glob("*/**/*.cxr")
+                           if not p.name.startswith("_")}):
+            print(f"note: {sub}: programs in a subfolder are not loaded; add --programs {sub}",
+                  file=out or sys.stderr)
         for name, program in loaded.items():
             if name in programs:
                 where = program.source.name if program.source else name
@@ -171,8 +178,17 @@ def evaluate(program: n.Program, facts: ImageFacts, /, **bindings: str) -> list[
         ['yes']
     """
     evaluator, _, _ = _compiled(program)
-    names = {p.name for p in program.params}
-    for name in bindings.keys() - names:
+    return render(evaluator.run(facts, bound_arguments(program, bindings)))  # type: ignore[arg-type]
+
+
+def bound_arguments(program: n.Program, bindings: Mapping[str, str | None]) -> list[str | None]:
+    """The program's arguments in param order from ``bindings`` by param name, checked.
+
+    Raises:
+        EvaluationError: a name that is no param, a missing or non-string value, or a term
+            outside the vocabulary (with a did-you-mean).
+    """
+    for name in bindings.keys() - {p.name for p in program.params}:
         raise EvaluationError(f"{program.name}: no param named '{name}'")
     args = []
     for param in program.params:
@@ -183,7 +199,7 @@ def evaluate(program: n.Program, facts: ImageFacts, /, **bindings: str) -> list[
         if value is not None:
             check_argument(program.name, param.kind, value, f"param '{param.name}'")
         args.append(value)
-    return render(evaluator.run(facts, args))  # type: ignore[arg-type]  # checked: bool or set
+    return args
 
 
 def answer(programs: Mapping[str, n.Program], record: Mapping[str, object],

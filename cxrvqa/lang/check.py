@@ -16,7 +16,7 @@ import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, get_args
 
 from cxrvqa.errors import DataError, ProgramError
 from cxrvqa.lang import nodes as n
@@ -206,8 +206,7 @@ def _prelude_analysis(prelude: n.Prelude, vocabulary: Vocabulary | None,
                       base: Environment | None) -> tuple[list[Diagnostic], Environment]:
     env = base.extended() if base is not None else Environment()
     checker = Checker(prelude.source, vocabulary, env)
-    for definition in prelude.constants:
-        checker.definition(definition)
+    checker.definitions(prelude.constants)
     env.kinds.update(checker.kinds)
     return sorted(checker.diagnostics, key=lambda d: d.sort_key), env
 
@@ -327,14 +326,25 @@ def read_program_text(path: Path) -> str:
             raise DataError(f"{path}: {what}; expected a .cxr program file")
         if path.stat().st_size > MAX_PROGRAM_BYTES:
             raise DataError(f"{path}: larger than {MAX_PROGRAM_BYTES} bytes; not a program file")
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
+        data = path.read_bytes()
+    except OSError as err:
         raise DataError(f"{path}: cannot read this file as UTF-8 text ({err})") from None
+    try:
+        # An editor's byte order mark is not part of the program ('utf-8-sig' drops it).
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        column = len(data[data.rfind(b"\n", 0, err.start) + 1:err.start].decode("utf-8-sig")) + 1
+        raise DataError(f"{path}:{line}:{column}: cannot read this file as UTF-8 text (byte "
+                        f"0x{data[err.start]:02x} is not UTF-8; save it as UTF-8)") from None
+    # As text mode would read it: '\r\n' and a lone '\r' end a line like '\n'.
+    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def unreadable_program(err: DataError, path: Path) -> str:
     """``read_program_text``'s error as a ``check``/``fmt`` report line: "<path>: error: ..."."""
-    return f"{path}: error: {str(err).removeprefix(f'{path}: ')}"
+    place, _, what = str(err).removeprefix(str(path)).partition(": ")  # place: '' or ':line:col'
+    return f"{path}{place}: error: {what}"
 
 
 def _check_file(path: Path, vocabulary: Vocabulary) -> tuple[Path, list[str], int]:
@@ -403,6 +413,10 @@ class Checker:
         self.own: set[str] = set()  # names this file defines
         self.scope: dict[str, Kind] | None = None  # a def's params while its body is checked
         self.in_definition = False
+        # This file's definitions and lets not yet in scope (a use of one is out of order),
+        # and the definition being checked.
+        self.below: dict[str, n.Definition | n.Let] = {}
+        self.defining: n.Definition | None = None
 
     def report(self, code: str, message: str, span: Span | None, hint: str | None = None) -> None:
         self.diagnostics.append(Diagnostic(code, message, span, self.source, hint))
@@ -411,10 +425,11 @@ class Checker:
 
     def program(self, program: n.Program) -> None:
         self.header(program)
-        for definition in program.definitions:
-            self.definition(definition)
+        self.declared_below(program.lets)
+        self.definitions(program.definitions)
         for let in program.lets:
             kind = self.visit(let.value)
+            self.below.pop(let.name, None)
             if let.name in self.lets:
                 self.report("E204", f"'{let.name}' is already defined", let.span)
             else:
@@ -428,9 +443,33 @@ class Checker:
                 self.report("E205", f"let '{let.name}' is never used", let.span)
         self.usage(self.params.values())
 
+    def definitions(self, definitions: Iterable[n.Definition]) -> None:
+        """Check a file's ``const`` and ``def`` items in order: each sees only those above it."""
+        definitions = tuple(definitions)
+        self.declared_below(definitions)
+        for definition in definitions:
+            self.definition(definition)
+            self.below.pop(definition.name, None)
+
+    def declared_below(self, items: Iterable[n.Definition | n.Let]) -> None:
+        for item in items:
+            self.below.setdefault(item.name, item)
+
+    def not_yet_defined(self, name: str) -> str | None:
+        """Why a name of this file is unknown where it is used: itself, or defined further down."""
+        item = self.below.get(name)
+        if item is None:
+            return None
+        if item is self.defining:
+            return f"'{name}' is used in its own definition: definitions cannot be recursive"
+        line = f", at line {item.span.line}" if item.span is not None else ""
+        return (f"'{name}' is defined further down{line}: a name can be used only "
+                f"below its definition")
+
     def definition(self, definition: n.Definition) -> None:
         """Check a ``const`` or ``def`` and add it to the environment (unless its name is taken)."""
         self.in_definition = True
+        self.defining = definition
         if isinstance(definition, n.Def):
             self.scope = {}
             for param in definition.params:
@@ -438,7 +477,7 @@ class Checker:
                     self.report("E204", f"'{param.name}' is already defined", param.span)
                 self.scope[param.name] = PARAM_KINDS[param.kind]
         kind = self.visit(definition.value)
-        self.scope, self.in_definition = None, False
+        self.scope, self.in_definition, self.defining = None, False, None
         name = definition.name
         if name in self.own:
             self.report("E204", f"'{name}' is already defined", definition.span)
@@ -498,7 +537,11 @@ class Checker:
         named = set(slots)
         for name in self.params:
             if name not in named:
-                self.report("E402", f"template does not mention param '{name}'", template.span)
+                # '$object' or an unclosed '${object': meant as the slot, written otherwise.
+                near = re.search(r"\$\{?" + re.escape(name) + r"\b(?!\})", template.text)
+                self.report("E402", f"template does not mention param '{name}'",
+                            self.find(near.group(), template.span) if near else template.span,
+                            f"write the slot as '${{{name}}}'" if near else None)
 
     def slot_span(self, template: n.Template, slot: str) -> Span | None:
         """The slot's position in the file (the template's when escapes make it unclear)."""
@@ -576,9 +619,15 @@ class Checker:
             return self.lets[node.name]
         if node.name in self.env.constants:
             return self.env.constant_kinds[node.name]
-        self.report("E201", f"unknown name '{node.name}'", node.span,
-                    _did_you_mean(node.name, [*self.lets, *(self.scope or ()),
-                                              *self.env.constants]))
+        if self.defining is not None and isinstance(self.below.get(node.name), n.Let):
+            self.report("E206", f"a definition cannot use the program's let '{node.name}'",
+                        node.span, "give the definition a parameter and pass the let to it")
+            return None
+        out_of_order = self.not_yet_defined(node.name)
+        self.report("E201", out_of_order or f"unknown name '{node.name}'", node.span,
+                    None if out_of_order else _did_you_mean(
+                        node.name, [*self.lets, *(self.scope or ()), *self.env.constants,
+                                    *get_args(n.FactName)]))  # 'findngs' -> 'findings'
         return None
 
     def visit_Term(self, node: n.Term) -> Kind:
@@ -645,7 +694,9 @@ class Checker:
         kinds = tuple(self.visit(arg) for arg in node.args)
         definition = self.env.defs.get(node.name)
         if definition is None:
-            self.report("E106", f"unknown function '{node.name}'", node.span,
+            out_of_order = self.not_yet_defined(node.name)
+            self.report("E106", out_of_order or f"unknown function '{node.name}'", node.span,
+                        None if out_of_order else
                         "functions: " + ", ".join(sorted([*n.FUNCTIONS, *self.env.defs])))
             return None
         expected = tuple(PARAM_KINDS[p.kind] for p in definition.params)

@@ -86,6 +86,7 @@ def _attach(text: str, spans: list[tuple[int, int]]) -> tuple[list[_Comments], l
     tail: list[str] = []
     lines = text.split("\n")
     previous: dict[int, int] = {}  # item -> source line of its last comment so far
+    last_tail = 0  # source line of the last comment after the last item
     for match in _STRING_OR_COMMENT.finditer(text):
         if not match.group().startswith("//"):
             continue
@@ -94,7 +95,10 @@ def _attach(text: str, spans: list[tuple[int, int]]) -> tuple[list[_Comments], l
         own_line = not lines[line - 1][: match.start() - text.rfind("\n", 0, match.start()) - 1].strip()
         item = next((i for i, (_, end) in enumerate(spans) if end >= line), None)
         if item is None:
+            if tail and _blank_between(lines, last_tail, line):
+                tail.append("")
             tail.append(comment)
+            last_tail = line
             continue
         first, last = spans[item]
         if not own_line and first == last == line:

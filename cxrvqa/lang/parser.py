@@ -8,6 +8,7 @@ diagnostic: the parser stops at the first syntax error.
 
 from __future__ import annotations
 
+import difflib
 import functools
 import math
 import os
@@ -40,6 +41,9 @@ _TERMINAL_WORDS = {"NAME": "a name", "CONST_NAME": "a constant", "PARAM": "a par
                    "INT": "a number", "DECIMAL": "a number", "STRING": "a string",
                    "CALL_OPEN": "a call", "$END": "end of input"}
 _ESCAPE = re.compile(r'\\(["\\])')
+# A keyword directly followed by the rest of a word (the unexpected token's first letter).
+_SPLIT_WORD = re.compile(r"(?<![\w$])([a-z_]+)\w$")
+_WORD = re.compile(r"\w+")
 _TRAILING_NAME = re.compile(r"(?<![\w$])([a-z][a-z0-9_]*)\s*$")
 _OTHER_SET_OPERATOR = {"VBAR": "AMPERSAND", "AMPERSAND": "VBAR"}
 _MAX_HINT_CHOICES = 3
@@ -125,7 +129,10 @@ def _build(text: str, path: str | os.PathLike[str] | None, start: str, cls: type
     try:
         tree = _parser().parse(text, start=start)
     except UnexpectedInput as err:
-        raise ProgramSyntaxError([_diagnose(err, source)]) from None
+        diagnostic = _diagnose(err, source)
+        if start == "program":  # the lexer reads a misplaced header line as the body's words
+            diagnostic = _item_order_problem(source, diagnostic) or diagnostic
+        raise ProgramSyntaxError([diagnostic]) from None
     _check_depth(tree, source)
     try:
         node = _Builder(source).transform(tree)
@@ -145,15 +152,33 @@ def _check_depth(tree: Tree[Token], source: Source) -> None:
     Building, checking and compiling recurse once or twice per level, and the
     generated Python nests one parenthesis per level (Python allows 200).
     """
-    stack = [(tree, 1)]
+    # Each entry carries the hint of the innermost operator chain around it, if any.
+    stack: list[tuple[Tree[Token], int, str | None]] = [(tree, 1, None)]
     while stack:
-        node, depth = stack.pop()
+        node, depth, hint = stack.pop()
+        hint = _chain_hint(node) or hint
         if depth > MAX_DEPTH:
             raise ProgramSyntaxError([Diagnostic(
                 "E107", f"expression nested more than {MAX_DEPTH} levels deep",
-                source.point(node.meta.start_pos), source)])
-        stack.extend((child, depth + (child.data != "arguments"))  # a call is one level
+                source.point(node.meta.start_pos), source, hint)])
+        stack.extend((child, depth + (child.data != "arguments"), hint)  # a call is one level
                      for child in node.children if isinstance(child, Tree))
+
+
+_CHAINS = {"or_": "or", "and_": "and", "add": "+", "subtract": "-", "multiply": "*",
+           "divide": "/", "union": "|", "intersection": "&"}
+
+
+def _chain_hint(node: Tree[Token]) -> str | None:
+    """Why a flat 'a or b or c ...' is deep: each operator of a long chain nests one level."""
+    operator = _CHAINS.get(str(node.data))
+    length, first = 0, node
+    while isinstance(first, Tree) and first.data == node.data and length <= MAX_DEPTH // 2:
+        length, first = length + 1, first.children[0] if first.children else None
+    if operator is None or length <= MAX_DEPTH // 2:
+        return None
+    return (f"each '{operator}' of a chain is one level: group its terms, e.g. "
+            f"'(a {operator} b) {operator} (c {operator} d)', or name parts with let")
 
 
 def _diagnose(err: UnexpectedInput, source: Source) -> Diagnostic:
@@ -170,6 +195,13 @@ def _diagnose(err: UnexpectedInput, source: Source) -> Diagnostic:
     if token.type == "$END":
         return Diagnostic("E102", "unexpected end of input", source.end_of_input(), source, hint)
     span = source.point(token.start_pos)
+    split = _SPLIT_WORD.search(source.text, 0, token.start_pos + 1)
+    if split and split.end(1) == token.start_pos and split.group(1) in _keywords():
+        # 'objects' where only 'object' fits: the lexer took the keyword and left 's'.
+        whole = _WORD.match(source.text, split.start(1))
+        assert whole is not None
+        return Diagnostic("E101", f"unexpected {whole.group()!r}", source.point(split.start(1)),
+                          source, f"did you mean {split.group(1)!r}?")
     if _OTHER_SET_OPERATOR.get(token.type) in expected:  # 'a | b & c': '|' could go on
         return Diagnostic("E103", "'|' and '&' cannot be mixed without parentheses", span, source,
                           "group one side, e.g. 'a | (b & c)'")
@@ -180,14 +212,61 @@ def _diagnose(err: UnexpectedInput, source: Source) -> Diagnostic:
         return Diagnostic("E101", f"unexpected {token.value!r}", span, source,
                           "kinds: " + ", ".join(_KINDS))
     before = _TRAILING_NAME.search(source.text, 0, token.start_pos)
-    if token.type == "LPAR" and before and before.group(1) not in _keywords():
-        return Diagnostic("E106", f"unknown function '{before.group(1)}'",
+    if token.type == "LBRACE" and before and before.group(1) not in _keywords():
+        # 'viewposes {"AP"}', 'object {"left lung"}' misspelt: only three kinds have term sets.
+        return Diagnostic("E101", f"unexpected '{before.group(1)} {{'",
                           source.point(before.start(1)), source,
-                          "functions: " + ", ".join(sorted(n.FUNCTIONS)))
+                          "term sets are objects {…}, attributes {…} and categories {…}; "
+                          "one view position or gender is {viewpos \"AP\"}, {gender \"F\"}")
+    if token.type == "LPAR" and before and before.group(1) not in _keywords():
+        name = before.group(1)
+        hint = "functions: " + ", ".join(sorted(n.FUNCTIONS))
+        if before.end(1) < token.start_pos:  # 'f (x)': only 'f(' (one token) calls a definition
+            hint += f"; a definition is called with no blank before '(': '{name}(...)'"
+        return Diagnostic("E106", f"unknown function '{name}'", source.point(before.start(1)),
+                          source, hint)
+    keywords = [t.pattern.value for t in _parser().terminals
+                if t.name in expected and isinstance(t.pattern, PatternStr)]
+    close = difflib.get_close_matches(str(token.value), keywords, n=1) if keywords else []
+    if close:  # 'param object: object ignore' -> 'ignored'
+        hint = f"did you mean {close[0]!r}?"
     return Diagnostic("E101", f"unexpected {token.value!r}", span, source, hint)
 
 
 _KINDS = ("object", "attribute", "category", "viewpos", "gender")
+# The order of a program's lines (grammar rule 'program'); const and def may mix.
+_ITEM_RANK = {"program": 0, "template": 1, "content_type": 2, "semantic_type": 3, "param": 4,
+              "returns": 5, "const": 6, "def": 6, "let": 7}
+_ITEM_LINE = re.compile(r"^[ \t]*(" + "|".join(_ITEM_RANK) + r")\b[ \t]*([a-z]*)", re.MULTILINE)
+_RESULT_KINDS = ("bool", "list", "number")
+_ORDER_HINT = ("a program's lines go in this order: program, template, content_type, "
+               "semantic_type, param, returns; then const and def, let, and the body")
+
+
+def _item_order_problem(source: Source, found: Diagnostic) -> Diagnostic | None:
+    """A clearer reason for a syntax error at or after a misplaced item line, a 'returns' of
+    no result kind or a missing 'returns' line ('returns boolean' lexes as 'bool' and a body
+    'ean', and the error then points at the real body)."""
+    limit = found.span.start if found.span is not None else len(source.text)
+    items = list(_ITEM_LINE.finditer(source.text))
+    highest = ("", -1)
+    for match in (m for m in items if m.start(1) <= limit):
+        word, rank = match.group(1), _ITEM_RANK[match.group(1)]
+        if rank < highest[1]:
+            return Diagnostic("E101", f"'{word}' line after a '{highest[0]}' line",
+                              source.point(match.start(1)), source, _ORDER_HINT)
+        highest = max(highest, (word, rank), key=lambda item: item[1])
+        if word == "returns" and match.group(2) not in _RESULT_KINDS:
+            return Diagnostic("E101", f"'returns {match.group(2)}': not a result kind",
+                              source.point(match.start(2)), source,
+                              "returns bool, returns list or returns number")
+    line_start = source.text.rfind("\n", 0, limit) + 1
+    on_item_line = any(m.start() == line_start for m in items)
+    if not on_item_line and not any(m.group(1) == "returns" for m in items):
+        return Diagnostic("E101", "no 'returns' line before the body", found.span, source,
+                          "add 'returns bool', 'returns list' or 'returns number' after the "
+                          "params")
+    return None
 _FIELD_BEFORE = re.compile(r"\b(object|attribute|category)\s*(=|in)\s*$")
 
 
@@ -273,7 +352,7 @@ class _Builder(Transformer[Token, object]):
         return _Returns(kind)
 
     def let(self, meta: Meta, name: Token, value: n.Expr) -> n.Let:
-        return n.Let(str(name), value, span=self._span(meta))
+        return n.Let(self._own_name(name, "a let"), value, span=self._span(meta))
 
     def prelude(self, meta: Meta, *constants: n.Definition) -> n.Prelude:
         return n.Prelude(constants, span=self._span(meta), source=self._source)
@@ -283,13 +362,30 @@ class _Builder(Transformer[Token, object]):
 
     def define(self, meta: Meta, opening: Token, params: tuple[n.DefParam, ...] | None,
              value: n.Expr) -> n.Def:
-        return n.Def(opening[:-1], params or (), value, span=self._span(meta))
+        return n.Def(self._own_name(opening, "a definition"), params or (), value,
+                     span=self._span(meta))
 
     def def_params(self, meta: Meta, *params: n.DefParam) -> tuple[n.DefParam, ...]:
         return params
 
     def def_param(self, meta: Meta, name: Token, kind: n.ParamKind) -> n.DefParam:
-        return n.DefParam(str(name), kind, span=self._span(meta))
+        return n.DefParam(self._own_name(name, "a definition's parameter"), kind,
+                          span=self._span(meta))
+
+    def _own_name(self, token: Token, what: str) -> str:
+        """The name an author gives (a let, a def or a def param); a keyword is refused.
+
+        Where a name is declared the lexer takes a keyword as a name, but where it is used
+        it stays the keyword: 'def is_g(gender: gender) = gender = $g' would read the
+        image's gender, silently.
+        """
+        name = str(token).removesuffix("(")
+        if name in _keywords():
+            raise ProgramSyntaxError([Diagnostic(
+                "E101", f"'{name}' is a keyword and cannot name {what}",
+                self._source.point(token.start_pos or 0), self._source,
+                f"choose another name, e.g. '{name[0]}' or 'my_{name}'")])
+        return name
 
     # keyword rules: their only child is the keyword token
 

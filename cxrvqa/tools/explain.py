@@ -4,6 +4,8 @@ The trace comes from the interpreter itself: the program is compiled once more
 with a tracer that records every node's value as the generated code computes
 it, so an explanation can never disagree with an answer. Nodes that were not
 evaluated (the right side of a short-circuited ``and``/``or``) show as such.
+A call of a definition (``def``) shows its value and, below it, its body as
+evaluated for that call.
 
 Support: every finding the evaluation read (a finding in the argument of a
 projection, ``exists``, ``empty`` or ``count``) is matched with the one label row
@@ -24,8 +26,9 @@ Python API::
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+import difflib
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,8 +39,9 @@ from cxrvqa.errors import DataError, EvaluationError, UsageError
 from cxrvqa.facts import Finding, ImageFacts
 from cxrvqa.lang import nodes as n
 from cxrvqa.lang.answers import render
+from cxrvqa.lang.check import analyze
 from cxrvqa.lang.compiler import Value, compile_program
-from cxrvqa.programs import argument_plan, bundled_programs, evaluate
+from cxrvqa.programs import argument_plan, bound_arguments, bundled_programs, evaluate
 from cxrvqa.tools.numbers import plain_int
 from cxrvqa.vocab import SPLITS
 
@@ -178,10 +182,15 @@ def explain(program: n.Program, facts: ImageFacts, bindings: Mapping[str, str | 
         values[id(node)] = value
         return value
 
-    traced = compile_program(program, record)
+    # Traced with each def call inlined as its own copy: a body shared by two calls would
+    # record only the last call's values.
+    inlined, calls, copies = _inline_calls(program)
+    traced = compile_program(inlined, record)
     answer = render(traced.run(facts, [bindings.get(p.name) for p in program.params]))  # type: ignore[arg-type]
-    steps = tuple(_steps(program, values))
-    looked_at = sorted(frozenset().union(*_read_findings(program, values)))
+    values.update({original: values[id(copy)] for original, copy in copies.items()
+                   if id(copy) in values})
+    steps = tuple(_steps(program, values, calls))
+    looked_at = sorted(frozenset().union(*_read_findings(program, values, calls)))
     if rows is not None and ontology is None:
         raise ValueError("explain: label rows need the ontology the build used")
     table = (_winning_rows(rows, ontology, labels, image_id or "image")
@@ -193,49 +202,104 @@ def explain(program: n.Program, facts: ImageFacts, bindings: Mapping[str, str | 
                        facts.viewpos, facts.gender, rows is not None, expected)
 
 
-def _read_findings(program: n.Program, values: Mapping[int, Value]) -> Iterable[frozenset[Finding]]:
+def _inline_calls(program: n.Program) -> tuple[n.Program, dict[int, n.Expr], dict[int, n.Expr]]:
+    """``program`` with each call of a definition replaced by a fresh copy of its body.
+
+    Returns the new program, the copied body of each call (by id of the call node) and
+    the copy of each of the program's own nodes (by id of the original).
+    """
+    defs = analyze(program, None).environment.defs
+    calls: dict[int, n.Expr] = {}
+    copies: dict[int, n.Expr] = {}
+
+    def copy(node: n.Expr, scope: Mapping[str, n.Expr] | None) -> n.Expr:
+        new = _copied(node, scope, defs, copy)
+        if scope is None:  # the program's own node, not one of a definition's body
+            copies[id(node)] = new
+            if isinstance(node, n.Apply):
+                calls[id(node)] = new
+        return new
+
+    lets = tuple(replace(let, value=copy(let.value, None)) for let in program.lets)
+    return replace(program, lets=lets, body=copy(program.body, None)), calls, copies
+
+
+def _copied(node: n.Expr, scope: Mapping[str, n.Expr] | None, defs: Mapping[str, n.Def],
+            copy: Callable[[n.Expr, Mapping[str, n.Expr] | None], n.Expr]) -> n.Expr:
+    """A fresh ``node`` whose children are ``copy``'d in ``scope`` (a def's params while its
+    body is copied) and whose def calls are replaced by their bodies."""
+    def child(expr: n.Expr) -> n.Expr:
+        return copy(expr, scope)
+
+    match node:
+        case n.Name() if scope is not None and node.name in scope:
+            return scope[node.name]  # a definition's parameter: its argument
+        case n.Apply():
+            definition = defs[node.name]
+            args = {p.name: child(a) for p, a in zip(definition.params, node.args)}
+            return copy(definition.value, args)
+        case n.Filter():
+            return replace(node, source=child(node.source), conditions=tuple(
+                replace(c, value=child(c.value)) for c in node.conditions))
+        case n.Call():
+            return replace(node, args=tuple(map(child, node.args)))
+        case n.SetOf():
+            return replace(node, elements=tuple(map(child, node.elements)))
+        case n.Binary():
+            return replace(node, left=child(node.left), right=child(node.right))
+        case n.Not():
+            return replace(node, operand=child(node.operand))
+    return node  # a leaf: its value is the same wherever it is
+
+
+def _read_findings(program: n.Program, values: Mapping[int, Value],
+                   calls: Mapping[int, n.Expr]) -> Iterable[frozenset[Finding]]:
     """The Findings values that a projection, exists, empty or count read: where answers come from."""
     for root in (*(let.value for let in program.lets), program.body):
-        for node in _descendants(root):
+        for node in _descendants(root, calls):
             value = values.get(id(node.args[0])) if isinstance(node, n.Call) else None
             if isinstance(value, frozenset) and any(isinstance(v, tuple) for v in value):
                 yield value  # type: ignore[misc]  # a set of findings, checked above
 
 
-def _descendants(node: n.Expr) -> Iterable[n.Expr]:
+def _descendants(node: n.Expr, calls: Mapping[int, n.Expr]) -> Iterable[n.Expr]:
     yield node
-    for child in _children(node):
-        yield from _descendants(child)
+    for child in _children(node, calls):
+        yield from _descendants(child, calls)
 
 
 def _involved(element: str, looked_at: Sequence[Finding], returns: str) -> list[Finding]:
     if returns in ("bool", "number"):  # a yes/no or a count rests on all it looked at
         return list(looked_at)
-    return [f for f in looked_at if element in (f[0].lower(), f[1].lower())]
+    return [f for f in looked_at if element in (f[0].lower(), f[1].lower(), f[2].lower())]
 
 
 # --- the trace -------------------------------------------------------------------------------
 
-def _steps(program: n.Program, values: Mapping[int, Value]) -> Iterable[Step]:
+def _steps(program: n.Program, values: Mapping[int, Value],
+           calls: Mapping[int, n.Expr]) -> Iterable[Step]:
     for let in program.lets:
         yield Step(0, f"let {let.name} = {let.value}", _show(values.get(id(let.value), _NOT_EVALUATED)))
-        yield from _walk(let.value, values, 1, show_self=False)
-    yield from _walk(program.body, values, 0, show_self=True)
+        yield from _walk(let.value, values, calls, 1, show_self=False)
+    yield from _walk(program.body, values, calls, 0, show_self=True)
 
 
-def _walk(node: n.Expr, values: Mapping[int, Value], depth: int, show_self: bool) -> Iterable[Step]:
+def _walk(node: n.Expr, values: Mapping[int, Value], calls: Mapping[int, n.Expr], depth: int,
+          show_self: bool) -> Iterable[Step]:
     """Pre-order steps of ``node``'s subtree, literals and the bare ``findings`` left out."""
     if isinstance(node, _LITERALS) or node == n.Fact("findings"):
         return
     if show_self:
         yield Step(depth, str(node), _show(values.get(id(node), _NOT_EVALUATED)))
         depth += 1
-    for child in _children(node):
-        yield from _walk(child, values, depth, show_self=True)
+    for child in _children(node, calls):
+        yield from _walk(child, values, calls, depth, show_self=True)
 
 
-def _children(node: n.Expr) -> tuple[n.Expr, ...]:
+def _children(node: n.Expr, calls: Mapping[int, n.Expr]) -> tuple[n.Expr, ...]:
     match node:
+        case n.Apply():  # a call of a definition: its body, evaluated for this call
+            return (calls[id(node)],)
         case n.Filter():
             return (node.source, *(c.value for c in node.conditions))
         case n.Call():
@@ -350,9 +414,11 @@ def explain_from_sources(layout: SourceLayout, *, image_id: str | None = None,
     ``programs`` is the program set (default: the bundled 48; ``--programs DIR`` adds a folder's).
 
     Raises:
-        UsageError: neither mode, or a record with an image, program or bindings of its own.
+        UsageError: neither mode, a record with an image, program or bindings of its own, an
+            unknown program or wrong bindings.
         DataError: unknown image or record, unreadable files.
-        EvaluationError: unknown program or wrong bindings.
+        EvaluationError: the record names an unknown program or holds wrong arguments, or the
+            facts cannot answer.
     """
     from cxrvqa.build.index import load_index
 
@@ -369,9 +435,18 @@ def explain_from_sources(layout: SourceLayout, *, image_id: str | None = None,
                               programs=programs)
     if image_id is None or program is None:
         raise UsageError("explain needs --image-id with --program, or --record")
-    chosen = (programs if programs is not None else bundled_programs()).get(program)
+    known = programs if programs is not None else bundled_programs()
+    chosen = known.get(program)
+    # --program and --args come from the command line: wrong ones are usage errors (exit 2),
+    # found before the sources are read.
     if chosen is None:
-        raise EvaluationError(f"unknown template program {program!r}")
+        close = difflib.get_close_matches(program, sorted(known), n=1)
+        raise UsageError(f"--program {program!r}: no such template program"
+                         + (f"; did you mean {close[0]!r}?" if close else ""))
+    try:
+        bound_arguments(chosen, bindings or {})
+    except EvaluationError as err:
+        raise UsageError(f"--args: {err}") from None
     index = load_index(layout, keep_rows_of=frozenset({image_id}))
     cohort = labels or ("gold" if image_id in index.gold else "silver")
     return explain_image(index, image_id, chosen, bindings or {}, labels=cohort,

@@ -15,6 +15,7 @@ use, so the rest of cxrvqa works without them.
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import shutil
 from dataclasses import dataclass
@@ -29,8 +30,9 @@ from cxrvqa.build.commit import (
     sync_tree,
 )
 from cxrvqa.build.jsonio import paused_gc
-from cxrvqa.build.output import OUTPUT_KEYS, folder_mode
+from cxrvqa.build.output import OUTPUT_KEYS, ans2idx_bytes, folder_mode
 from cxrvqa.errors import DataError, ExportError
+from cxrvqa.tools.evaluate import default_vocabulary
 from cxrvqa.tools.verify import read_ans2idx, read_records, text_table
 from cxrvqa.vocab import ARGUMENT_KINDS, SPLITS
 
@@ -155,10 +157,21 @@ def _schema(width: int) -> pa.Schema:
                      + [(MULTIHOT_COLUMN, pa.list_(pa.int8(), width))])
 
 
-def _split_table(path: Path, ans2idx: dict[str, int]) -> pa.Table:
+def _vocabulary(path: Path, records: dict[str, list[dict[str, Any]]]) -> bytes:
+    """The bytes of the build's ``ans2idx.json``; without one (``generate --complete`` writes a
+    split file alone) those a build of these records writes: the default answers and theirs."""
+    if path.exists():
+        read_ans2idx(path)  # checked
+        return path.read_bytes()
+    others = {answer for split in records.values() for record in split
+              if isinstance(record.get("answer"), list)
+              for answer in record["answer"] if isinstance(answer, str)}
+    return ans2idx_bytes(default_vocabulary(others))
+
+
+def _split_table(path: Path, records: list[dict[str, Any]], ans2idx: dict[str, int]) -> pa.Table:
     import pyarrow as pa
 
-    records = read_records(path)
     with paused_gc():
         rows = [_row(record, path, number) for number, record in enumerate(records)]
     schema = _schema(len(ans2idx))
@@ -273,10 +286,13 @@ def export_dataset(dataset_dir: Path, out: Path, fmt: str) -> ExportReport:
     target = _target(out)
     staging = _stage(target)
     try:
-        ans2idx = read_ans2idx(dataset_dir / "ans2idx.json")
-        tables = {split: _split_table(dataset_dir / f"{split}.json", ans2idx) for split in present}
+        records = {split: read_records(dataset_dir / f"{split}.json") for split in present}
+        vocabulary = _vocabulary(dataset_dir / "ans2idx.json", records)
+        ans2idx = json.loads(vocabulary)
+        tables = {split: _split_table(dataset_dir / f"{split}.json", records[split], ans2idx)
+                  for split in present}
         (_write_parquet if fmt == "parquet" else _write_hf)(tables, staging)
-        shutil.copyfile(dataset_dir / "ans2idx.json", staging / "ans2idx.json")
+        (staging / "ans2idx.json").write_bytes(vocabulary)
         _publish(staging, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -24,6 +24,7 @@ drawing once every image has been drawn (later draws could only repeat questions
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 import multiprocessing
@@ -40,7 +41,7 @@ from cxrvqa.build.answering import image_identity
 from cxrvqa.build.index import ImageMeta
 from cxrvqa.build.output import OUTPUT_KEYS, dataset_bytes, write_files_atomically
 from cxrvqa.build.splits import SilverIndex, assign_splits
-from cxrvqa.errors import DataError, EvaluationError
+from cxrvqa.errors import DataError, EvaluationError, UsageError
 from cxrvqa.facts import Finding, ImageFacts
 from cxrvqa.lang import nodes as n
 from cxrvqa.lang.answers import render
@@ -64,7 +65,8 @@ if TYPE_CHECKING:
     from cxrvqa.build.ontology import Ontology
 
 __all__ = ["MAX_LIST_SHARE", "BalanceRow", "GenerateOptions",
-           "Generated", "Pairs", "Template", "complete_records", "generate", "generate_split",
+           "Generated", "Pairs", "Template", "chosen_programs", "complete_records", "generate",
+           "generate_split",
            "load_templates",
            "question_bytes", "run_generate", "split_pools"]
 
@@ -232,7 +234,7 @@ def generate_split(pool: Mapping[str, ImageFacts], split: str, pairs: Pairs,
                    programs: Mapping[str, n.Program] | None = None) -> Generated:
     """Generate, answer and balance ``options.per_template`` questions per template on ``pool``."""
     programs = programs if programs is not None else bundled_programs()
-    names = _chosen_programs(programs, options.templates)
+    names = chosen_programs(programs, options.templates)
     state = _State(split, {i: pool[i] for i in sorted(pool)}, pairs, programs, options)
     results = list(_map(state, names))
     records = [record for chosen, _ in results for record in chosen]
@@ -278,13 +280,25 @@ def complete_records(records: Sequence[Mapping[str, Any]],
     return completed
 
 
-def _chosen_programs(programs: Mapping[str, n.Program],
-                     wanted: Sequence[str] | None) -> list[str]:
+def chosen_programs(programs: Mapping[str, n.Program] | None,
+                    wanted: Sequence[str] | None) -> list[str]:
+    """The names of the programs (default: the bundled 48) to generate for (``wanted``, else
+    all), each checked.
+
+    The command line calls it before reading the sources, so that a wrong name stops at once.
+
+    Raises:
+        UsageError: a wanted name is no program (said with a did-you-mean).
+        DataError: a chosen program's header lacks the question types.
+    """
+    programs = programs if programs is not None else bundled_programs()
     names = list(dict.fromkeys(wanted)) if wanted else list(programs)  # named twice: once
     for name in names:
         if name not in programs:
-            raise DataError(f"--templates: {name!r}: expected a program name such as "
-                            f"{next(iter(programs), 'program_1')}")
+            close = difflib.get_close_matches(name, list(programs), n=1)
+            raise UsageError(f"--templates: {name!r}: no such template program"
+                             + (f"; did you mean {close[0]!r}?" if close else
+                                f"; expected a program name such as {next(iter(programs), 'program_1')}"))
         Template.of(programs[name])  # its header must give the question types
     return names
 

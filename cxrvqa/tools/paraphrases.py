@@ -14,6 +14,7 @@ lines::
 A program file is printed back from its parsed form with the new template nodes
 added (``lang.printer.format_node``), so every header line the language knows
 survives; the comment lines at the top of the file are kept, comments inside are not.
+The author's folder preludes the programs use are copied as the copy's ``_prelude.cxr``.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from cxrvqa.build.output import write_files_atomically
 from cxrvqa.errors import DataError
 from cxrvqa.lang import nodes as n
 from cxrvqa.lang.printer import format_node
-from cxrvqa.lang.resources import programs_dir
+from cxrvqa.lang.resources import PRELUDE_NAME, programs_dir
 from cxrvqa.lang.templates import template_slots
 
 __all__ = ["MineReport", "check_out_folder", "mine", "with_paraphrases", "write_program_set"]
@@ -132,7 +133,24 @@ def write_program_set(programs: Mapping[str, n.Program], report: MineReport, out
         texts = [text for text, _ in report.found.get(name, [])]
         files[f"{name}.cxr"] = (_leading_comments(program)
                                 + format_node(with_paraphrases(program, texts))).encode("utf-8")
+    prelude = _author_prelude(programs)
+    if prelude:  # without it, programs of an author's folder name what is not defined
+        files[PRELUDE_NAME] = prelude.encode("utf-8")
     write_files_atomically(out, files)
+
+
+def _author_prelude(programs: Mapping[str, n.Program]) -> str:
+    """The text of the author's preludes the programs see (the bundled one is always seen);
+    those of several folders one after another, so that a name two define is reported by
+    ``cxrvqa check`` of the copy."""
+    texts: dict[str, str] = {}
+    for program in programs.values():
+        for prelude in program.preludes:
+            if prelude.source is not None:
+                texts.setdefault(prelude.source.text, prelude.source.name)
+    if len(texts) == 1:
+        return next(iter(texts))
+    return "\n".join(f"// from {name}\n{text.rstrip()}\n" for text, name in texts.items())
 
 
 def _leading_comments(program: n.Program) -> str:

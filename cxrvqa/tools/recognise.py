@@ -5,7 +5,9 @@ Three layers, tried in order:
 a. **exact**: the question, with its vocabulary terms replaced by their kinds, equals a
    template line of a program (base wording or paraphrase) with its ``${slots}`` replaced
    the same way. Term renderings do not matter here: "tubes/lines", "tube/line" and
-   "tubesandlines" are all one category; "abnormality" and "abnormalities" one word.
+   "tubesandlines" are all one category; "abnormality" and "abnormalities" one word. A
+   wording that two programs share (an author's program worded like a bundled one) is
+   **ambiguous**.
 b. **parser**: for wordings never seen, the terms found decide. Every program line is read
    by the same feature reader as a question, so the programs' own templates say what each
    program looks like (no per-program rules):
@@ -325,13 +327,17 @@ class Recogniser:
 
     def _recognise(self, question: str) -> Recognition:
         items = self._items(question)
-        lines = self._exact.get(_skeleton(items), ())
-        for line in lines:
-            arguments = _bind(line, items)
-            if arguments is not None:
-                return Recognition(question, line.program, arguments, "exact",
-                                   f"template line {line.number + 1} of {line.program}: "
-                                   f"{line.text!r}")
+        bound = [(line, arguments) for line in self._exact.get(_skeleton(items), ())
+                 if (arguments := _bind(line, items)) is not None]
+        programs = tuple(dict.fromkeys(line.program for line, _ in bound))
+        if len(programs) > 1:  # e.g. an author's program worded like a bundled one
+            return Recognition(question, None, layer="ambiguous", candidates=programs,
+                               reason="the same template wording")
+        if bound:
+            line, arguments = bound[0]
+            return Recognition(question, line.program, arguments, "exact",
+                               f"template line {line.number + 1} of {line.program}: "
+                               f"{line.text!r}")
         return self._parse(question, items)
 
     def _parse(self, question: str, items: list[_Item]) -> Recognition:

@@ -88,12 +88,14 @@ class QuestionMatcher:
 class FuncVqa:
     """The function ``register`` installs: answers (question, study) pairs from an index."""
 
-    matcher: QuestionMatcher
-    programs: Mapping[str, Program]
-    images: Mapping[int, ImageFacts]
+    # The programs and the facts of every study stay out of the repr: printed in a REPL,
+    # they were megabytes for the demo alone.
+    matcher: QuestionMatcher = field(repr=False)
+    programs: Mapping[str, Program] = field(repr=False)
+    images: Mapping[int, ImageFacts] = field(repr=False)
     strict: bool = False
     last_error: str | None = None
-    _facts: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    _facts: dict[str, tuple[str, ...]] = field(default_factory=dict, repr=False)
 
     def __call__(self, question: object, study_id: object) -> int | str | None:
         self.last_error = None

@@ -300,13 +300,15 @@ def render_stats(stats: Stats) -> str:
              + ", ".join(f"{s} {n}" for s, n in stats.by_split.items()),
              "content types: " + _pairs(stats.by_content_type),
              "semantic types: " + _pairs(stats.by_semantic_type), ""]
-    header = f"{'template':<12}" + "".join(f"{s:>8}" for s in splits)
+    # As wide as the longest name (an author's template names are longer than program_NN).
+    width = max([12, *(len(program) + 1 for program in stats.by_template)])
+    header = f"{'template':<{width}}" + "".join(f"{s:>8}" for s in splits)
     header += f"{'answers':>9}{'empty':>8}  {'top answer':<28}{'share':>7}"
     if stats.agreement is not None:
         header += f"{'gold=silver':>13}"
     lines.append(header)
     for program, counts in stats.by_template.items():
-        lines.append(f"{program:<12}" + "".join(f"{counts.get(s, 0):>8}" for s in splits)
+        lines.append(f"{program:<{width}}" + "".join(f"{counts.get(s, 0):>8}" for s in splits)
                      + _answer_columns(stats.answers.get(program, {}))
                      + _agreement_column(stats.agreement, program))
     rate = stats.empty_rate

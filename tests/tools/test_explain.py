@@ -12,9 +12,11 @@ import pandas as pd
 import pytest
 from helpers import built_demo
 
+from cxrvqa import load_programs, parse
 from cxrvqa.build.labels import image_labels
 from cxrvqa.build.loaders import read_gold_labels
 from cxrvqa.build.ontology import build_ontology
+from cxrvqa.cli import main
 from cxrvqa.errors import DataError, EvaluationError, UsageError
 from cxrvqa.facts import ImageFacts
 from cxrvqa.programs import bundled_programs
@@ -165,3 +167,57 @@ def test_example_script_runs() -> None:
                             capture_output=True, text=True, check=True)
     assert "answer: ['lung opacity']" in result.stdout
     assert "via object 'left lower lung zone'" in result.stdout
+
+
+def test_a_definition_called_twice_shows_each_call_and_its_findings_support_the_answer(
+        tmp_path: Path) -> None:
+    # Before: both calls shared the definition's nodes, the trace stopped at the call and a
+    # 'yes' resting on two abnormal findings said "no finding involved".
+    (tmp_path / "_prelude.cxr").write_text(
+        "def n_abnormal(o: object) = count(attributes(findings[object = o, category in ABNORMAL]))\n")
+    (tmp_path / "more_abnormal.cxr").write_text(
+        'program more_abnormal\ntemplate "Does the ${object_1} have more abnormalities than the '
+        '${object_2}?"\nparam object_1: object\nparam object_2: object\nreturns bool\n\n'
+        "n_abnormal($object_1) > n_abnormal($object_2)\n")
+    program = load_programs(tmp_path)["more_abnormal"]
+    facts = ImageFacts([("left lung", "pneumonia", "disease"), ("left lung", "effusion", "disease"),
+                        ("right lung", "atelectasis", "anatomicalfinding"),
+                        ("right lung", "low lung volumes", "technicalassessment")], "AP", "F", {})
+    result = explain(program, facts, {"object_1": "left lung", "object_2": "right lung"})
+    assert result.answer == ["yes"]
+    steps = [(s.depth, s.expression, s.value) for s in result.steps]
+    assert (1, "n_abnormal($object_1)", "2") in steps and (1, "n_abnormal($object_2)", "1") in steps
+    assert (2, "count(attributes(findings[object = $object_2, category in ABNORMAL]))", "1") in steps
+    assert {s.finding for s in result.support["yes"]} == {
+        ("left lung", "pneumonia", "disease"), ("left lung", "effusion", "disease"),
+        ("right lung", "atelectasis", "anatomicalfinding")}
+
+
+def test_a_category_answer_is_supported_by_its_findings() -> None:
+    program = parse('program p\ntemplate "Which kinds of findings are in the ${object}?"\n'
+                    'param object: object\nreturns list\n\ncategories(findings[object = $object])')
+    facts = ImageFacts([("left lung", "pneumonia", "disease"),
+                        ("left lung", "low lung volumes", "technicalassessment")], "AP", "F", {})
+    result = explain(program, facts, {"object": "left lung"})
+    assert result.answer == ["disease", "technicalassessment"]
+    assert [s.finding for s in result.support["disease"]] == [("left lung", "pneumonia", "disease")]
+    assert "no finding involved" not in result.render()
+
+
+def test_a_wrong_program_or_args_on_the_command_line_is_a_usage_error(
+        demo: SimpleNamespace, capsys: pytest.CaptureFixture[str]) -> None:
+    # Before: exit 3 (a data error) after reading the sources, and no did-you-mean for a program.
+    image = next(iter(demo.index.gold))
+    base = ["explain", "--physionet-root", str(demo.root), "--image-id", image]
+    for extra, message in (
+            (["--program", "program_222", "--args", "attribute=pneumonia"],
+             "--program 'program_222': no such template program; did you mean 'program_22'?"),
+            (["--program", "program_22", "--args", "attribute=pneumonya"],
+             "--args: program_22: param 'attribute' 'pneumonya' is not a known attribute; "
+             "did you mean 'pneumonia'?"),
+            (["--program", "program_22"], "--args: program_22: param 'attribute' needs a name"),
+            (["--program", "program_22", "--args", "object=left lung"],
+             "--args: program_22: no param named 'object'")):
+        assert main([*base, *extra]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"cxrvqa: error: {message}") and err.count("\n") == 1

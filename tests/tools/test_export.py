@@ -12,6 +12,7 @@ import pytest
 from cxrvqa.build.output import OUTPUT_KEYS, ans2idx_bytes, dataset_bytes
 from cxrvqa.errors import DataError
 from cxrvqa.tools import export as export_module
+from cxrvqa.tools.evaluate import default_vocabulary
 from cxrvqa.tools.export import MULTIHOT_COLUMN, ExportError, export_dataset
 from cxrvqa.vocab import ARGUMENT_KINDS
 
@@ -240,3 +241,20 @@ def test_ans2idx_must_number_answers_from_zero(tmp_path: Path, content: str) -> 
     with pytest.raises(DataError, match=r"ans2idx\.json: expected an object mapping each answer"):
         export_dataset(dataset, tmp_path / "out", "parquet")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_generated_complete_file_without_ans2idx_gets_the_builds_vocabulary(tmp_path: Path) -> None:
+    # README: 'generate --complete' files are read by export like a built split; before,
+    # export stopped with "ans2idx.json: file not found" since generate writes no vocabulary.
+    pq = pytest.importorskip("pyarrow.parquet")
+    dataset = _build(tmp_path / "dataset", splits=("test",))
+    (dataset / "ans2idx.json").unlink()
+    records = _records("test")
+    records[0]["answer"] = ["3"]  # an author's 'returns number' answer
+    (dataset / "test.json").write_bytes(dataset_bytes(records))
+    export_dataset(dataset, tmp_path / "out", "parquet")
+    written = (tmp_path / "out" / "ans2idx.json").read_bytes()
+    assert written == ans2idx_bytes(default_vocabulary(["3"]))  # what a build writes for them
+    ans2idx = json.loads(written)
+    rows = pq.read_table(tmp_path / "out" / "test.parquet").to_pylist()
+    assert [_as_json_record(row, ans2idx) for row in rows] == records

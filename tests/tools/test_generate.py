@@ -16,7 +16,8 @@ from helpers import render_question
 
 from cxrvqa.build.index import SceneIndex, load_index
 from cxrvqa.build.layout import SourceLayout
-from cxrvqa.errors import DataError
+from cxrvqa.cli import main
+from cxrvqa.errors import DataError, UsageError
 from cxrvqa.facts import ImageFacts
 from cxrvqa.lang.check import check_paths
 from cxrvqa.programs import answer, bundled_programs
@@ -168,11 +169,22 @@ def test_run_generate_writes_the_file_without_answers(root: Path, tmp_path: Path
     assert [p.name for p in out.parent.iterdir()] == ["valid.json"]  # no temporary left behind
 
 
-def test_bad_split_or_template_is_a_data_error(index: SceneIndex) -> None:
+def test_bad_split_is_a_data_error_and_bad_template_a_usage_error(index: SceneIndex) -> None:
     with pytest.raises(DataError, match="--split"):
         generate(index, "dev", GenerateOptions(per_template=1))
-    with pytest.raises(DataError, match="program_99"):
+    # A name on the command line: exit 2, with a did-you-mean (was a DataError, exit 3).
+    with pytest.raises(UsageError, match="'program_99': no such template program; did you mean"):
         generate(index, "test", GenerateOptions(per_template=1, templates=("program_99",)))
+
+
+def test_a_wrong_template_name_stops_before_the_sources_are_read(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # tmp_path holds no sources: reading them would fail with exit 3.
+    assert main(["generate", "--physionet-root", str(tmp_path), "--split", "test",
+                 "--per-template", "1", "--templates", "program_1,progam_22",
+                 "--out", str(tmp_path / "q.json")]) == 2
+    assert capsys.readouterr().err == ("cxrvqa: error: --templates: 'progam_22': no such template "
+                                       "program; did you mean 'program_22'?\n")
 
 
 def test_a_template_named_twice_is_generated_once(index: SceneIndex) -> None:

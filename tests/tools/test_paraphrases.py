@@ -194,3 +194,19 @@ def test_paraphrases_never_write_into_the_bundled_programs(tmp_path: Path) -> No
                                  f"folder; write the mined copy to a folder of your own and pass "
                                  f"it with --programs\n")
     assert {path.name: path.read_bytes() for path in programs_dir().iterdir()} == before
+
+
+def test_the_mined_copy_of_an_authors_folder_keeps_its_prelude(tmp_path: Path) -> None:
+    # Before: the copy had the folder's programs but not its _prelude.cxr, so it did not check
+    # ("unknown name 'LEFT_SIDE'", "unknown function 'abnormal_at'").
+    authoring = Path(__file__).resolve().parents[2] / "examples" / "authoring"
+    question = {"template": "Is the ${object} clear of any abnormality?",
+                "template_program": "free_of_abnormality"}
+    (tmp_path / "q.json").write_text(json.dumps([question]))
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        assert main(["paraphrases", str(tmp_path / "q.json"), "--out", str(tmp_path / "out"),
+                     "--programs", str(authoring)]) == 0
+    assert ((tmp_path / "out" / "_prelude.cxr").read_bytes()
+            == (authoring / "_prelude.cxr").read_bytes())
+    mined = load_programs(tmp_path / "out")  # checks every program against the copied prelude
+    assert [t.text for t in mined["free_of_abnormality"].templates][-1] == question["template"]

@@ -195,6 +195,20 @@ def test_program_signatures_come_from_the_programs() -> None:
                                            "'Does the ${object} show ${attribute}?'")
 
 
+def test_an_exact_wording_two_programs_share_is_ambiguous() -> None:
+    # Before: the first program with the wording won, silently (the bundled one over an
+    # author's program that asks something else in the same words).
+    programs = dict(bundled_programs())
+    twin = dataclasses.replace(programs["program_22"], name="my_absent")
+    found = Recogniser({**programs, "my_absent": twin}).recognise("Is there pneumonia?")
+    assert (found.layer, found.program) == ("ambiguous", None)
+    assert found.error() == ("ambiguous question 'Is there pneumonia?', could be program_22 or "
+                             "my_absent (the same template wording)")
+    # Programs 47 and 48 share a skeleton but their fixed words tell them apart.
+    question = "Is the width of the upper mediastinum wider than 1/3 of the thorax width?"
+    assert Recogniser(programs).recognise(question).program == "program_48"
+
+
 def run(argv: list[str]) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):

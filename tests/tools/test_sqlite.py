@@ -170,3 +170,12 @@ def test_readme_sql_snippet_runs_verbatim(demo: SimpleNamespace) -> None:
     assert result.stdout == f"{len({demo.index.meta[i].study_id for i in expected})} studies with " \
                             "pleural effusion\n"
     assert expected
+
+
+def test_the_registered_function_prints_short() -> None:
+    # Before: its repr held every program and every study's facts (3 MB for the demo).
+    index = SimpleNamespace(silver={"a": ImageFacts([("left lung", "pneumonia", "disease")])},
+                            gold={}, meta={"a": SimpleNamespace(subject_id=1, study_id=7,
+                                                                viewpos="AP")})
+    vqa = register(sqlite3.connect(":memory:"), index)  # type: ignore[arg-type]
+    assert repr(vqa) == "FuncVqa(strict=False, last_error=None)"

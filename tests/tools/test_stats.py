@@ -211,3 +211,16 @@ def test_gold_vs_silver_agreement_with_sources(tmp_path: Path) -> None:
         tally = stats.agreement[row]
         assert values == [tally.rate or 0.0] and note.startswith(f"{tally.agree} of ")
     assert {o.splits for o in stats.overlaps} == set()  # one split: nothing to share
+
+
+def test_long_template_names_keep_the_columns_aligned(tmp_path: Path) -> None:
+    # Before: the template column was 12 wide, so an author's 'right_side_categories' pushed
+    # its row's numbers out from under the header.
+    records = [_record("test", "img1", "Is there x?", "right_side_categories", ["yes"]),
+               _record("test", "img2", "Is there y?", "program_22", ["no"])]
+    lines = render_stats(compute_stats([_write(tmp_path / "q.json", records)])).splitlines()
+    header = next(line for line in lines if line.startswith("template"))
+    rows = [line for line in lines if line.startswith(("right_side_categories ", "program_22 "))]
+    assert len(rows) == 2
+    for row in rows:  # the count (1) ends where its column's header ends
+        assert row.index("1") + 1 == header.index("test") + len("test")
