@@ -28,7 +28,8 @@ b. **parser**: for wordings never seen, the terms found decide. Every program li
    difference; union and intersection at once leave two readings. Rewrites (``_REWRITES``)
    bring wordings to these words before the terms are read.
 c. **unknown**: nothing fits, or a word looks like a vocabulary term that is not one (a
-   misspelling, "left elbow"), or the question is negated ("free of …"), counts ("how many",
+   misspelling, "left elbow"), or the question is negated ("free of …", "ruled out"), qualifies
+   a finding ("large", "new", "worsening", "malpositioned"), counts ("how many",
    "only one of"), compares a size the other way ("less than half"), or holds a pair word
    ("either", "both", "but", …) with no two terms to join. The answer names the closest
    template line and any misspelt term.
@@ -143,8 +144,22 @@ _OR = frozenset("or either whichever".split())
 _AND = frozenset("and both common shared each plus well together".split())
 _NEGATED = frozenset("no not without absent absence free normal lack lacks lacking neither nor "
                      "none negative excluding except minus unlike sparing spared "
+                     # a finding asked about as gone or doubted: "is pneumonia ruled out?"
+                     "ruled excluded resolved removed unlikely missing "
                      # a size compared the other way round is the complement of programs 47/48
                      "less smaller narrower under below fewer lower".split())
+# Words that ask about more than a finding's presence (its size or severity, its change since
+# an earlier study, a device's position), which no program answers: "is there a large pleural
+# effusion?" is not "is there pleural effusion?". Refused unless a template line uses the word.
+_QUALIFIERS = frozenset("""
+    small large big tiny massive huge moderate moderately mild mildly severe severely minimal
+    trace slight slightly significant extensive marked subtle bilateral unilateral
+    new newly old worsening worsened worse improving improved improvement increasing decreasing
+    decreased progressing progressed progression stable unchanged persistent interval chronic
+    acute history previous prior earlier compared resolving
+    malpositioned misplaced positioned placement tip terminates good appropriate appropriately
+    adequate adequately proper properly satisfactory optimal suboptimal
+    """.split())
 _PREPOSITIONS = frozenset("in of at on within from for regarding about involving".split())
 # Words that may stand beside terms without changing what is asked (besides template words).
 _FILLER = frozenset("""
@@ -255,6 +270,7 @@ class Recogniser:
         literal = {item for line in self.lines for item in self._items(line.text, True)
                    if isinstance(item, str)}
         self._known = _FILLER | literal
+        self._qualifiers = _QUALIFIERS - literal
         self._suspicious = frozenset(w for w in vocabulary_words if w not in self._known)
         self._phrases = sorted({" ".join(words) for entries in self._trie.values()
                                 for words, _ in entries})
@@ -343,6 +359,10 @@ class Recogniser:
         features = _features(items)
         if features.negated:
             return self._unknown(question, items, "negated questions are not asked")
+        qualified = [w for w in items if w.__class__ is str and w in self._qualifiers]
+        if qualified:
+            return self._unknown(question, items, f"{qualified[0]!r} qualifies a finding; only "
+                                 f"presence is asked")
         if features.loose:
             return self._unknown(question, items, f"{features.loose!r} joins no two terms")
         lines = [line for line in self._by_counts.get((features.counts, features.abnormal), ())

@@ -176,6 +176,36 @@ def test_refusals(recogniser: Recogniser, question: str, layer: str, message: st
     assert "\n" not in found.error()
 
 
+@pytest.mark.parametrize(("question", "reason"), [
+    # A finding asked about as gone or doubted: answering its presence would invert the answer.
+    ("Is pneumonia ruled out?", "negated"),
+    ("Can pleural effusion be excluded?", "negated"),
+    ("Has the pneumothorax resolved?", "negated"),
+    ("Was the chest tube removed?", "negated"),
+    ("Is pleural effusion unlikely?", "negated"),
+    # Size, severity, change and position are not presence: no program answers them.
+    ("Is there a large pleural effusion?", "'large' qualifies a finding"),
+    ("Is there new pneumonia in the left lung?", "'new' qualifies a finding"),
+    ("Is there worsening atelectasis compared to the prior study?", "'worsening' qualifies"),
+    ("Is there bilateral pleural effusion?", "'bilateral' qualifies"),
+    ("Is the endotracheal tube malpositioned?", "'malpositioned' qualifies"),
+    ("Is the endotracheal tube in good position?", "'good' qualifies"),
+])
+def test_questions_beyond_presence_are_refused(recogniser: Recogniser, question: str,
+                                               reason: str) -> None:
+    found = recogniser.recognise(question)
+    assert (found.program, found.layer) == (None, "unknown"), found.render()
+    assert reason in found.reason
+
+
+def test_a_template_line_may_use_a_qualifier_word(tmp_path: pytest.TempPathFactory) -> None:
+    # A program set whose own wording says "new" asks about it: the exact line still matches.
+    program = dataclasses.replace(bundled_programs()["program_22"],
+                                  templates=(Template("Is there new ${attribute}?"),))
+    found = Recogniser({"program_22": program}).recognise("is there new pneumonia?")
+    assert (found.program, found.arguments) == ("program_22", {"attribute": {"0": "pneumonia"}})
+
+
 def test_program_signatures_come_from_the_programs() -> None:
     programs = dict(bundled_programs())
     question = "does the left lung show pneumonia?"
