@@ -32,7 +32,8 @@ c. **unknown**: nothing fits, or a word looks like a vocabulary term that is not
    a finding ("large", "new", "worsening", "malpositioned"), counts ("how many",
    "only one of"), compares a size the other way ("less than half"), or holds a pair word
    ("either", "both", "but", …) with no two terms to join. The answer names the closest
-   template line and any misspelt term.
+   template line and any misspelt term. A text over ``MAX_QUESTION_LENGTH`` characters is
+   refused unread, and errors quote a long question's start only.
 
 Example:
     >>> from cxrvqa.programs import bundled_programs
@@ -60,6 +61,10 @@ _COUNTED = (*PARAM_KINDS, "ratio")  # kinds whose number of terms must fit exact
 _FLAGS = ("abnormal", "location", "topic")  # words that say what is asked, without a value
 
 _MAX_CACHED = 100_000
+# No template filled in is near this long; a longer text is refused before it is read, as the
+# closest-template search costs time in its length (a 500 KB string took half a minute).
+MAX_QUESTION_LENGTH = 1000
+_SHOWN = 120  # characters of a refused question quoted in its error
 _TOKEN = re.compile(r"[a-z0-9]+|,")
 _CLAUSE_MARKS = str.maketrans(":;\u2013\u2014", ",,,,")  # a colon or dash sets off a clause like a comma
 
@@ -212,10 +217,13 @@ class Recognition:
 
     def error(self) -> str:
         """The one-line refusal for an unknown or ambiguous question."""
+        question = repr(self.question[:_SHOWN]) + ("…" if len(self.question) > _SHOWN else "")
         if self.layer == "ambiguous":
-            return (f"ambiguous question {self.question!r}, could be "
+            return (f"ambiguous question {question}, could be "
                     f"{' or '.join(self.candidates)} ({self.reason})")
-        text = f"unknown question {self.question!r}"
+        text = f"unknown question {question}"
+        if len(self.question) > MAX_QUESTION_LENGTH:
+            return f"{text} ({len(self.question)} characters; at most {MAX_QUESTION_LENGTH})"
         if self.did_you_mean:
             text += f"; did you mean {' / '.join(map(repr, self.did_you_mean))}?"
         if self.closest:
@@ -332,6 +340,8 @@ class Recogniser:
 
     def recognise(self, question: str) -> Recognition:
         """The program and arguments of one question (cached by text)."""
+        if len(question) > MAX_QUESTION_LENGTH:
+            return Recognition(question, None, reason=f"longer than {MAX_QUESTION_LENGTH} characters")
         found = self._cache.get(question)
         if found is None:
             if len(self._cache) >= _MAX_CACHED:

@@ -206,6 +206,21 @@ def test_a_template_line_may_use_a_qualifier_word(tmp_path: pytest.TempPathFacto
     assert (found.program, found.arguments) == ("program_22", {"attribute": {"0": "pneumonia"}})
 
 
+def test_a_huge_question_is_refused_before_it_is_read(recogniser: Recogniser) -> None:
+    question = "is there pleural effusion? " * 20_000  # 540 KB: the closest-template search took ~30 s
+    found = recogniser.recognise(question)
+    assert (found.program, found.layer, found.closest) == (None, "unknown", None)
+    assert found.error().endswith("(540000 characters; at most 1000)")
+    assert len(found.error()) < 300  # the message quotes the start, not 540 KB
+    assert question not in recogniser._cache
+
+
+def test_an_error_quotes_a_long_question_shortened(recogniser: Recogniser) -> None:
+    found = recogniser.recognise("what is " + "very " * 150 + "odd?")
+    assert found.layer == "unknown" and "very very" in found.error()
+    assert "odd?" not in found.error() and "'…; closest template" in found.error()
+
+
 def test_program_signatures_come_from_the_programs() -> None:
     programs = dict(bundled_programs())
     question = "does the left lung show pneumonia?"
