@@ -5,7 +5,8 @@ Three layers, tried in order:
 a. **exact**: the question, with its vocabulary terms replaced by their kinds, equals a
    template line of a program (base wording or paraphrase) with its ``${slots}`` replaced
    the same way. Term renderings do not matter here: "tubes/lines", "tube/line" and
-   "tubesandlines" are all one category; "abnormality" and "abnormalities" one word.
+   "tubesandlines" are all one category; "abnormality" and "abnormalities" one word; "rib
+   fractures" and "alveolar haemorrhage" are the findings "rib fracture", "alveolar hemorrhage".
 b. **parser**: for wordings never seen, the terms found decide. Every program line is read
    by the same feature reader as a question, so the programs' own templates say what each
    program looks like (no per-program rules):
@@ -29,9 +30,9 @@ b. **parser**: for wordings never seen, the terms found decide. Every program li
    bring wordings to these words before the terms are read.
 c. **unknown**: nothing fits, or a word looks like a vocabulary term that is not one (a
    misspelling, "left elbow"), or the question is negated ("free of …", "ruled out"), qualifies
-   a finding ("large", "new", "worsening", "malpositioned"), counts ("how many",
-   "only one of"), compares a size the other way ("less than half"), or holds a pair word
-   ("either", "both", "but", …) with no two terms to join. The answer names the closest
+   a finding or place ("large", "new", "malpositioned", "outside the …", "at the … base"),
+   counts ("how many", "only one of"), compares a size the other way ("less than half"), or
+   holds a pair word ("either", "both", "but", …) with no two terms to join. The answer names the closest
    template line and any misspelt term. A text over ``MAX_QUESTION_LENGTH`` characters is
    refused unread, and errors quote a long question's start only.
 
@@ -102,6 +103,9 @@ _OTHER_TERMS: dict[str, dict[str, tuple[str, ...]]] = {
               "size": ("width", "wide", "wider", "widths", "broader", "breadth", "ratio")},
 }
 
+# British spellings of vocabulary words, read as the vocabulary spells them.
+_SPELLINGS: dict[str, str] = {"haemorrhage": "hemorrhage", "oedema": "edema", "goitre": "goiter"}
+
 # Wordings that say the same as a shorter one, rewritten before terms are read (templates and
 # questions alike, so exact matching is unaffected): a connective's many spellings become the
 # one word the rules below know, and size wordings name the widths they compare.
@@ -153,17 +157,22 @@ _NEGATED = frozenset("no not without absent absence free normal lack lacks lacki
                      "ruled excluded resolved removed unlikely missing "
                      # a size compared the other way round is the complement of programs 47/48
                      "less smaller narrower under below fewer lower".split())
-# Words that ask about more than a finding's presence (its size or severity, its change since
-# an earlier study, a device's position), which no program answers: "is there a large pleural
-# effusion?" is not "is there pleural effusion?". Refused unless a template line uses the word.
+# Words that ask about more than a finding's presence in a named region, which no program
+# answers: its size or severity ("is there a large pleural effusion?" is not "is there pleural
+# effusion?"), its change since an earlier study, a device's position, or a place near, outside
+# or within part of the region named ("outside the left lung", "at the left lung base").
+# Refused unless a template line uses the word.
 _QUALIFIERS = frozenset("""
     small large big tiny massive huge moderate moderately mild mildly severe severely minimal
     trace slight slightly significant extensive marked subtle bilateral unilateral
     new newly old worsening worsened worse improving improved improvement increasing decreasing
     decreased progressing progressed progression stable unchanged persistent interval chronic
-    acute history previous prior earlier compared resolving
+    acute history previous prior earlier resolving before after
     malpositioned misplaced positioned placement tip terminates good appropriate appropriately
     adequate adequately proper properly satisfactory optimal suboptimal
+    outside near nearby adjacent behind beside around overlying underlying surrounding
+    beyond other elsewhere periphery peripheral apex apices base bases basal basilar sided lobe
+    lobes lingula medial lateral anterior posterior central
     """.split())
 _PREPOSITIONS = frozenset("in of at on within from for regarding about involving".split())
 # Words that may stand beside terms without changing what is asked (besides template words).
@@ -310,7 +319,7 @@ class Recogniser:
         """Longest vocabulary match first, left to right; a wording outside a term is rewritten
         (``_REWRITES``) before it is read."""
         items: list[_Item] = []
-        tokens = list(tokens)
+        tokens = [_SPELLINGS.get(token, token) for token in tokens]
         i = 0
         while i < len(tokens):
             for words, term in self._trie.get(tokens[i], ()):
@@ -371,8 +380,8 @@ class Recogniser:
             return self._unknown(question, items, "negated questions are not asked")
         qualified = [w for w in items if w.__class__ is str and w in self._qualifiers]
         if qualified:
-            return self._unknown(question, items, f"{qualified[0]!r} qualifies a finding; only "
-                                 f"presence is asked")
+            return self._unknown(question, items, f"{qualified[0]!r} asks about more than a "
+                                 f"finding's presence in a named region")
         if features.loose:
             return self._unknown(question, items, f"{features.loose!r} joins no two terms")
         lines = [line for line in self._by_counts.get((features.counts, features.abnormal), ())
@@ -460,6 +469,9 @@ def _term_table() -> dict[tuple[str, ...], _Term]:
         add(name, "object", name)
     for name in VQA_ATTRIBUTES:
         add(name, "attribute", name)
+    for name in VQA_ATTRIBUTES:  # after every name, so that no other form hides one
+        if other := _other_number(name):
+            add(other, "attribute", name)
     for category in CATEGORIES:
         for text in (category, CATEGORY_WORDS[category], *_CATEGORY_EXTRA[category]):
             add(text, "category", category)
@@ -468,6 +480,21 @@ def _term_table() -> dict[tuple[str, ...], _Term]:
             for text in texts:
                 add(text, kind, value)
     return table
+
+
+def _other_number(name: str) -> str | None:
+    """The plural of a finding's name ("rib fractures", "lung opacities"), or the singular of a
+    plural one ("cabg graft"): "are there pleural effusions?" asks what "is there pleural
+    effusion?" does. None for names whose last word has no plain other number."""
+    if "/" in name or "(" in name or not name[-1].isalpha():
+        return None
+    if name.endswith(("is", "ss", "us", "ax", "um", "ed", "ing", "air")):  # scoliosis, pneumothorax,
+        return None  # pneumomediastinum, rotated, costophrenic angle blunting, subcutaneous air
+    if name.endswith("s"):
+        return name[:-1]
+    if name.endswith("y") and name[-2] not in "aeiou":
+        return name[:-1] + "ies"
+    return name + "s"
 
 
 def _trie(table: Mapping[tuple[str, ...], _Term]) -> dict[str, list[tuple[tuple[str, ...], _Term]]]:

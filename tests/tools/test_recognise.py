@@ -121,6 +121,16 @@ OWN = [
     ("Does the cardiothoracic ratio exceed 50%?", "program_47", {}),
     ("Is the heart more than half as wide as the chest?", "program_47", {}),
     ("Is the mediastinal width above 0.33 of the chest width?", "program_48", {}),
+    # British spellings and the other number of a finding's name.
+    ("Is there alveolar haemorrhage?", "program_22", {"attribute": {"0": "alveolar hemorrhage"}}),
+    ("Is there a goitre?", "program_22", {"attribute": {"0": "goiter"}}),
+    ("Is there pulmonary oedema/hazy opacity in the left lung?", "program_2",
+     {"object": {"0": "left lung"}, "attribute": {"0": "pulmonary edema/hazy opacity"}}),
+    ("Are there rib fractures in the right chest wall?", "program_2",
+     {"object": {"0": "right chest wall"}, "attribute": {"0": "rib fracture"}}),
+    ("are there lung opacities or pleural effusions?", "program_24",
+     {"attribute": {"0": "lung opacity", "1": "pleural effusion"}}),
+    ("Is there a cabg graft?", "program_22", {"attribute": {"0": "cabg grafts"}}),
 ]
 
 
@@ -184,12 +194,20 @@ def test_refusals(recogniser: Recogniser, question: str, layer: str, message: st
     ("Was the chest tube removed?", "negated"),
     ("Is pleural effusion unlikely?", "negated"),
     # Size, severity, change and position are not presence: no program answers them.
-    ("Is there a large pleural effusion?", "'large' qualifies a finding"),
-    ("Is there new pneumonia in the left lung?", "'new' qualifies a finding"),
-    ("Is there worsening atelectasis compared to the prior study?", "'worsening' qualifies"),
-    ("Is there bilateral pleural effusion?", "'bilateral' qualifies"),
-    ("Is the endotracheal tube malpositioned?", "'malpositioned' qualifies"),
-    ("Is the endotracheal tube in good position?", "'good' qualifies"),
+    ("Is there a large pleural effusion?", "'large' asks about more"),
+    ("Is there new pneumonia in the left lung?", "'new' asks about more"),
+    ("Is there worsening atelectasis compared to the prior study?", "'worsening' asks about more"),
+    ("Is there bilateral pleural effusion?", "'bilateral' asks about more"),
+    ("Is the endotracheal tube malpositioned?", "'malpositioned' asks about more"),
+    ("Is the endotracheal tube in good position?", "'good' asks about more"),
+    # A place near, outside or within part of the region named is not that region.
+    ("Is there pneumonia outside the left lung?", "'outside' asks about more"),
+    ("List all abnormalities beyond the left lung.", "'beyond' asks about more"),
+    ("Is there pneumonia other than in the left lung?", "'other' asks about more"),
+    ("Is there lung opacity behind the cardiac silhouette?", "'behind' asks about more"),
+    ("Is there pneumonia at the left lung base?", "'base' asks about more"),
+    ("Is there pneumonia in the left lung apex?", "'apex' asks about more"),
+    ("Is there pneumonia in the left lung before surgery?", "'before' asks about more"),
 ])
 def test_questions_beyond_presence_are_refused(recogniser: Recogniser, question: str,
                                                reason: str) -> None:
