@@ -31,7 +31,8 @@ b. **parser**: for wordings never seen, the terms found decide. Every program li
 c. **unknown**: nothing fits, or a word looks like a vocabulary term that is not one (a
    misspelling, "left elbow"), or the question is negated ("free of …", "ruled out"), qualifies
    a finding or place ("large", "new", "malpositioned", "outside the …", "at the … base"),
-   counts ("how many", "only one of"), compares a size the other way ("less than half"), or
+   counts ("how many", "only one of", "at least two", "several"), says "all" or "every" in a
+   yes/no question ("are all abnormalities in the left lung?"), compares a size the other way ("less than half"), or
    holds a pair word ("either", "both", "but", …) with no two terms to join. The answer names the closest
    template line and any misspelt term. A text over ``MAX_QUESTION_LENGTH`` characters is
    refused unread, and errors quote a long question's start only.
@@ -154,7 +155,8 @@ _AND = frozenset("and both common shared each plus well together".split())
 _NEGATED = frozenset("no not without absent absence free normal lack lacks lacking neither nor "
                      "none negative excluding except minus unlike sparing spared "
                      # a finding asked about as gone or doubted: "is pneumonia ruled out?"
-                     "ruled excluded resolved removed unlikely missing "
+                     "ruled excluded resolved removed unlikely missing gone cleared disappeared "
+                     "doubtful against "
                      # a size compared the other way round is the complement of programs 47/48
                      "less smaller narrower under below fewer lower".split())
 # Words that ask about more than a finding's presence in a named region, which no program
@@ -173,6 +175,8 @@ _QUALIFIERS = frozenset("""
     outside near nearby adjacent behind beside around overlying underlying surrounding
     beyond other elsewhere periphery peripheral apex apices base bases basal basilar sided lobe
     lobes lingula medial lateral anterior posterior central
+    main primary most mostly predominantly predominant dominant exclusively solely prominent
+    pronounced better
     """.split())
 _PREPOSITIONS = frozenset("in of at on within from for regarding about involving".split())
 # Words that may stand beside terms without changing what is asked (besides template words).
@@ -384,6 +388,9 @@ class Recogniser:
                                  f"finding's presence in a named region")
         if features.loose:
             return self._unknown(question, items, f"{features.loose!r} joins no two terms")
+        if features.form == "yn" and {"all", "every"} & set(items):  # type: ignore[arg-type]
+            # "are all abnormalities in the left lung?" asks whether every one is: no program does
+            return self._unknown(question, items, "'all' or 'every' in a yes/no question")
         lines = [line for line in self._by_counts.get((features.counts, features.abnormal), ())
                  if _fixed_fit(line, items)]
         why = [f"terms {_describe(features)}"]
@@ -707,13 +714,21 @@ def _by_topic(lines: list[_Line], f: _Features) -> tuple[list[_Line], str]:
 
 
 _COUNTING = frozenset({("how", "many"), ("number", "of"), ("only", "one"), ("exactly", "one"),
-                       ("just", "one"), ("at", "most"), ("single", "one"), ("one", "but")})
+                       ("just", "one"), ("at", "most"), ("single", "one"), ("one", "but"),
+                       # "at least one of" is read as "either" before this; what remains counts
+                       ("at", "least"), ("or", "more")})
+_MANY = frozenset("several multiple many numerous".split())
+_NUMBERS = frozenset("one two three four five".split())
 
 
 def _counts_things(items: Sequence[_Item]) -> bool:
     """"How many …", "the number of …", "count …", "only one of X and Y" (exactly one, not
-    either): no program counts."""
-    return "count" in items or any((a, b) in _COUNTING for a, b in zip(items, items[1:]))
+    either), "at least two …", "more than one …", "several …", "2 abnormalities": no program
+    counts. (Numbers inside a term, such as a size's "0.5", were read with the term.)"""
+    return "count" in items or any(
+        (a, b) in _COUNTING or (a, b) == ("more", "than") and c in _NUMBERS
+        for a, b, c in zip(items, items[1:], [*items[2:], ","])) or any(
+        i.__class__ is str and (i in _MANY or i.isdigit()) for i in items)  # type: ignore[union-attr]
 
 
 def _has_evidence(line: _Line, f: _Features) -> bool:

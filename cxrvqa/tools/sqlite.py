@@ -204,7 +204,7 @@ def register(conn: sqlite3.Connection, index: SceneIndex,
 
     Args:
         conn: the SQLite connection.
-        index: from ``cxrvqa.pipeline.load_index`` (or any object with ``silver``,
+        index: from ``cxrvqa.build.index.load_index`` (or any object with ``silver``,
             ``gold`` and ``meta``).
         programs: the programs to recognise and answer with (default: the bundled 48).
         name: the SQL function name.

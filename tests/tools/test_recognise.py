@@ -208,6 +208,19 @@ def test_refusals(recogniser: Recogniser, question: str, layer: str, message: st
     ("Is there pneumonia at the left lung base?", "'base' asks about more"),
     ("Is there pneumonia in the left lung apex?", "'apex' asks about more"),
     ("Is there pneumonia in the left lung before surgery?", "'before' asks about more"),
+    ("Is pneumonia doubtful?", "negated"),
+    ("Is there evidence against pneumonia?", "negated"),
+    ("Is pneumonia the main finding?", "'main' asks about more"),
+    ("Is pneumonia present in the left lung exclusively?", "'exclusively' asks about more"),
+    ("Is pleural effusion more prominent in the left lung or the right lung?",
+     "'prominent' asks about more"),
+    # Counting, and "all" in a yes/no question, are asked by no program.
+    ("Are there at least two abnormalities?", "counting"),
+    ("Is there more than one abnormality in the left lung?", "counting"),
+    ("Are there several tubes/lines?", "counting"),
+    ("Are there 2 abnormalities in the left lung?", "counting"),
+    ("Are all tubes/lines in the left lung?", "'all' or 'every' in a yes/no question"),
+    ("Is every abnormality in the right lung?", "'all' or 'every' in a yes/no question"),
 ])
 def test_questions_beyond_presence_are_refused(recogniser: Recogniser, question: str,
                                                reason: str) -> None:
