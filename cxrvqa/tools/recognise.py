@@ -89,7 +89,7 @@ _OTHER_TERMS: dict[str, dict[str, tuple[str, ...]]] = {
     "abnormal": {"abnormal": ("abnormal", "abnormality", "abnormalities", "abnormals",
                               "abnormal finding", "abnormal findings", "anomaly", "anomalies",
                               "pathology", "pathologies", "pathological finding",
-                              "pathological findings", "abnormally")},
+                              "pathological findings", "abnormally", "wrong")},
     "location": {"location": ("anatomical location", "anatomical locations", "location",
                               "locations", "anatomical region", "anatomical regions", "region",
                               "regions", "anatomical site", "anatomical sites", "site", "sites",

@@ -131,6 +131,8 @@ OWN = [
     ("are there lung opacities or pleural effusions?", "program_24",
      {"attribute": {"0": "lung opacity", "1": "pleural effusion"}}),
     ("Is there a cabg graft?", "program_22", {"attribute": {"0": "cabg grafts"}}),
+    ("Is anything wrong with the right hilar structures?", "program_3",
+     {"object": {"0": "right hilar structures"}}),
 ]
 
 
