@@ -223,6 +223,9 @@ class Recognition:
     candidates: tuple[str, ...] = ()
     closest: str | None = None  # "program_N: template line" for an unknown question
     did_you_mean: tuple[str, ...] = ()
+    # The rule that refused a question whose terms a program would take ("negated questions
+    # are not asked"): said in the error, else its closest template reads like the question.
+    rule: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -237,6 +240,8 @@ class Recognition:
         text = f"unknown question {question}"
         if len(self.question) > MAX_QUESTION_LENGTH:
             return f"{text} ({len(self.question)} characters; at most {MAX_QUESTION_LENGTH})"
+        if self.rule:
+            text += f" ({self.rule})"
         if self.did_you_mean:
             text += f"; did you mean {' / '.join(map(repr, self.did_you_mean))}?"
         if self.closest:
@@ -378,19 +383,19 @@ class Recogniser:
         if strange:
             return self._unknown(question, items, f"unknown term(s) {', '.join(strange)}", strange)
         if _counts_things(items):
-            return self._unknown(question, items, "counting questions are not asked")
+            return self._unknown(question, items, "counting questions are not asked", rule=True)
         features = _features(items)
         if features.negated:
-            return self._unknown(question, items, "negated questions are not asked")
+            return self._unknown(question, items, "negated questions are not asked", rule=True)
         qualified = [w for w in items if w.__class__ is str and w in self._qualifiers]
         if qualified:
             return self._unknown(question, items, f"{qualified[0]!r} asks about more than a "
-                                 f"finding's presence in a named region")
+                                 f"finding's presence in a named region", rule=True)
         if features.loose:
-            return self._unknown(question, items, f"{features.loose!r} joins no two terms")
+            return self._unknown(question, items, f"{features.loose!r} joins no two terms", rule=True)
         if features.form == "yn" and {"all", "every"} & set(items):  # type: ignore[arg-type]
             # "are all abnormalities in the left lung?" asks whether every one is: no program does
-            return self._unknown(question, items, "'all' or 'every' in a yes/no question")
+            return self._unknown(question, items, "'all' or 'every' in a yes/no question", rule=True)
         lines = [line for line in self._by_counts.get((features.counts, features.abnormal), ())
                  if _fixed_fit(line, items)]
         why = [f"terms {_describe(features)}"]
@@ -430,13 +435,14 @@ class Recogniser:
         return _words_of(tuple(self._display))
 
     def _unknown(self, question: str, items: list[_Item], reason: str,
-                 strange: Iterable[str] = ()) -> Recognition:
+                 strange: Iterable[str] = (), rule: bool = False) -> Recognition:
         skeleton = _skeleton(items)
         best = max(self.lines, key=lambda line: difflib.SequenceMatcher(
             None, skeleton, _skeleton(self._items(line.text, True))).ratio())
         return Recognition(question, None, layer="unknown", reason=reason,
                            closest=f"{best.program}: {best.text!r}",
-                           did_you_mean=self._guesses(items, set(strange)))
+                           did_you_mean=self._guesses(items, set(strange)),
+                           rule=reason if rule else None)
 
     def _guesses(self, items: list[_Item], strange: set[str]) -> tuple[str, ...]:
         """Vocabulary names close to each run of unknown words that holds a strange word."""

@@ -294,6 +294,17 @@ def test_cli_match() -> None:
                    "'pneumonia'?; closest template: program_22: 'Is there ${attribute}?'\n")
 
 
+def test_a_refusal_by_rule_says_the_rule() -> None:
+    # Its closest template reads like the question itself, so the error must say why it is refused.
+    code, out, err = run(["match", "Is there no pleural effusion?"])
+    assert (code, out) == (1, "")
+    assert err == ("cxrvqa: error: unknown question 'Is there no pleural effusion?' (negated "
+                   "questions are not asked); closest template: program_22: 'Is there "
+                   "${attribute}?'\n")
+    code, _, err = run(["match", "Is there a large pleural effusion?"])
+    assert code == 1 and "effusion?' ('large' asks about more than a finding's presence" in err
+
+
 def test_cli_match_with_a_programs_folder(tmp_path: pytest.TempPathFactory) -> None:
     source = bundled_programs()["program_2"].source
     assert source is not None
