@@ -328,7 +328,9 @@ class Recogniser:
         """Longest vocabulary match first, left to right; a wording outside a term is rewritten
         (``_REWRITES``) before it is read."""
         items: list[_Item] = []
-        tokens = [_SPELLINGS.get(token, token) for token in tokens]
+        tokens = list(tokens)
+        if not _SPELLINGS.keys().isdisjoint(tokens):
+            tokens = [_SPELLINGS.get(token, token) for token in tokens]
         i = 0
         while i < len(tokens):
             for words, term in self._trie.get(tokens[i], ()):
@@ -387,13 +389,13 @@ class Recogniser:
         features = _features(items)
         if features.negated:
             return self._unknown(question, items, "negated questions are not asked", rule=True)
-        qualified = [w for w in items if w.__class__ is str and w in self._qualifiers]
-        if qualified:
+        if not self._qualifiers.isdisjoint(items):
+            qualified = [w for w in items if w in self._qualifiers]
             return self._unknown(question, items, f"{qualified[0]!r} asks about more than a "
                                  f"finding's presence in a named region", rule=True)
         if features.loose:
             return self._unknown(question, items, f"{features.loose!r} joins no two terms", rule=True)
-        if features.form == "yn" and {"all", "every"} & set(items):  # type: ignore[arg-type]
+        if features.form == "yn" and not _ALL.isdisjoint(items):
             # "are all abnormalities in the left lung?" asks whether every one is: no program does
             return self._unknown(question, items, "'all' or 'every' in a yes/no question", rule=True)
         lines = [line for line in self._by_counts.get((features.counts, features.abnormal), ())
@@ -723,18 +725,29 @@ _COUNTING = frozenset({("how", "many"), ("number", "of"), ("only", "one"), ("exa
                        ("just", "one"), ("at", "most"), ("single", "one"), ("one", "but"),
                        # "at least one of" is read as "either" before this; what remains counts
                        ("at", "least"), ("or", "more")})
-_MANY = frozenset("several multiple many numerous".split())
+_COUNTING_FIRST = frozenset(a for a, _ in _COUNTING) | {"more"}
+_MANY = frozenset("several multiple many numerous count".split())
 _NUMBERS = frozenset("one two three four five".split())
+_ALL = frozenset({"all", "every"})
 
 
 def _counts_things(items: Sequence[_Item]) -> bool:
     """"How many …", "the number of …", "count …", "only one of X and Y" (exactly one, not
     either), "at least two …", "more than one …", "several …", "2 abnormalities": no program
     counts. (Numbers inside a term, such as a size's "0.5", were read with the term.)"""
-    return "count" in items or any(
-        (a, b) in _COUNTING or (a, b) == ("more", "than") and c in _NUMBERS
-        for a, b, c in zip(items, items[1:], [*items[2:], ","])) or any(
-        i.__class__ is str and (i in _MANY or i.isdigit()) for i in items)  # type: ignore[union-attr]
+    for at, item in enumerate(items):
+        if item.__class__ is not str:
+            continue
+        if item in _MANY:
+            return True
+        if item in _COUNTING_FIRST:
+            pair = (item, items[at + 1] if at + 1 < len(items) else ",")
+            if pair in _COUNTING or (pair == ("more", "than") and at + 2 < len(items)
+                                     and items[at + 2] in _NUMBERS):
+                return True
+        elif item.isdigit() and isinstance(items[at + 1] if at + 1 < len(items) else ",", _Term):
+            return True  # "2 abnormalities", not "1 image"
+    return False
 
 
 def _has_evidence(line: _Line, f: _Features) -> bool:
