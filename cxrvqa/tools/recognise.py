@@ -6,7 +6,8 @@ a. **exact**: the question, with its vocabulary terms replaced by their kinds, e
    template line of a program (base wording or paraphrase) with its ``${slots}`` replaced
    the same way. Term renderings do not matter here: "tubes/lines", "tube/line" and
    "tubesandlines" are all one category; "abnormality" and "abnormalities" one word; "rib
-   fractures" and "alveolar haemorrhage" are the findings "rib fracture", "alveolar hemorrhage".
+   fractures" and "alveolar haemorrhage" are the findings "rib fracture", "alveolar hemorrhage";
+   "PICC line" and "cardiomegaly" are "picc" and "enlarged cardiac silhouette" (``_NAME_EXTRA``).
 b. **parser**: for wordings never seen, the terms found decide. Every program line is read
    by the same feature reader as a question, so the programs' own templates say what each
    program looks like (no per-program rules):
@@ -78,6 +79,30 @@ _CATEGORY_EXTRA: dict[str, tuple[str, ...]] = {
     "device": ("device",),
     "tubesandlines": ("tube/line", "tubes and lines", "lines and tubes", "tubes or lines",
                       "tube or line", "lines/tubes", "line/tube", "tubes/line", "tubes and/or lines"),
+}
+# Common clinical names of findings and places, each for exactly one vocabulary name (a name
+# standing for several, such as "effusion" or "nodule", is left out and stays refused).
+_NAME_EXTRA: dict[str, dict[str, tuple[str, ...]]] = {
+    "attribute": {
+        "picc": ("picc line", "picc lines"),
+        "endotracheal tube": ("ett", "et tube"),
+        "enteric tube": ("ng tube", "nasogastric tube", "og tube", "orogastric tube",
+                         "feeding tube"),
+        "tracheostomy tube": ("tracheostomy",),
+        "ij line": ("internal jugular line", "internal jugular catheter"),
+        "intra-aortic balloon pump": ("iabp",),
+        "cardiac pacer and wires": ("pacemaker", "pacer"),
+        "enlarged cardiac silhouette": ("cardiomegaly",),
+        "copd/emphysema": ("copd", "emphysema"),
+        "fluid overload/heart failure": ("heart failure", "chf", "fluid overload"),
+        "pulmonary edema/hazy opacity": ("pulmonary edema",),
+        "subcutaneous air": ("subcutaneous emphysema",),
+    },
+    "object": {
+        "svc": ("superior vena cava",),
+        "left hemidiaphragm": ("left hemi-diaphragm",),
+        "right hemidiaphragm": ("right hemi-diaphragm",),
+    },
 }
 _OTHER_TERMS: dict[str, dict[str, tuple[str, ...]]] = {
     "viewpos": {"AP": ("ap", "anteroposterior", "antero-posterior", "a-p"),
@@ -487,6 +512,10 @@ def _term_table() -> dict[tuple[str, ...], _Term]:
     for name in VQA_ATTRIBUTES:  # after every name, so that no other form hides one
         if other := _other_number(name):
             add(other, "attribute", name)
+    for kind, names in _NAME_EXTRA.items():
+        for name, texts in names.items():
+            for text in texts:
+                add(text, kind, name)
     for category in CATEGORIES:
         for text in (category, CATEGORY_WORDS[category], *_CATEGORY_EXTRA[category]):
             add(text, "category", category)

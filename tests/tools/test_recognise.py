@@ -133,6 +133,13 @@ OWN = [
     ("Is there a cabg graft?", "program_22", {"attribute": {"0": "cabg grafts"}}),
     ("Is anything wrong with the right hilar structures?", "program_3",
      {"object": {"0": "right hilar structures"}}),
+    # Common clinical names that stand for exactly one vocabulary name.
+    ("Is there a PICC line?", "program_22", {"attribute": {"0": "picc"}}),
+    ("Is there cardiomegaly?", "program_22", {"attribute": {"0": "enlarged cardiac silhouette"}}),
+    ("Is there a pacemaker or an NG tube?", "program_24",
+     {"attribute": {"0": "cardiac pacer and wires", "1": "enteric tube"}}),
+    ("Is there a chest port in the superior vena cava?", "program_2",
+     {"object": {"0": "svc"}, "attribute": {"0": "chest port"}}),
 ]
 
 
