@@ -146,13 +146,24 @@ def program_set(folders: Iterable[str | os.PathLike[str]] = (),
                            if not p.name.startswith("_")}):
             print(f"note: {sub}: programs in a subfolder are not loaded; add --programs {sub}",
                   file=out or sys.stderr)
+        reworded = 0
         for name, program in loaded.items():
-            if name in programs:
+            if name in programs and _only_wordings_differ(programs[name], program):
+                reworded += 1  # e.g. a `cxrvqa paraphrases` copy: all 48, said in one line below
+            elif name in programs:
                 where = program.source.name if program.source else name
                 print(f"note: {where} replaces the program {name!r} loaded before",
                       file=out or sys.stderr)
             programs[name] = program
+        if reworded:
+            print(f"note: {folder}: {reworded} program(s) differ from those loaded before only in "
+                  f"their template lines", file=out or sys.stderr)
     return programs
+
+
+def _only_wordings_differ(before: n.Program, after: n.Program) -> bool:
+    """Whether ``after`` answers as ``before`` does (same header and body; templates may differ)."""
+    return replace(after, templates=before.templates) == before
 
 
 def evaluate(program: n.Program, facts: ImageFacts, /, **bindings: str) -> list[str]:

@@ -5,8 +5,10 @@ Three layers, tried in order:
 a. **exact**: the question, with its vocabulary terms replaced by their kinds, equals a
    template line of a program (base wording or paraphrase) with its ``${slots}`` replaced
    the same way. Term renderings do not matter here: "tubes/lines", "tube/line" and
-   "tubesandlines" are all one category; "abnormality" and "abnormalities" one word. A
-   wording that two programs share (an author's program worded like a bundled one) is
+   "tubesandlines" are all one category; "abnormality" and "abnormalities" one word; "rib
+   fractures" and "alveolar haemorrhage" are the findings "rib fracture", "alveolar hemorrhage";
+   "PICC line" and "cardiomegaly" are "picc" and "enlarged cardiac silhouette" (``_NAME_EXTRA``).
+   A wording that two programs share (an author's program worded like a bundled one) is
    **ambiguous**.
 b. **parser**: for wordings never seen, the terms found decide. Every program line is read
    by the same feature reader as a question, so the programs' own templates say what each
@@ -30,10 +32,13 @@ b. **parser**: for wordings never seen, the terms found decide. Every program li
    difference; union and intersection at once leave two readings. Rewrites (``_REWRITES``)
    bring wordings to these words before the terms are read.
 c. **unknown**: nothing fits, or a word looks like a vocabulary term that is not one (a
-   misspelling, "left elbow"), or the question is negated ("free of …"), counts ("how many",
-   "only one of"), compares a size the other way ("less than half"), or holds a pair word
-   ("either", "both", "but", …) with no two terms to join. The answer names the closest
-   template line and any misspelt term.
+   misspelling, "left elbow"), or the question is negated ("free of …", "ruled out"), qualifies
+   a finding or place ("large", "new", "malpositioned", "outside the …", "at the … base"),
+   counts ("how many", "only one of", "at least two", "several"), says "all" or "every" in a
+   yes/no question ("are all abnormalities in the left lung?"), compares a size the other way ("less than half"), or
+   holds a pair word ("either", "both", "but", …) with no two terms to join. The answer names the closest
+   template line and any misspelt term. A text over ``MAX_QUESTION_LENGTH`` characters is
+   refused unread, and errors quote a long question's start only.
 
 Example:
     >>> from cxrvqa.programs import bundled_programs
@@ -61,6 +66,10 @@ _COUNTED = (*PARAM_KINDS, "ratio")  # kinds whose number of terms must fit exact
 _FLAGS = ("abnormal", "location", "topic")  # words that say what is asked, without a value
 
 _MAX_CACHED = 100_000
+# No template filled in is near this long; a longer text is refused before it is read, as the
+# closest-template search costs time in its length (a 500 KB string took half a minute).
+MAX_QUESTION_LENGTH = 1000
+_SHOWN = 120  # characters of a refused question quoted in its error
 _TOKEN = re.compile(r"[a-z0-9]+|,")
 _CLAUSE_MARKS = str.maketrans(":;\u2013\u2014", ",,,,")  # a colon or dash sets off a clause like a comma
 
@@ -73,6 +82,30 @@ _CATEGORY_EXTRA: dict[str, tuple[str, ...]] = {
     "tubesandlines": ("tube/line", "tubes and lines", "lines and tubes", "tubes or lines",
                       "tube or line", "lines/tubes", "line/tube", "tubes/line", "tubes and/or lines"),
 }
+# Common clinical names of findings and places, each for exactly one vocabulary name (a name
+# standing for several, such as "effusion" or "nodule", is left out and stays refused).
+_NAME_EXTRA: dict[str, dict[str, tuple[str, ...]]] = {
+    "attribute": {
+        "picc": ("picc line", "picc lines"),
+        "endotracheal tube": ("ett", "et tube"),
+        "enteric tube": ("ng tube", "nasogastric tube", "og tube", "orogastric tube",
+                         "feeding tube"),
+        "tracheostomy tube": ("tracheostomy",),
+        "ij line": ("internal jugular line", "internal jugular catheter"),
+        "intra-aortic balloon pump": ("iabp",),
+        "cardiac pacer and wires": ("pacemaker", "pacer"),
+        "enlarged cardiac silhouette": ("cardiomegaly",),
+        "copd/emphysema": ("copd", "emphysema"),
+        "fluid overload/heart failure": ("heart failure", "chf", "fluid overload"),
+        "pulmonary edema/hazy opacity": ("pulmonary edema",),
+        "subcutaneous air": ("subcutaneous emphysema",),
+    },
+    "object": {
+        "svc": ("superior vena cava",),
+        "left hemidiaphragm": ("left hemi-diaphragm",),
+        "right hemidiaphragm": ("right hemi-diaphragm",),
+    },
+}
 _OTHER_TERMS: dict[str, dict[str, tuple[str, ...]]] = {
     "viewpos": {"AP": ("ap", "anteroposterior", "antero-posterior", "a-p"),
                 "PA": ("pa", "posteroanterior", "postero-anterior", "p-a")},
@@ -83,7 +116,7 @@ _OTHER_TERMS: dict[str, dict[str, tuple[str, ...]]] = {
     "abnormal": {"abnormal": ("abnormal", "abnormality", "abnormalities", "abnormals",
                               "abnormal finding", "abnormal findings", "anomaly", "anomalies",
                               "pathology", "pathologies", "pathological finding",
-                              "pathological findings", "abnormally")},
+                              "pathological findings", "abnormally", "wrong")},
     "location": {"location": ("anatomical location", "anatomical locations", "location",
                               "locations", "anatomical region", "anatomical regions", "region",
                               "regions", "anatomical site", "anatomical sites", "site", "sites",
@@ -97,6 +130,9 @@ _OTHER_TERMS: dict[str, dict[str, tuple[str, ...]]] = {
               "gender": ("gender", "sex", "genders"),
               "size": ("width", "wide", "wider", "widths", "broader", "breadth", "ratio")},
 }
+
+# British spellings of vocabulary words, read as the vocabulary spells them.
+_SPELLINGS: dict[str, str] = {"haemorrhage": "hemorrhage", "oedema": "edema", "goitre": "goiter"}
 
 # Wordings that say the same as a shorter one, rewritten before terms are read (templates and
 # questions alike, so exact matching is unaffected): a connective's many spellings become the
@@ -145,8 +181,30 @@ _OR = frozenset("or either whichever".split())
 _AND = frozenset("and both common shared each plus well together".split())
 _NEGATED = frozenset("no not without absent absence free normal lack lacks lacking neither nor "
                      "none negative excluding except minus unlike sparing spared "
+                     # a finding asked about as gone or doubted: "is pneumonia ruled out?"
+                     "ruled excluded resolved removed unlikely missing gone cleared disappeared "
+                     "doubtful against "
                      # a size compared the other way round is the complement of programs 47/48
                      "less smaller narrower under below fewer lower".split())
+# Words that ask about more than a finding's presence in a named region, which no program
+# answers: its size or severity ("is there a large pleural effusion?" is not "is there pleural
+# effusion?"), its change since an earlier study, a device's position, or a place near, outside
+# or within part of the region named ("outside the left lung", "at the left lung base").
+# Refused unless a template line uses the word.
+_QUALIFIERS = frozenset("""
+    small large big tiny massive huge moderate moderately mild mildly severe severely minimal
+    trace slight slightly significant extensive marked subtle bilateral unilateral
+    new newly old worsening worsened worse improving improved improvement increasing decreasing
+    decreased progressing progressed progression stable unchanged persistent interval chronic
+    acute history previous prior earlier resolving before after
+    malpositioned misplaced positioned placement tip terminates good appropriate appropriately
+    adequate adequately proper properly satisfactory optimal suboptimal
+    outside near nearby adjacent behind beside around overlying underlying surrounding
+    beyond other elsewhere periphery peripheral apex apices base bases basal basilar sided lobe
+    lobes lingula medial lateral anterior posterior central
+    main primary most mostly predominantly predominant dominant exclusively solely prominent
+    pronounced better
+    """.split())
 _PREPOSITIONS = frozenset("in of at on within from for regarding about involving".split())
 # Words that may stand beside terms without changing what is asked (besides template words).
 _FILLER = frozenset("""
@@ -192,6 +250,9 @@ class Recognition:
     candidates: tuple[str, ...] = ()
     closest: str | None = None  # "program_N: template line" for an unknown question
     did_you_mean: tuple[str, ...] = ()
+    # The rule that refused a question whose terms a program would take ("negated questions
+    # are not asked"): said in the error, else its closest template reads like the question.
+    rule: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -199,10 +260,15 @@ class Recognition:
 
     def error(self) -> str:
         """The one-line refusal for an unknown or ambiguous question."""
+        question = repr(self.question[:_SHOWN]) + ("…" if len(self.question) > _SHOWN else "")
         if self.layer == "ambiguous":
-            return (f"ambiguous question {self.question!r}, could be "
+            return (f"ambiguous question {question}, could be "
                     f"{' or '.join(self.candidates)} ({self.reason})")
-        text = f"unknown question {self.question!r}"
+        text = f"unknown question {question}"
+        if len(self.question) > MAX_QUESTION_LENGTH:
+            return f"{text} ({len(self.question)} characters; at most {MAX_QUESTION_LENGTH})"
+        if self.rule:
+            text += f" ({self.rule})"
         if self.did_you_mean:
             text += f"; did you mean {' / '.join(map(repr, self.did_you_mean))}?"
         if self.closest:
@@ -257,6 +323,7 @@ class Recogniser:
         literal = {item for line in self.lines for item in self._items(line.text, True)
                    if isinstance(item, str)}
         self._known = _FILLER | literal
+        self._qualifiers = _QUALIFIERS - literal
         self._suspicious = frozenset(w for w in vocabulary_words if w not in self._known)
         self._phrases = sorted({" ".join(words) for entries in self._trie.values()
                                 for words, _ in entries})
@@ -289,6 +356,8 @@ class Recogniser:
         (``_REWRITES``) before it is read."""
         items: list[_Item] = []
         tokens = list(tokens)
+        if not _SPELLINGS.keys().isdisjoint(tokens):
+            tokens = [_SPELLINGS.get(token, token) for token in tokens]
         i = 0
         while i < len(tokens):
             for words, term in self._trie.get(tokens[i], ()):
@@ -318,6 +387,8 @@ class Recogniser:
 
     def recognise(self, question: str) -> Recognition:
         """The program and arguments of one question (cached by text)."""
+        if len(question) > MAX_QUESTION_LENGTH:
+            return Recognition(question, None, reason=f"longer than {MAX_QUESTION_LENGTH} characters")
         found = self._cache.get(question)
         if found is None:
             if len(self._cache) >= _MAX_CACHED:
@@ -345,12 +416,19 @@ class Recogniser:
         if strange:
             return self._unknown(question, items, f"unknown term(s) {', '.join(strange)}", strange)
         if _counts_things(items):
-            return self._unknown(question, items, "counting questions are not asked")
+            return self._unknown(question, items, "counting questions are not asked", rule=True)
         features = _features(items)
         if features.negated:
-            return self._unknown(question, items, "negated questions are not asked")
+            return self._unknown(question, items, "negated questions are not asked", rule=True)
+        if not self._qualifiers.isdisjoint(items):
+            qualified = [w for w in items if w in self._qualifiers]
+            return self._unknown(question, items, f"{qualified[0]!r} asks about more than a "
+                                 f"finding's presence in a named region", rule=True)
         if features.loose:
-            return self._unknown(question, items, f"{features.loose!r} joins no two terms")
+            return self._unknown(question, items, f"{features.loose!r} joins no two terms", rule=True)
+        if features.form == "yn" and not _ALL.isdisjoint(items):
+            # "are all abnormalities in the left lung?" asks whether every one is: no program does
+            return self._unknown(question, items, "'all' or 'every' in a yes/no question", rule=True)
         lines = [line for line in self._by_counts.get((features.counts, features.abnormal), ())
                  if _fixed_fit(line, items)]
         why = [f"terms {_describe(features)}"]
@@ -390,13 +468,14 @@ class Recogniser:
         return _words_of(tuple(self._display))
 
     def _unknown(self, question: str, items: list[_Item], reason: str,
-                 strange: Iterable[str] = ()) -> Recognition:
+                 strange: Iterable[str] = (), rule: bool = False) -> Recognition:
         skeleton = _skeleton(items)
         best = max(self.lines, key=lambda line: difflib.SequenceMatcher(
             None, skeleton, _skeleton(self._items(line.text, True))).ratio())
         return Recognition(question, None, layer="unknown", reason=reason,
                            closest=f"{best.program}: {best.text!r}",
-                           did_you_mean=self._guesses(items, set(strange)))
+                           did_you_mean=self._guesses(items, set(strange)),
+                           rule=reason if rule else None)
 
     def _guesses(self, items: list[_Item], strange: set[str]) -> tuple[str, ...]:
         """Vocabulary names close to each run of unknown words that holds a strange word."""
@@ -436,6 +515,13 @@ def _term_table() -> dict[tuple[str, ...], _Term]:
         add(name, "object", name)
     for name in VQA_ATTRIBUTES:
         add(name, "attribute", name)
+    for name in VQA_ATTRIBUTES:  # after every name, so that no other form hides one
+        if other := _other_number(name):
+            add(other, "attribute", name)
+    for kind, names in _NAME_EXTRA.items():
+        for name, texts in names.items():
+            for text in texts:
+                add(text, kind, name)
     for category in CATEGORIES:
         for text in (category, CATEGORY_WORDS[category], *_CATEGORY_EXTRA[category]):
             add(text, "category", category)
@@ -444,6 +530,21 @@ def _term_table() -> dict[tuple[str, ...], _Term]:
             for text in texts:
                 add(text, kind, value)
     return table
+
+
+def _other_number(name: str) -> str | None:
+    """The plural of a finding's name ("rib fractures", "lung opacities"), or the singular of a
+    plural one ("cabg graft"): "are there pleural effusions?" asks what "is there pleural
+    effusion?" does. None for names whose last word has no plain other number."""
+    if "/" in name or "(" in name or not name[-1].isalpha():
+        return None
+    if name.endswith(("is", "ss", "us", "ax", "um", "ed", "ing", "air")):  # scoliosis, pneumothorax,
+        return None  # pneumomediastinum, rotated, costophrenic angle blunting, subcutaneous air
+    if name.endswith("s"):
+        return name[:-1]
+    if name.endswith("y") and name[-2] not in "aeiou":
+        return name[:-1] + "ies"
+    return name + "s"
 
 
 def _trie(table: Mapping[tuple[str, ...], _Term]) -> dict[str, list[tuple[tuple[str, ...], _Term]]]:
@@ -656,13 +757,32 @@ def _by_topic(lines: list[_Line], f: _Features) -> tuple[list[_Line], str]:
 
 
 _COUNTING = frozenset({("how", "many"), ("number", "of"), ("only", "one"), ("exactly", "one"),
-                       ("just", "one"), ("at", "most"), ("single", "one"), ("one", "but")})
+                       ("just", "one"), ("at", "most"), ("single", "one"), ("one", "but"),
+                       # "at least one of" is read as "either" before this; what remains counts
+                       ("at", "least"), ("or", "more")})
+_COUNTING_FIRST = frozenset(a for a, _ in _COUNTING) | {"more"}
+_MANY = frozenset("several multiple many numerous count".split())
+_NUMBERS = frozenset("one two three four five".split())
+_ALL = frozenset({"all", "every"})
 
 
 def _counts_things(items: Sequence[_Item]) -> bool:
     """"How many …", "the number of …", "count …", "only one of X and Y" (exactly one, not
-    either): no program counts."""
-    return "count" in items or any((a, b) in _COUNTING for a, b in zip(items, items[1:]))
+    either), "at least two …", "more than one …", "several …", "2 abnormalities": no program
+    counts. (Numbers inside a term, such as a size's "0.5", were read with the term.)"""
+    for at, item in enumerate(items):
+        if item.__class__ is not str:
+            continue
+        if item in _MANY:
+            return True
+        if item in _COUNTING_FIRST:
+            pair = (item, items[at + 1] if at + 1 < len(items) else ",")
+            if pair in _COUNTING or (pair == ("more", "than") and at + 2 < len(items)
+                                     and items[at + 2] in _NUMBERS):
+                return True
+        elif item.isdigit() and isinstance(items[at + 1] if at + 1 < len(items) else ",", _Term):
+            return True  # "2 abnormalities", not "1 image"
+    return False
 
 
 def _has_evidence(line: _Line, f: _Features) -> bool:

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -94,8 +95,19 @@ class FuncVqa:
     programs: Mapping[str, Program] = field(repr=False)
     images: Mapping[int, ImageFacts] = field(repr=False)
     strict: bool = False
-    last_error: str | None = None
     _facts: dict[str, tuple[str, ...]] = field(default_factory=dict, repr=False)
+    # Per thread: one FuncVqa may serve connections in several threads, and each thread's
+    # named_errors() must report its own statement's error, not the latest one of any thread.
+    _errors: threading.local = field(default_factory=threading.local, repr=False)
+
+    @property
+    def last_error(self) -> str | None:
+        """This thread's last error from the function (None after a call that succeeded)."""
+        return getattr(self._errors, "message", None)
+
+    @last_error.setter
+    def last_error(self, message: str | None) -> None:
+        self._errors.message = message
 
     def __call__(self, question: object, study_id: object) -> int | str | None:
         self.last_error = None
@@ -192,7 +204,7 @@ def register(conn: sqlite3.Connection, index: SceneIndex,
 
     Args:
         conn: the SQLite connection.
-        index: from ``cxrvqa.pipeline.load_index`` (or any object with ``silver``,
+        index: from ``cxrvqa.build.index.load_index`` (or any object with ``silver``,
             ``gold`` and ``meta``).
         programs: the programs to recognise and answer with (default: the bundled 48).
         name: the SQL function name.

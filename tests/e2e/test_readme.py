@@ -47,6 +47,7 @@ DOCUMENTED_ONLY = {
     "python -m bench.bench_scenegraph": "a benchmark",
     "python bench/bench_answer_build.py TREE": "a benchmark on a tree you name",
     "python bench/bench_recognise.py": "a benchmark",
+    "python bench/bench_func_vqa.py": "a benchmark",
 }
 SNIPPET_IN_PARENT: tuple[str, ...] = (
     # Python snippets, by a line they contain, that run from the folder holding cxrvqa-demo

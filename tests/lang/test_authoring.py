@@ -192,6 +192,25 @@ def test_a_folder_program_replaces_a_bundled_one_said_once(tmp_path: Path) -> No
     assert len(programs) == len(bundled_programs())
 
 
+def test_programs_that_only_gain_wordings_are_said_in_one_line(tmp_path: Path) -> None:
+    # A `cxrvqa paraphrases` copy replaces all 48 programs with the same answers: one note, not 48.
+    for name, line in (("program_2", "Do you see ${attribute} in the ${object}?"),
+                       ("program_22", "Do you see ${attribute}?"), ("program_3", None)):
+        text = (REPO / "programs" / f"{name}.cxr").read_text(encoding="utf-8")
+        if line is None:
+            text = text.replace("exists(", "not exists(")
+        else:
+            text = text.replace("\ncontent_type", f'\ntemplate "{line}"\ncontent_type')
+        (tmp_path / f"{name}.cxr").write_text(text, encoding="utf-8")
+    said = io.StringIO()
+    programs = program_set([tmp_path], out=said)
+    assert said.getvalue().splitlines() == [
+        f"note: {tmp_path / 'program_3.cxr'} replaces the program 'program_3' loaded before",
+        f"note: {tmp_path}: 2 program(s) differ from those loaded before only in their template "
+        "lines"]
+    assert programs["program_22"].templates[-1].text == "Do you see ${attribute}?"
+
+
 def test_folder_prelude_adds_names_and_clashes_are_reported(tmp_path: Path,
                                                            capsys: pytest.CaptureFixture[str]
                                                            ) -> None:

@@ -121,6 +121,25 @@ OWN = [
     ("Does the cardiothoracic ratio exceed 50%?", "program_47", {}),
     ("Is the heart more than half as wide as the chest?", "program_47", {}),
     ("Is the mediastinal width above 0.33 of the chest width?", "program_48", {}),
+    # British spellings and the other number of a finding's name.
+    ("Is there alveolar haemorrhage?", "program_22", {"attribute": {"0": "alveolar hemorrhage"}}),
+    ("Is there a goitre?", "program_22", {"attribute": {"0": "goiter"}}),
+    ("Is there pulmonary oedema/hazy opacity in the left lung?", "program_2",
+     {"object": {"0": "left lung"}, "attribute": {"0": "pulmonary edema/hazy opacity"}}),
+    ("Are there rib fractures in the right chest wall?", "program_2",
+     {"object": {"0": "right chest wall"}, "attribute": {"0": "rib fracture"}}),
+    ("are there lung opacities or pleural effusions?", "program_24",
+     {"attribute": {"0": "lung opacity", "1": "pleural effusion"}}),
+    ("Is there a cabg graft?", "program_22", {"attribute": {"0": "cabg grafts"}}),
+    ("Is anything wrong with the right hilar structures?", "program_3",
+     {"object": {"0": "right hilar structures"}}),
+    # Common clinical names that stand for exactly one vocabulary name.
+    ("Is there a PICC line?", "program_22", {"attribute": {"0": "picc"}}),
+    ("Is there cardiomegaly?", "program_22", {"attribute": {"0": "enlarged cardiac silhouette"}}),
+    ("Is there a pacemaker or an NG tube?", "program_24",
+     {"attribute": {"0": "cardiac pacer and wires", "1": "enteric tube"}}),
+    ("Is there a chest port in the superior vena cava?", "program_2",
+     {"object": {"0": "svc"}, "attribute": {"0": "chest port"}}),
 ]
 
 
@@ -176,6 +195,72 @@ def test_refusals(recogniser: Recogniser, question: str, layer: str, message: st
     assert "\n" not in found.error()
 
 
+@pytest.mark.parametrize(("question", "reason"), [
+    # A finding asked about as gone or doubted: answering its presence would invert the answer.
+    ("Is pneumonia ruled out?", "negated"),
+    ("Can pleural effusion be excluded?", "negated"),
+    ("Has the pneumothorax resolved?", "negated"),
+    ("Was the chest tube removed?", "negated"),
+    ("Is pleural effusion unlikely?", "negated"),
+    # Size, severity, change and position are not presence: no program answers them.
+    ("Is there a large pleural effusion?", "'large' asks about more"),
+    ("Is there new pneumonia in the left lung?", "'new' asks about more"),
+    ("Is there worsening atelectasis compared to the prior study?", "'worsening' asks about more"),
+    ("Is there bilateral pleural effusion?", "'bilateral' asks about more"),
+    ("Is the endotracheal tube malpositioned?", "'malpositioned' asks about more"),
+    ("Is the endotracheal tube in good position?", "'good' asks about more"),
+    # A place near, outside or within part of the region named is not that region.
+    ("Is there pneumonia outside the left lung?", "'outside' asks about more"),
+    ("List all abnormalities beyond the left lung.", "'beyond' asks about more"),
+    ("Is there pneumonia other than in the left lung?", "'other' asks about more"),
+    ("Is there lung opacity behind the cardiac silhouette?", "'behind' asks about more"),
+    ("Is there pneumonia at the left lung base?", "'base' asks about more"),
+    ("Is there pneumonia in the left lung apex?", "'apex' asks about more"),
+    ("Is there pneumonia in the left lung before surgery?", "'before' asks about more"),
+    ("Is pneumonia doubtful?", "negated"),
+    ("Is there evidence against pneumonia?", "negated"),
+    ("Is pneumonia the main finding?", "'main' asks about more"),
+    ("Is pneumonia present in the left lung exclusively?", "'exclusively' asks about more"),
+    ("Is pleural effusion more prominent in the left lung or the right lung?",
+     "'prominent' asks about more"),
+    # Counting, and "all" in a yes/no question, are asked by no program.
+    ("Are there at least two abnormalities?", "counting"),
+    ("Is there more than one abnormality in the left lung?", "counting"),
+    ("Are there several tubes/lines?", "counting"),
+    ("Are there 2 abnormalities in the left lung?", "counting"),
+    ("Are all tubes/lines in the left lung?", "'all' or 'every' in a yes/no question"),
+    ("Is every abnormality in the right lung?", "'all' or 'every' in a yes/no question"),
+])
+def test_questions_beyond_presence_are_refused(recogniser: Recogniser, question: str,
+                                               reason: str) -> None:
+    found = recogniser.recognise(question)
+    assert (found.program, found.layer) == (None, "unknown"), found.render()
+    assert reason in found.reason
+
+
+def test_a_template_line_may_use_a_qualifier_word(tmp_path: pytest.TempPathFactory) -> None:
+    # A program set whose own wording says "new" asks about it: the exact line still matches.
+    program = dataclasses.replace(bundled_programs()["program_22"],
+                                  templates=(Template("Is there new ${attribute}?"),))
+    found = Recogniser({"program_22": program}).recognise("is there new pneumonia?")
+    assert (found.program, found.arguments) == ("program_22", {"attribute": {"0": "pneumonia"}})
+
+
+def test_a_huge_question_is_refused_before_it_is_read(recogniser: Recogniser) -> None:
+    question = "is there pleural effusion? " * 20_000  # 540 KB: the closest-template search took ~30 s
+    found = recogniser.recognise(question)
+    assert (found.program, found.layer, found.closest) == (None, "unknown", None)
+    assert found.error().endswith("(540000 characters; at most 1000)")
+    assert len(found.error()) < 300  # the message quotes the start, not 540 KB
+    assert question not in recogniser._cache
+
+
+def test_an_error_quotes_a_long_question_shortened(recogniser: Recogniser) -> None:
+    found = recogniser.recognise("what is " + "very " * 150 + "odd?")
+    assert found.layer == "unknown" and "very very" in found.error()
+    assert "odd?" not in found.error() and "'…; closest template" in found.error()
+
+
 def test_program_signatures_come_from_the_programs() -> None:
     programs = dict(bundled_programs())
     question = "does the left lung show pneumonia?"
@@ -228,6 +313,17 @@ def test_cli_match() -> None:
     assert (code, out) == (1, "")
     assert err == ("cxrvqa: error: unknown question 'Is there pnuemonia?'; did you mean "
                    "'pneumonia'?; closest template: program_22: 'Is there ${attribute}?'\n")
+
+
+def test_a_refusal_by_rule_says_the_rule() -> None:
+    # Its closest template reads like the question itself, so the error must say why it is refused.
+    code, out, err = run(["match", "Is there no pleural effusion?"])
+    assert (code, out) == (1, "")
+    assert err == ("cxrvqa: error: unknown question 'Is there no pleural effusion?' (negated "
+                   "questions are not asked); closest template: program_22: 'Is there "
+                   "${attribute}?'\n")
+    code, _, err = run(["match", "Is there a large pleural effusion?"])
+    assert code == 1 and "effusion?' ('large' asks about more than a finding's presence" in err
 
 
 def test_cli_match_with_a_programs_folder(tmp_path: pytest.TempPathFactory) -> None:

@@ -7,6 +7,7 @@ import re
 import sqlite3
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -132,6 +133,38 @@ def test_unknown_question_error_names_the_question(demo: SimpleNamespace) -> Non
         conn.execute(query).fetchall()
 
 
+def test_named_errors_reports_this_threads_error(demo: SimpleNamespace) -> None:
+    # One registered function serving a connection per thread: thread A's statement fails, then
+    # thread B's fails with another question before A's named_errors() reads the message.
+    vqa = register(sqlite3.connect(":memory:"), demo.index)
+    b_failed = threading.Event()
+    seen: dict[str, str] = {}
+
+    def run(name: str, wait: threading.Event | None) -> None:
+        conn = sqlite3.connect(":memory:", check_same_thread=False)  # conftest closes it
+        conn.create_function("func_vqa", 2, vqa)
+        try:
+            with vqa.named_errors():
+                try:
+                    conn.execute(f"select func_vqa('is there a {name}?', 1)").fetchall()
+                except sqlite3.OperationalError as generic:
+                    if wait is not None:
+                        wait.wait(10)
+                    raise generic
+        except sqlite3.OperationalError as exc:
+            seen[name] = str(exc)
+        finally:
+            if wait is None:
+                b_failed.set()
+
+    a = threading.Thread(target=run, args=("unicorn", b_failed))
+    a.start()
+    run("griffin", None)
+    a.join()
+    assert "'is there a unicorn?'" in seen["unicorn"], seen
+    assert "'is there a griffin?'" in seen["griffin"], seen
+
+
 def test_several_images_of_one_study() -> None:
     meta = {image: SimpleNamespace(subject_id=1, study_id=7, viewpos="AP")
             for image in ("b-silver", "a-silver", "c-gold")}
@@ -178,4 +211,4 @@ def test_the_registered_function_prints_short() -> None:
                             gold={}, meta={"a": SimpleNamespace(subject_id=1, study_id=7,
                                                                 viewpos="AP")})
     vqa = register(sqlite3.connect(":memory:"), index)  # type: ignore[arg-type]
-    assert repr(vqa) == "FuncVqa(strict=False, last_error=None)"
+    assert repr(vqa) == "FuncVqa(strict=False)"
