@@ -109,10 +109,12 @@ class VerifyReport:
     checksums: Path
     files: tuple[FileCheck, ...]
     ignored: tuple[str, ...]
+    strays: tuple[str, ...] = ()
+    """Built files in the folder that the manifest does not list: left by an earlier build."""
 
     @property
     def ok(self) -> bool:
-        return all(check.status == "match" for check in self.files)
+        return not self.strays and all(check.status == "match" for check in self.files)
 
     def render(self) -> str:
         rows: list[Sequence[object]] = [("status", "file", "expected", "actual")]
@@ -122,6 +124,9 @@ class VerifyReport:
         if self.ignored:
             lines.append(f"not built by cxrvqa, not checked ({len(self.ignored)}): "
                          + ", ".join(self.ignored))
+        if self.strays:
+            lines.append(f"not written by the build this manifest records (left by an earlier "
+                         f"one; rebuild every split to refresh them): {', '.join(self.strays)}")
         matched = sum(check.status == "match" for check in self.files)
         lines.append(f"{matched} of {len(self.files)} files match")
         return "\n".join(lines)
@@ -188,7 +193,9 @@ def verify_checksums(dataset_dir: Path, checksums: Path | None = None) -> Verify
 def verify_manifest(dataset_dir: Path) -> VerifyReport | None:
     """Compare the built files with the manifest the last build wrote; None if there is none.
 
-    A mismatch names a file that is not from the build the manifest records (a mixed set).
+    A mismatch names a file that is not from the build the manifest records (a mixed set), and
+    so does a built file the manifest does not list (``--splits test`` over an older full build
+    leaves that build's train.json and valid.json beside the new test.json).
     """
     settle(dataset_dir)
     digests = read_manifest(dataset_dir)
@@ -197,7 +204,9 @@ def verify_manifest(dataset_dir: Path) -> VerifyReport | None:
     files = tuple(FileCheck(name, digest, _sha256(dataset_dir / name)
                             if (dataset_dir / name).is_file() else None)
                   for name, digest in sorted(digests.items()))
-    return VerifyReport(dataset_dir / MANIFEST, files, ())
+    strays = tuple(sorted(name for name in BUILT_FILES
+                          if name not in digests and (dataset_dir / name).is_file()))
+    return VerifyReport(dataset_dir / MANIFEST, files, (), strays)
 
 
 def write_checksums(dataset_dir: Path) -> Path:
