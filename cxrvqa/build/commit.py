@@ -29,6 +29,8 @@ import os
 import re
 import secrets
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -185,16 +187,27 @@ def sync_tree(root: Path) -> None:
 
 # --- staging and committing -------------------------------------------------------------------
 
-class _HashingWriter:
-    """A binary file that keeps the SHA-256 of what was written to it."""
+@contextmanager
+def _naming(path: Path) -> Iterator[None]:
+    """An OS error while writing ``path`` names it: a full disk's ENOSPC carries no file name."""
+    try:
+        yield
+    except OSError as exc:
+        raise DataError(os_error_message(exc, path)) from None
 
-    def __init__(self, stream: BinaryIO) -> None:
+
+class _HashingWriter:
+    """A binary file that keeps the SHA-256 of what was written to it; ``path`` is its target."""
+
+    def __init__(self, stream: BinaryIO, path: Path) -> None:
         self.stream = stream
+        self.path = path
         self.sha256 = hashlib.sha256()
 
     def write(self, data: bytes) -> None:
         self.sha256.update(data)
-        self.stream.write(data)
+        with _naming(self.path):
+            self.stream.write(data)
 
 
 class StagedFiles:
@@ -217,7 +230,7 @@ class StagedFiles:
         """A new staged file for ``name``, open for binary writes."""
         staged = stage_name(name)
         fd = os.open(self.directory / staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        writer = _HashingWriter(os.fdopen(fd, "wb"))
+        writer = _HashingWriter(os.fdopen(fd, "wb"), self.directory / name)
         self._staged[name] = (staged, writer)
         return writer
 
@@ -239,18 +252,21 @@ class StagedFiles:
 
     def commit(self) -> None:
         for _staged, writer in self._staged.values():
-            writer.stream.flush()
-            os.fsync(writer.stream.fileno())
-            writer.stream.close()
-        if self.manifest:
-            digests = {name: writer.sha256.hexdigest() for name, (_, writer) in self._staged.items()}
-            with self.open(MANIFEST).stream as stream:
-                stream.write(json.dumps({"format": 1, "files": digests}, indent=1,
-                                        sort_keys=True).encode("ascii") + b"\n")
-                stream.flush()
-                os.fsync(stream.fileno())
-        _fsync_dir(self.directory)
-        self._write_journal()
+            with _naming(writer.path):  # buffered bytes meet a full disk here
+                writer.stream.flush()
+                os.fsync(writer.stream.fileno())
+                writer.stream.close()
+        with _naming(self.directory):
+            if self.manifest:
+                digests = {name: writer.sha256.hexdigest()
+                           for name, (_, writer) in self._staged.items()}
+                with self.open(MANIFEST).stream as stream:
+                    stream.write(json.dumps({"format": 1, "files": digests}, indent=1,
+                                            sort_keys=True).encode("ascii") + b"\n")
+                    stream.flush()
+                    os.fsync(stream.fileno())
+            _fsync_dir(self.directory)
+            self._write_journal()
         settle(self.directory)
 
     def _write_journal(self) -> None:
@@ -268,7 +284,10 @@ class StagedFiles:
     def _abandon(self) -> None:
         """After a failure: finish a journaled commit if possible, else remove what was staged."""
         for staged, writer in self._staged.values():
-            writer.stream.close()
+            try:
+                writer.stream.close()
+            except OSError:  # flushing onto a full disk: the file goes anyway
+                pass
         if self._journaled:
             try:
                 settle(self.directory)

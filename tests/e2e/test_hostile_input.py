@@ -365,19 +365,34 @@ def test_unwritable_outputs_are_one_line(demo: SimpleNamespace, tmp_path: Path,
         _one_line(err, str(blocker))
 
 
-def test_disk_full_is_one_line_and_keeps_the_old_files(
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs Linux's /dev/full")
+def test_disk_full_is_one_line_naming_the_file_and_keeps_the_old_files(
         demo: SimpleNamespace, tree: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
-    def full(writer: object, data: bytes) -> None:
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    # Every staged file writes to /dev/full, which fails as a full disk does: ENOSPC with no
+    # file name, on a large write at once and on a small one when it is flushed. Before, the
+    # line said "cxrvqa: error: cxrvqa: disk full ...", naming no path.
+    real_open = commit.StagedFiles.open
 
-    before = {path.name: path.read_bytes() for path in (tree / DATASET).iterdir()}
-    monkeypatch.setattr(commit._HashingWriter, "write", full)
-    code, err = _run(["build", "--physionet-root", str(tree), "--dataset-dir",
-                      str(tree / DATASET)], capsys)
+    def onto_full_disk(self: commit.StagedFiles, name: str) -> object:
+        writer = real_open(self, name)
+        writer.stream.close()
+        writer.stream = open("/dev/full", "wb")  # closed by StagedFiles
+        return writer
+
+    dataset = tree / DATASET
+    before = {path.name: path.read_bytes() for path in dataset.iterdir()}
+    monkeypatch.setattr(commit.StagedFiles, "open", onto_full_disk)
+    code, err = _run(["build", "--physionet-root", str(tree), "--dataset-dir", str(dataset)],
+                     capsys)
     assert code == 3
     _one_line(err, "disk full")
-    assert {path.name: path.read_bytes() for path in (tree / DATASET).iterdir()} == before
+    assert any(err.startswith(f"cxrvqa: error: {dataset / name}: disk full")
+               for name in ("train.json", "valid.json", "test.json", "ans2idx.json")), err
+    code, err = _run(["verify", "--dataset-dir", str(dataset), "--write-checksums"], capsys)
+    assert code == 3
+    _one_line(err, f"error: {dataset / 'SHA256SUMS.txt'}: disk full")
+    assert {path.name: path.read_bytes() for path in dataset.iterdir()} == before
 
 
 def test_internal_errors_are_one_line_and_debug_shows_the_traceback(
