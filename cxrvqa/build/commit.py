@@ -37,8 +37,8 @@ from typing import Any, BinaryIO
 from cxrvqa.errors import DataError
 
 __all__ = ["JOURNAL", "MANIFEST", "StagedFiles", "check_output_dir", "is_temporary",
-           "os_error_message", "read_manifest", "remove_stale", "settle", "stage_name",
-           "sync_tree"]
+           "naming_os_errors", "os_error_message", "read_manifest", "remove_stale", "settle",
+           "stage_name", "sync_tree"]
 
 JOURNAL = ".cxrvqa-commit.json"
 MANIFEST = ".cxrvqa-manifest.json"
@@ -188,7 +188,7 @@ def sync_tree(root: Path) -> None:
 # --- staging and committing -------------------------------------------------------------------
 
 @contextmanager
-def _naming(path: Path) -> Iterator[None]:
+def naming_os_errors(path: Path) -> Iterator[None]:
     """An OS error while writing ``path`` names it: a full disk's ENOSPC carries no file name."""
     try:
         yield
@@ -206,7 +206,7 @@ class _HashingWriter:
 
     def write(self, data: bytes) -> None:
         self.sha256.update(data)
-        with _naming(self.path):
+        with naming_os_errors(self.path):
             self.stream.write(data)
 
 
@@ -252,11 +252,11 @@ class StagedFiles:
 
     def commit(self) -> None:
         for _staged, writer in self._staged.values():
-            with _naming(writer.path):  # buffered bytes meet a full disk here
+            with naming_os_errors(writer.path):  # buffered bytes meet a full disk here
                 writer.stream.flush()
                 os.fsync(writer.stream.fileno())
                 writer.stream.close()
-        with _naming(self.directory):
+        with naming_os_errors(self.directory):
             if self.manifest:
                 digests = {name: writer.sha256.hexdigest()
                            for name, (_, writer) in self._staged.items()}
@@ -273,11 +273,15 @@ class StagedFiles:
         entries = [{"staged": staged, "final": name, "sha256": writer.sha256.hexdigest()}
                    for name, (staged, writer) in self._staged.items()]
         temporary = self.directory / stage_name(JOURNAL)
-        with temporary.open("wb") as stream:
-            stream.write(json.dumps({"format": 1, "files": entries}, indent=1).encode("utf-8"))
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, self.directory / JOURNAL)
+        try:
+            with temporary.open("wb") as stream:
+                stream.write(json.dumps({"format": 1, "files": entries}, indent=1).encode("utf-8"))
+                stream.flush()
+                os.fsync(stream.fileno())
+            os.replace(temporary, self.directory / JOURNAL)
+        except BaseException:  # a full disk, Ctrl-C: no journal, so the old set stays
+            temporary.unlink(missing_ok=True)
+            raise
         self._journaled = True
         _fsync_dir(self.directory)
 

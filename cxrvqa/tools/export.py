@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from cxrvqa.build.commit import (
     check_output_dir,
+    naming_os_errors,
     remove_stale,
     settle,
     stage_name,
@@ -262,9 +263,10 @@ def export_dataset(dataset_dir: Path, out: Path, fmt: str) -> ExportReport:
     try:
         ans2idx = read_ans2idx(dataset_dir / "ans2idx.json")
         tables = {split: _split_table(dataset_dir / f"{split}.json", ans2idx) for split in present}
-        (_write_parquet if fmt == "parquet" else _write_hf)(tables, staging)
-        shutil.copyfile(dataset_dir / "ans2idx.json", staging / "ans2idx.json")
-        _publish(staging, out)
+        with naming_os_errors(out):  # a full disk's error names no file
+            (_write_parquet if fmt == "parquet" else _write_hf)(tables, staging)
+            shutil.copyfile(dataset_dir / "ans2idx.json", staging / "ans2idx.json")
+            _publish(staging, out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return ExportReport(out, fmt, {split: table.num_rows for split, table in tables.items()},

@@ -17,6 +17,7 @@ from itertools import combinations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cxrvqa.build.commit import naming_os_errors
 from cxrvqa.build.jsonio import decode_json
 from cxrvqa.build.layout import ANS2IDX_FILE, BUILT_FILES, QUESTION_FILES
 from cxrvqa.errors import CxrvqaError, DataError, EvaluationError
@@ -359,9 +360,10 @@ def write_plots(stats: Stats, directory: Path) -> str:
     require_matplotlib()
     made = charts(stats)
     directory.mkdir(parents=True, exist_ok=True)
-    for chart in made:
-        save_with_matplotlib(chart, [directory / f"{chart.name}.png",
-                                     directory / f"{chart.name}.svg"])
+    with naming_os_errors(directory):  # a full disk's error names no file
+        for chart in made:
+            save_with_matplotlib(chart, [directory / f"{chart.name}.png",
+                                         directory / f"{chart.name}.svg"])
     return f"wrote {len(made)} charts (PNG and SVG) to {directory}"
 
 

@@ -19,7 +19,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cxrvqa.build import commit
+from cxrvqa.build.output import write_files_atomically
 from cxrvqa.cli import main
+from cxrvqa.errors import DataError
 from tests.helpers import built_demo
 
 CXR = Path("physionet.org/files/mimic-cxr-jpg/2.0.0")
@@ -393,6 +395,28 @@ def test_disk_full_is_one_line_naming_the_file_and_keeps_the_old_files(
     assert code == 3
     _one_line(err, f"error: {dataset / 'SHA256SUMS.txt'}: disk full")
     assert {path.name: path.read_bytes() for path in dataset.iterdir()} == before
+    # The dataset card is staged like a build's files: no half-written card is left.
+    card = tree / "cards" / "card.html"
+    code, err = _run(["stats", str(dataset), "--report", str(card)], capsys)
+    assert code == 3
+    assert err.splitlines()[-1].startswith(f"cxrvqa: error: {card}: disk full"), err
+    assert list(card.parent.iterdir()) == []
+
+
+def test_a_journal_that_cannot_be_written_leaves_no_temporary(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The disk fills up between the staged files and the journal: the old file stays and
+    # neither the staged file nor the journal's temporary is left behind.
+    (tmp_path / "a.json").write_bytes(b"old")
+
+    def full(*_args: object) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(commit.os, "replace", full)
+    with pytest.raises(DataError, match=f"^{tmp_path}: disk full"):
+        write_files_atomically(tmp_path, {"a.json": b"new"})
+    monkeypatch.undo()
+    assert [(path.name, path.read_bytes()) for path in tmp_path.iterdir()] == [("a.json", b"old")]
 
 
 def test_internal_errors_are_one_line_and_debug_shows_the_traceback(
