@@ -43,7 +43,8 @@ from cxrvqa.lang.resources import programs_dir
 from cxrvqa.lang.templates import argument_key
 
 __all__ = ["answer", "answer_record", "argument_plan", "bundled_programs", "check_argument",
-           "checked_arguments", "evaluate", "load_program", "load_programs", "program_set", "runner"]
+           "checked_arguments", "checked_bindings", "evaluate", "load_program", "load_programs",
+           "program_set", "runner"]
 
 # (kind, argument keys, positions in the program's params) for each kind a program declares.
 _Plan = tuple[tuple[str, tuple[str, ...], tuple[int, ...]], ...]
@@ -171,10 +172,21 @@ def evaluate(program: n.Program, facts: ImageFacts, /, **bindings: str) -> list[
         ['yes']
     """
     evaluator, _, _ = _compiled(program)
+    args = checked_bindings(program, bindings)
+    return render(evaluator.run(facts, args))  # type: ignore[arg-type]  # checked: bool or set
+
+
+def checked_bindings(program: n.Program, bindings: Mapping[str, object]) -> list[str | None]:
+    """The program's args in param order from bindings by name, each checked against the
+    vocabulary; needs no facts, so a caller can check them before loading any.
+
+    Raises:
+        EvaluationError: an unknown param name, a missing binding or an unknown term.
+    """
     names = {p.name for p in program.params}
     for name in bindings.keys() - names:
         raise EvaluationError(f"{program.name}: no param named '{name}'")
-    args = []
+    args: list[str | None] = []
     for param in program.params:
         value = bindings.get(param.name)
         if not param.ignored and not isinstance(value, str):
@@ -182,8 +194,8 @@ def evaluate(program: n.Program, facts: ImageFacts, /, **bindings: str) -> list[
                                   f"got {value!r}")
         if value is not None:
             check_argument(program.name, param.kind, value, f"param '{param.name}'")
-        args.append(value)
-    return render(evaluator.run(facts, args))  # type: ignore[arg-type]  # checked: bool or set
+        args.append(value)  # type: ignore[arg-type]  # a str or None, checked above
+    return args
 
 
 def answer(programs: Mapping[str, n.Program], record: Mapping[str, object],

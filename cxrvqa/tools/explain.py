@@ -37,7 +37,7 @@ from cxrvqa.facts import Finding, ImageFacts
 from cxrvqa.lang import nodes as n
 from cxrvqa.lang.answers import render
 from cxrvqa.lang.compiler import Value, compile_program
-from cxrvqa.programs import argument_plan, bundled_programs, evaluate
+from cxrvqa.programs import argument_plan, bundled_programs, checked_bindings, evaluate
 from cxrvqa.tools.numbers import plain_int
 from cxrvqa.vocab import SPLITS
 
@@ -372,6 +372,7 @@ def explain_from_sources(layout: SourceLayout, *, image_id: str | None = None,
     chosen = (programs if programs is not None else bundled_programs()).get(program)
     if chosen is None:
         raise EvaluationError(f"unknown template program {program!r}")
+    checked_bindings(chosen, bindings or {})  # a typo in --args fails before the index loads
     index = load_index(layout, keep_rows_of=frozenset({image_id}))
     cohort = labels or ("gold" if image_id in index.gold else "silver")
     return explain_image(index, image_id, chosen, bindings or {}, labels=cohort,
