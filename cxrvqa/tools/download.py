@@ -41,7 +41,7 @@ from urllib.parse import quote, urlsplit
 
 from tqdm import tqdm
 
-from cxrvqa.build.commit import os_error_message
+from cxrvqa.build.commit import os_error_message, settle
 from cxrvqa.build.jsonio import decode_json, refuse_device
 from cxrvqa.build.layout import (
     CHEST_IMAGENOME,
@@ -762,6 +762,7 @@ def image_paths_from_dataset(dataset_dir: Path, splits: Sequence[str]) -> list[s
         DataError: a split file is missing or malformed, or a record lacks a valid ``image_path``.
     """
     paths: set[str] = set()
+    settle(Path(dataset_dir))  # a commit a crash interrupted is finished: never a mixed set
     for split in splits:
         source = Path(dataset_dir) / f"{split}.json"
         refuse_device(source)

@@ -17,7 +17,7 @@ from itertools import combinations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cxrvqa.build.commit import naming_os_errors
+from cxrvqa.build.commit import naming_os_errors, settle
 from cxrvqa.build.jsonio import decode_json
 from cxrvqa.build.layout import ANS2IDX_FILE, BUILT_FILES, QUESTION_FILES
 from cxrvqa.errors import CxrvqaError, DataError, EvaluationError
@@ -116,6 +116,7 @@ def question_paths(paths: Sequence[Path]) -> tuple[list[Path], list[str]]:
     chosen: list[Path] = []
     notes: list[str] = []
     for path in map(Path, paths):
+        settle(path if path.is_dir() else path.parent)  # never read a half-committed set
         if path.is_dir():
             built = [path / name for name in BUILT_FILES.values() if (path / name).is_file()]
             if not built:

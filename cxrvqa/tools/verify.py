@@ -62,6 +62,7 @@ def read_records(path: Path) -> list[dict[str, Any]]:
     Raises:
         DataError: the file is absent, is not JSON, or is not a list of objects.
     """
+    settle(path.parent)  # a commit a crash interrupted is finished: never a mixed set
     data = read_json(path, "a built split file")
     if not isinstance(data, list):
         raise DataError(f"{path}: expected a JSON list of records")
@@ -77,6 +78,7 @@ def read_ans2idx(path: Path) -> dict[str, int]:
     Raises:
         DataError: the file is absent, not JSON, or not such a mapping (empty, say).
     """
+    settle(path.parent)
     data = read_json(path, "the ans2idx.json of a build")
     if (not isinstance(data, dict) or not data or not all(type(v) is int for v in data.values())
             or sorted(data.values()) != list(range(len(data)))):
