@@ -66,7 +66,8 @@ def _truncated_gz(root: Path) -> str:
     data = gzip.compress((root / METADATA).read_bytes())
     (root / METADATA).unlink()
     (root / f"{METADATA}.gz").write_bytes(data[: len(data) // 2])
-    return f"{METADATA.name}.gz"
+    # Before: only Python's "Compressed file ended before the end-of-stream marker was reached".
+    return f"{METADATA.name}.gz: cannot read the header: truncated or damaged .gz file"
 
 
 def _header_only(relative: Path) -> Callable[[Path], str]:
