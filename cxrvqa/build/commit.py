@@ -132,10 +132,12 @@ def settle(directory: Path) -> bool:
         entries = _read_journal(directory)
         for entry in entries or ():
             staged = directory / entry["staged"]
-            if staged.is_file():
+            try:
                 os.replace(staged, directory / entry["final"])
+            except FileNotFoundError:
+                pass  # renamed already, by a run before or by another reader finishing it now
         _fsync_dir(directory)
-        journal.unlink()
+        journal.unlink(missing_ok=True)  # likewise: whoever finishes the commit removes it
         _fsync_dir(directory)
     except OSError as exc:
         raise DataError(f"{journal}: an interrupted cxrvqa commit cannot be finished "
