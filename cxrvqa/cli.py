@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from cxrvqa import __version__
-from cxrvqa.build.commit import os_error_message
+from cxrvqa.build.commit import check_output_dir, os_error_message
 from cxrvqa.build.layout import DATASET_SUBDIR, SKIPPED_GRAPHS, SourceLayout
 from cxrvqa.errors import (
     EXIT_DATA,
@@ -419,6 +419,11 @@ def _run_stats(args: argparse.Namespace) -> int:
                                or report.resolve() in {path.resolve() for path in files}):
         raise UsageError(f"--report {report}: would overwrite a data file with the HTML card; "
                          f"name a new .html file")
+    # A read-only folder, or a folder where the card goes, fails here and not after the audit.
+    if args.plot is not None:
+        check_output_dir(args.plot)
+    if report is not None:
+        check_output_dir(report.parent, (report.name,))
     for note in notes:
         print(f"cxrvqa: note: {note}", file=sys.stderr)
     stats = compute_stats(files, _layout(args) if args.sources else None)

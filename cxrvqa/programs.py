@@ -201,7 +201,7 @@ def bound_arguments(program: n.Program, bindings: Mapping[str, str | None]) -> l
     """
     for name in bindings.keys() - {p.name for p in program.params}:
         raise EvaluationError(f"{program.name}: no param named '{name}'")
-    args = []
+    args: list[str | None] = []
     for param in program.params:
         value = bindings.get(param.name)
         if not param.ignored and not isinstance(value, str):

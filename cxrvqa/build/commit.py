@@ -29,14 +29,16 @@ import os
 import re
 import secrets
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from cxrvqa.errors import DataError
 
 __all__ = ["JOURNAL", "MANIFEST", "StagedFiles", "check_output_dir", "is_temporary",
-           "os_error_message", "read_manifest", "remove_stale", "settle", "stage_name",
-           "sync_tree"]
+           "naming_os_errors", "os_error_message", "read_manifest", "remove_stale", "settle",
+           "stage_name", "sync_tree"]
 
 JOURNAL = ".cxrvqa-commit.json"
 MANIFEST = ".cxrvqa-manifest.json"
@@ -130,10 +132,12 @@ def settle(directory: Path) -> bool:
         entries = _read_journal(directory)
         for entry in entries or ():
             staged = directory / entry["staged"]
-            if staged.is_file():
+            try:
                 os.replace(staged, directory / entry["final"])
+            except FileNotFoundError:
+                pass  # renamed already, by a run before or by another reader finishing it now
         _fsync_dir(directory)
-        journal.unlink()
+        journal.unlink(missing_ok=True)  # likewise: whoever finishes the commit removes it
         _fsync_dir(directory)
     except OSError as exc:
         raise DataError(f"{journal}: an interrupted cxrvqa commit cannot be finished "
@@ -185,16 +189,27 @@ def sync_tree(root: Path) -> None:
 
 # --- staging and committing -------------------------------------------------------------------
 
-class _HashingWriter:
-    """A binary file that keeps the SHA-256 of what was written to it."""
+@contextmanager
+def naming_os_errors(path: Path) -> Iterator[None]:
+    """An OS error while writing ``path`` names it: a full disk's ENOSPC carries no file name."""
+    try:
+        yield
+    except OSError as exc:
+        raise DataError(os_error_message(exc, path)) from None
 
-    def __init__(self, stream: BinaryIO) -> None:
+
+class _HashingWriter:
+    """A binary file that keeps the SHA-256 of what was written to it; ``path`` is its target."""
+
+    def __init__(self, stream: BinaryIO, path: Path) -> None:
         self.stream = stream
+        self.path = path
         self.sha256 = hashlib.sha256()
 
     def write(self, data: bytes) -> None:
         self.sha256.update(data)
-        self.stream.write(data)
+        with naming_os_errors(self.path):
+            self.stream.write(data)
 
 
 class StagedFiles:
@@ -217,7 +232,7 @@ class StagedFiles:
         """A new staged file for ``name``, open for binary writes."""
         staged = stage_name(name)
         fd = os.open(self.directory / staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        writer = _HashingWriter(os.fdopen(fd, "wb"))
+        writer = _HashingWriter(os.fdopen(fd, "wb"), self.directory / name)
         self._staged[name] = (staged, writer)
         return writer
 
@@ -239,36 +254,46 @@ class StagedFiles:
 
     def commit(self) -> None:
         for _staged, writer in self._staged.values():
-            writer.stream.flush()
-            os.fsync(writer.stream.fileno())
-            writer.stream.close()
-        if self.manifest:
-            digests = {name: writer.sha256.hexdigest() for name, (_, writer) in self._staged.items()}
-            with self.open(MANIFEST).stream as stream:
-                stream.write(json.dumps({"format": 1, "files": digests}, indent=1,
-                                        sort_keys=True).encode("ascii") + b"\n")
-                stream.flush()
-                os.fsync(stream.fileno())
-        _fsync_dir(self.directory)
-        self._write_journal()
+            with naming_os_errors(writer.path):  # buffered bytes meet a full disk here
+                writer.stream.flush()
+                os.fsync(writer.stream.fileno())
+                writer.stream.close()
+        with naming_os_errors(self.directory):
+            if self.manifest:
+                digests = {name: writer.sha256.hexdigest()
+                           for name, (_, writer) in self._staged.items()}
+                with self.open(MANIFEST).stream as stream:
+                    stream.write(json.dumps({"format": 1, "files": digests}, indent=1,
+                                            sort_keys=True).encode("ascii") + b"\n")
+                    stream.flush()
+                    os.fsync(stream.fileno())
+            _fsync_dir(self.directory)
+            self._write_journal()
         settle(self.directory)
 
     def _write_journal(self) -> None:
         entries = [{"staged": staged, "final": name, "sha256": writer.sha256.hexdigest()}
                    for name, (staged, writer) in self._staged.items()]
         temporary = self.directory / stage_name(JOURNAL)
-        with temporary.open("wb") as stream:
-            stream.write(json.dumps({"format": 1, "files": entries}, indent=1).encode("utf-8"))
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, self.directory / JOURNAL)
+        try:
+            with temporary.open("wb") as stream:
+                stream.write(json.dumps({"format": 1, "files": entries}, indent=1).encode("utf-8"))
+                stream.flush()
+                os.fsync(stream.fileno())
+            os.replace(temporary, self.directory / JOURNAL)
+        except BaseException:  # a full disk, Ctrl-C: no journal, so the old set stays
+            temporary.unlink(missing_ok=True)
+            raise
         self._journaled = True
         _fsync_dir(self.directory)
 
     def _abandon(self) -> None:
         """After a failure: finish a journaled commit if possible, else remove what was staged."""
         for staged, writer in self._staged.values():
-            writer.stream.close()
+            try:
+                writer.stream.close()
+            except OSError:  # flushing onto a full disk: the file goes anyway
+                pass
         if self._journaled:
             try:
                 settle(self.directory)

@@ -8,6 +8,7 @@ suffix here, so later stages never see it.
 from __future__ import annotations
 
 import functools
+import gzip
 import zlib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -75,7 +76,12 @@ def read_table(path: Path, columns: Sequence[str], *, sep: str = ",",
 
 
 def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if isinstance(exc, (EOFError, zlib.error, gzip.BadGzipFile)):
+        # Python's words ("Compressed file ended before the end-of-stream marker was
+        # reached") do not say what to do: a cut download or an error page saved as .gz.
+        return f"truncated or damaged .gz file ({text}); fetch it again with `cxrvqa download`"
+    return text
 
 
 @functools.cache

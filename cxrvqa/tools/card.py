@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from html import escape
 from pathlib import Path
 
+from cxrvqa.build.output import write_files_atomically
 from cxrvqa.tools.charts import Chart, svg
 from cxrvqa.tools.stats import Stats, charts, display_splits
 
@@ -50,8 +51,9 @@ _EXPLAIN = {
 def write_card(stats: Stats, path: Path, *, notes: Sequence[str] = (),
                generator: str = "cxrvqa") -> str:
     """Write the card to ``path``; returns a one-line message for the user."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(dataset_card(stats, notes=notes, generator=generator), encoding="utf-8")
+    # Staged and renamed: a full disk or Ctrl-C leaves no half-written card.
+    text = dataset_card(stats, notes=notes, generator=generator)
+    write_files_atomically(path.parent, {path.name: text.encode("utf-8")})
     return f"wrote the dataset card {path} ({len(charts(stats))} charts)"
 
 

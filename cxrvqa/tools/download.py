@@ -41,7 +41,7 @@ from urllib.parse import quote, urlsplit
 
 from tqdm import tqdm
 
-from cxrvqa.build.commit import os_error_message
+from cxrvqa.build.commit import os_error_message, settle
 from cxrvqa.build.jsonio import decode_json, refuse_device
 from cxrvqa.build.layout import (
     CHEST_IMAGENOME,
@@ -505,14 +505,19 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _parse_checksums(path: Path) -> dict[str, str]:
-    """Read ``<sha256> <path>`` lines (sha256sum's ``  `` and `` *`` separators are accepted too)."""
+def _parse_checksums(path: Path, source: str | None = None) -> dict[str, str]:
+    """Read ``<sha256> <path>`` lines (sha256sum's ``  `` and `` *`` separators are accepted too).
+
+    ``source`` names the file in errors instead of ``path``: the URL when ``path`` is the
+    ``.part`` a failure removes, which the user could neither open nor fix.
+    """
+    source = source or str(path)
     sums: dict[str, str] = {}
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as error:
         path.unlink(missing_ok=True)
-        raise DownloadError(f"{path}: not a checksum list (not UTF-8 text at byte "
+        raise DownloadError(f"{source}: not a checksum list (not UTF-8 text at byte "
                             f"{error.start}); removed") from None
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
@@ -521,8 +526,10 @@ def _parse_checksums(path: Path) -> dict[str, str]:
         name = name[1:] if name[:1] in (" ", "*") else name
         if not _SHA256.fullmatch(digest.lower()) or not name:
             path.unlink(missing_ok=True)  # never cached: the next run fetches it again
-            raise DownloadError(f"{path}: line {number}: expected '<sha256> <relative path>' "
-                                f"(not a checksum list; removed)")
+            html = line.lstrip().startswith("<")
+            page = " but an HTML page, perhaps a login or error page" if html else ""
+            raise DownloadError(f"{source}: line {number}: expected '<sha256> <relative path>' "
+                                f"(not a checksum list{page}; removed)")
         sums[name] = digest.lower()
     return sums
 
@@ -544,7 +551,8 @@ def _load_checksums(root: Path, http: _Http, project: Project) -> dict[str, str]
     with _local(part):
         part.unlink(missing_ok=True)  # a checksum list is small: always fetched whole
     http.fetch(remote, part, lambda _n: None, max_size=_CHECKSUMS_MAX)
-    sums = _parse_checksums(part)  # removes the part and raises when it does not parse
+    # Removes the part and raises, naming the URL, when it does not parse.
+    sums = _parse_checksums(part, f"{http.url(remote)} (as the server sent it)")
     with _local(dest):
         os.replace(part, dest)
     return sums
@@ -754,6 +762,7 @@ def image_paths_from_dataset(dataset_dir: Path, splits: Sequence[str]) -> list[s
         DataError: a split file is missing or malformed, or a record lacks a valid ``image_path``.
     """
     paths: set[str] = set()
+    settle(Path(dataset_dir))  # a commit a crash interrupted is finished: never a mixed set
     for split in splits:
         source = Path(dataset_dir) / f"{split}.json"
         refuse_device(source)

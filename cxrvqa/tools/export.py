@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from cxrvqa.build.commit import (
     check_output_dir,
+    naming_os_errors,
     remove_stale,
     settle,
     stage_name,
@@ -291,9 +292,10 @@ def export_dataset(dataset_dir: Path, out: Path, fmt: str) -> ExportReport:
         ans2idx = json.loads(vocabulary)
         tables = {split: _split_table(dataset_dir / f"{split}.json", records[split], ans2idx)
                   for split in present}
-        (_write_parquet if fmt == "parquet" else _write_hf)(tables, staging)
-        (staging / "ans2idx.json").write_bytes(vocabulary)
-        _publish(staging, target)
+        with naming_os_errors(target):  # a full disk's error names no file
+            (_write_parquet if fmt == "parquet" else _write_hf)(tables, staging)
+            (staging / "ans2idx.json").write_bytes(vocabulary)
+            _publish(staging, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return ExportReport(out, fmt, {split: table.num_rows for split, table in tables.items()},

@@ -17,6 +17,7 @@ from itertools import combinations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cxrvqa.build.commit import naming_os_errors, settle
 from cxrvqa.build.jsonio import decode_json
 from cxrvqa.build.layout import ANS2IDX_FILE, BUILT_FILES, QUESTION_FILES
 from cxrvqa.errors import CxrvqaError, DataError, EvaluationError
@@ -115,6 +116,7 @@ def question_paths(paths: Sequence[Path]) -> tuple[list[Path], list[str]]:
     chosen: list[Path] = []
     notes: list[str] = []
     for path in map(Path, paths):
+        settle(path if path.is_dir() else path.parent)  # never read a half-committed set
         if path.is_dir():
             built = [path / name for name in BUILT_FILES.values() if (path / name).is_file()]
             if not built:
@@ -361,9 +363,10 @@ def write_plots(stats: Stats, directory: Path) -> str:
     require_matplotlib()
     made = charts(stats)
     directory.mkdir(parents=True, exist_ok=True)
-    for chart in made:
-        save_with_matplotlib(chart, [directory / f"{chart.name}.png",
-                                     directory / f"{chart.name}.svg"])
+    with naming_os_errors(directory):  # a full disk's error names no file
+        for chart in made:
+            save_with_matplotlib(chart, [directory / f"{chart.name}.png",
+                                         directory / f"{chart.name}.svg"])
     return f"wrote {len(made)} charts (PNG and SVG) to {directory}"
 
 

@@ -62,6 +62,7 @@ def read_records(path: Path) -> list[dict[str, Any]]:
     Raises:
         DataError: the file is absent, is not JSON, or is not a list of objects.
     """
+    settle(path.parent)  # a commit a crash interrupted is finished: never a mixed set
     data = read_json(path, "a built split file")
     if not isinstance(data, list):
         raise DataError(f"{path}: expected a JSON list of records")
@@ -77,6 +78,7 @@ def read_ans2idx(path: Path) -> dict[str, int]:
     Raises:
         DataError: the file is absent, not JSON, or not such a mapping (empty, say).
     """
+    settle(path.parent)
     data = read_json(path, "the ans2idx.json of a build")
     if (not isinstance(data, dict) or not data or not all(type(v) is int for v in data.values())
             or sorted(data.values()) != list(range(len(data)))):
@@ -109,10 +111,12 @@ class VerifyReport:
     checksums: Path
     files: tuple[FileCheck, ...]
     ignored: tuple[str, ...]
+    strays: tuple[str, ...] = ()
+    """Built files in the folder that the manifest does not list: left by an earlier build."""
 
     @property
     def ok(self) -> bool:
-        return all(check.status == "match" for check in self.files)
+        return not self.strays and all(check.status == "match" for check in self.files)
 
     def render(self) -> str:
         rows: list[Sequence[object]] = [("status", "file", "expected", "actual")]
@@ -122,6 +126,9 @@ class VerifyReport:
         if self.ignored:
             lines.append(f"not built by cxrvqa, not checked ({len(self.ignored)}): "
                          + ", ".join(self.ignored))
+        if self.strays:
+            lines.append(f"not written by the build this manifest records (left by an earlier "
+                         f"one; rebuild every split to refresh them): {', '.join(self.strays)}")
         matched = sum(check.status == "match" for check in self.files)
         lines.append(f"{matched} of {len(self.files)} files match")
         return "\n".join(lines)
@@ -188,7 +195,9 @@ def verify_checksums(dataset_dir: Path, checksums: Path | None = None) -> Verify
 def verify_manifest(dataset_dir: Path) -> VerifyReport | None:
     """Compare the built files with the manifest the last build wrote; None if there is none.
 
-    A mismatch names a file that is not from the build the manifest records (a mixed set).
+    A mismatch names a file that is not from the build the manifest records (a mixed set), and
+    so does a built file the manifest does not list (``--splits test`` over an older full build
+    leaves that build's train.json and valid.json beside the new test.json).
     """
     settle(dataset_dir)
     digests = read_manifest(dataset_dir)
@@ -197,7 +206,9 @@ def verify_manifest(dataset_dir: Path) -> VerifyReport | None:
     files = tuple(FileCheck(name, digest, _sha256(dataset_dir / name)
                             if (dataset_dir / name).is_file() else None)
                   for name, digest in sorted(digests.items()))
-    return VerifyReport(dataset_dir / MANIFEST, files, ())
+    strays = tuple(sorted(name for name in BUILT_FILES
+                          if name not in digests and (dataset_dir / name).is_file()))
+    return VerifyReport(dataset_dir / MANIFEST, files, (), strays)
 
 
 def write_checksums(dataset_dir: Path) -> Path:

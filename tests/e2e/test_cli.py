@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import importlib.util
 import json
 import os
 import re
@@ -258,6 +259,24 @@ def test_report_never_overwrites_a_data_file(demo: SimpleNamespace, tmp_path: Pa
         assert err.rstrip().endswith(f"--report {dataset / target}: would overwrite a data file "
                                      f"with the HTML card; name a new .html file"), err
     assert {path.name: path.read_bytes() for path in dataset.iterdir()} == before
+
+
+def test_report_and_plot_paths_are_checked_before_the_audit(
+        demo: SimpleNamespace, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Before: the whole audit was printed, then "charts: Is a directory" (OSError wording).
+    folder, file = tmp_path / "charts", tmp_path / "card.html"
+    folder.mkdir()
+    file.write_text("x")
+    code, out, err = run(capsys, "stats", str(demo.dataset), "--report", str(folder))
+    assert (code, out) == (3, "")
+    assert err.endswith(f"cxrvqa: error: {folder}: is a folder; expected a file (or nothing) "
+                        f"there\n"), err
+    if importlib.util.find_spec("matplotlib") is not None:
+        code, out, err = run(capsys, "stats", str(demo.dataset), "--plot", str(file))
+        assert (code, out) == (3, "")
+        assert err.endswith(f"cxrvqa: error: {file}: is a file; expected a folder to write "
+                            f"into\n"), err
+    assert file.read_text() == "x" and list(folder.iterdir()) == []
 
 
 def test_plot_without_matplotlib_exits_3(demo: SimpleNamespace, tmp_path: Path,

@@ -132,6 +132,68 @@ def test_build_killed_at_any_point_is_all_old_or_all_new(
         assert _state(out, BUILT, old, new) == {"new"}
 
 
+@pytest.mark.parametrize("reader", ["evaluate", "stats", "download-images"])
+def test_every_reader_finishes_an_interrupted_commit_first(
+        reader: str, demo: SimpleNamespace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # Killed after the journal and the first rename: train.json is new, the rest old. Before,
+    # only build, export and verify finished the commit; evaluate, stats and download-images
+    # read the mixed set (here the old files are not even JSON, so they failed).
+    out = tmp_path / "out"
+    new = {name: (demo.dataset / name).read_bytes() for name in BUILT}
+    old = _old_set(BUILT)
+
+    def run() -> None:
+        build(demo.layout, demo.dataset, out, index=demo.index)
+
+    write_files_atomically(out, old, manifest=True)
+    kinds = _run_killed(monkeypatch, None, run)
+    third_replace = [n for n, kind in enumerate(kinds, start=1) if kind == "replace"][2]
+    shutil.rmtree(out)
+    write_files_atomically(out, old, manifest=True)
+    _run_killed(monkeypatch, third_replace, run)
+    assert (out / JOURNAL).is_file() and len(_state(out, BUILT, old, new)) == 2
+    (tmp_path / "preds.json").write_text("[]")
+    argv = {"evaluate": ["evaluate", "--predictions", str(tmp_path / "preds.json"),
+                         "--gold", str(out / "test.json")],
+            "stats": ["stats", str(out)],
+            "download-images": ["download-images", "--dataset-dir", str(out), "--root",
+                                str(tmp_path), "--dry-run"]}[reader]
+    assert main(argv) == 0, capsys.readouterr().err
+    assert not (out / JOURNAL).exists()
+    assert _state(out, BUILT, old, new) == {"new"}
+
+
+def test_two_processes_finishing_one_commit_both_succeed(
+        demo: SimpleNamespace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A reader settles a journal while another process (the writer, another reader) finishes
+    # the same commit: its renames and the journal's removal meet files already gone. Before,
+    # that FileNotFoundError became "an interrupted cxrvqa commit cannot be finished".
+    out = tmp_path / "out"
+    new = {name: (demo.dataset / name).read_bytes() for name in BUILT}
+    old = _old_set(BUILT)
+
+    def run() -> None:
+        build(demo.layout, demo.dataset, out, index=demo.index)
+
+    write_files_atomically(out, old, manifest=True)
+    kinds = _run_killed(monkeypatch, None, run)
+    shutil.rmtree(out)
+    write_files_atomically(out, old, manifest=True)
+    _run_killed(monkeypatch, [n for n, kind in enumerate(kinds, 1) if kind == "replace"][1], run)
+    assert (out / JOURNAL).is_file()
+    real_replace = os.replace
+
+    def other_process_first(source: Any, target: Any) -> None:
+        monkeypatch.setattr(os, "replace", real_replace)
+        settle(out)  # the other process finishes the whole commit, journal included
+        raise FileNotFoundError(2, "No such file or directory", str(source))
+
+    monkeypatch.setattr(os, "replace", other_process_first)
+    assert settle(out)
+    assert _state(out, BUILT, old, new) == {"new"} and not (out / JOURNAL).exists()
+
+
 def test_verify_names_a_mixed_set(demo: SimpleNamespace, tmp_path: Path,
                                   capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "out"

@@ -19,7 +19,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cxrvqa.build import commit
+from cxrvqa.build.output import write_files_atomically
 from cxrvqa.cli import main
+from cxrvqa.errors import DataError
 from tests.helpers import built_demo
 
 CXR = Path("physionet.org/files/mimic-cxr-jpg/2.0.0")
@@ -64,7 +66,8 @@ def _truncated_gz(root: Path) -> str:
     data = gzip.compress((root / METADATA).read_bytes())
     (root / METADATA).unlink()
     (root / f"{METADATA}.gz").write_bytes(data[: len(data) // 2])
-    return f"{METADATA.name}.gz"
+    # Before: only Python's "Compressed file ended before the end-of-stream marker was reached".
+    return f"{METADATA.name}.gz: cannot read the header: truncated or damaged .gz file"
 
 
 def _header_only(relative: Path) -> Callable[[Path], str]:
@@ -365,19 +368,56 @@ def test_unwritable_outputs_are_one_line(demo: SimpleNamespace, tmp_path: Path,
         _one_line(err, str(blocker))
 
 
-def test_disk_full_is_one_line_and_keeps_the_old_files(
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs Linux's /dev/full")
+def test_disk_full_is_one_line_naming_the_file_and_keeps_the_old_files(
         demo: SimpleNamespace, tree: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
-    def full(writer: object, data: bytes) -> None:
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    # Every staged file writes to /dev/full, which fails as a full disk does: ENOSPC with no
+    # file name, on a large write at once and on a small one when it is flushed. Before, the
+    # line said "cxrvqa: error: cxrvqa: disk full ...", naming no path.
+    real_open = commit.StagedFiles.open
 
-    before = {path.name: path.read_bytes() for path in (tree / DATASET).iterdir()}
-    monkeypatch.setattr(commit._HashingWriter, "write", full)
-    code, err = _run(["build", "--physionet-root", str(tree), "--dataset-dir",
-                      str(tree / DATASET)], capsys)
+    def onto_full_disk(self: commit.StagedFiles, name: str) -> object:
+        writer = real_open(self, name)
+        writer.stream.close()
+        writer.stream = open("/dev/full", "wb")  # closed by StagedFiles
+        return writer
+
+    dataset = tree / DATASET
+    before = {path.name: path.read_bytes() for path in dataset.iterdir()}
+    monkeypatch.setattr(commit.StagedFiles, "open", onto_full_disk)
+    code, err = _run(["build", "--physionet-root", str(tree), "--dataset-dir", str(dataset)],
+                     capsys)
     assert code == 3
     _one_line(err, "disk full")
-    assert {path.name: path.read_bytes() for path in (tree / DATASET).iterdir()} == before
+    assert any(err.startswith(f"cxrvqa: error: {dataset / name}: disk full")
+               for name in ("train.json", "valid.json", "test.json", "ans2idx.json")), err
+    code, err = _run(["verify", "--dataset-dir", str(dataset), "--write-checksums"], capsys)
+    assert code == 3
+    _one_line(err, f"error: {dataset / 'SHA256SUMS.txt'}: disk full")
+    assert {path.name: path.read_bytes() for path in dataset.iterdir()} == before
+    # The dataset card is staged like a build's files: no half-written card is left.
+    card = tree / "cards" / "card.html"
+    code, err = _run(["stats", str(dataset), "--report", str(card)], capsys)
+    assert code == 3
+    assert err.splitlines()[-1].startswith(f"cxrvqa: error: {card}: disk full"), err
+    assert list(card.parent.iterdir()) == []
+
+
+def test_a_journal_that_cannot_be_written_leaves_no_temporary(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The disk fills up between the staged files and the journal: the old file stays and
+    # neither the staged file nor the journal's temporary is left behind.
+    (tmp_path / "a.json").write_bytes(b"old")
+
+    def full(*_args: object) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(commit.os, "replace", full)
+    with pytest.raises(DataError, match=f"^{tmp_path}: disk full"):
+        write_files_atomically(tmp_path, {"a.json": b"new"})
+    monkeypatch.undo()
+    assert [(path.name, path.read_bytes()) for path in tmp_path.iterdir()] == [("a.json", b"old")]
 
 
 def test_internal_errors_are_one_line_and_debug_shows_the_traceback(

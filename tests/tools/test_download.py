@@ -569,8 +569,11 @@ def test_a_server_that_sends_too_much_is_cut_off(server: FakePhysioNet, tree: Pa
 def test_an_html_page_as_checksum_list_is_not_cached(server: FakePhysioNet, root: Path) -> None:
     sums = f"{CHEST_IMAGENOME}/SHA256SUMS.txt"
     server.html_once(sums)
-    with pytest.raises(DownloadError, match="not a checksum list"):
+    with pytest.raises(DownloadError, match="not a checksum list") as error:
         fetch(server, root)
+    # The URL, not the .part file the failure removed; and what the text looked like.
+    assert str(error.value).startswith(f"{server.base_url}/{sums} (as the server sent it): line 1:")
+    assert "HTML page" in str(error.value) and ".part" not in str(error.value)
     assert not local(root, sums).exists() and not local(root, sums + ".part").exists()
     fetch(server, root)  # the next run fetches the real list
     assert local(root, sums).read_text().split()[1]

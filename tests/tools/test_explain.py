@@ -14,6 +14,7 @@ from helpers import built_demo
 
 from cxrvqa import load_programs, parse
 from cxrvqa.build.labels import image_labels
+from cxrvqa.build.layout import SourceLayout
 from cxrvqa.build.loaders import read_gold_labels
 from cxrvqa.build.ontology import build_ontology
 from cxrvqa.cli import main
@@ -160,6 +161,17 @@ def test_bad_record_and_image(demo: SimpleNamespace) -> None:
         explain_from_sources(demo.layout, record="test:99999", dataset_dir=demo.dataset)
     with pytest.raises(DataError, match="not a labelled image"):
         explain_from_sources(demo.layout, image_id="nope", program="program_45")
+
+
+def test_bad_bindings_fail_before_the_sources_are_read(tmp_path: Path) -> None:
+    # Before: the whole index loaded first (tens of seconds at full size), so a typo in --args
+    # was reported after it; here the sources do not even exist.
+    layout = SourceLayout.from_root(tmp_path)
+    for bindings, message in (({"object": "left lugn", "attribute": "pneumonia"}, "left lung"),
+                              ({"object": "left lung"}, "param 'attribute' needs a name"),
+                              ({"objet": "left lung"}, "no param named 'objet'")):
+        with pytest.raises(UsageError, match=message):
+            explain_from_sources(layout, image_id="x", program="program_2", bindings=bindings)
 
 
 def test_example_script_runs() -> None:

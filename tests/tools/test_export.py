@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -169,11 +171,12 @@ def test_failed_write_leaves_no_output(tmp_path: Path, monkeypatch: pytest.Monke
     pytest.importorskip("pyarrow")
     dataset = _build(tmp_path / "dataset")
 
-    def fail(*_args: object) -> None:
-        raise OSError("disk full")
+    def fail(*_args: object) -> None:  # as pyarrow's writer fails on a full disk: no file name
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     monkeypatch.setattr(export_module, "_write_parquet", fail)
-    with pytest.raises(OSError, match="disk full"):
+    # Before: a bare OSError, which the command line showed as "cxrvqa: disk full ...".
+    with pytest.raises(DataError, match=f"^{tmp_path / 'out'}: disk full"):
         export_dataset(dataset, tmp_path / "out", "parquet")
     assert sorted(path.name for path in tmp_path.iterdir()) == ["dataset"]
 

@@ -10,9 +10,14 @@ from typing import Any
 
 import pytest
 
-from cxrvqa.build.output import ans2idx_bytes, dataset_bytes
+from cxrvqa.build.output import ans2idx_bytes, dataset_bytes, write_files_atomically
 from cxrvqa.errors import DataError
-from cxrvqa.tools.verify import compare_datasets, verify_checksums, write_checksums
+from cxrvqa.tools.verify import (
+    compare_datasets,
+    verify_checksums,
+    verify_manifest,
+    write_checksums,
+)
 
 BUILT = ("ans2idx.json", "test.json", "train.json", "valid.json")
 
@@ -50,6 +55,25 @@ def built(tmp_path: Path) -> Path:
 
 def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# --- manifest ------------------------------------------------------------------------------
+
+def test_manifest_names_built_files_an_earlier_build_left(tmp_path: Path) -> None:
+    # A full build, then `--splits test` with other answers: train and valid are the old ones.
+    files = {f"{split}.json": dataset_bytes(_split(split)) for split in ("train", "valid", "test")}
+    files["ans2idx.json"] = ans2idx_bytes(["yes", "no"])
+    write_files_atomically(tmp_path, files, manifest=True)
+    assert verify_manifest(tmp_path).ok
+    newer = [_record("test", 0, "program_1", ["no"])]
+    write_files_atomically(tmp_path, {"test.json": dataset_bytes(newer),
+                                      "ans2idx.json": ans2idx_bytes(["yes", "no"])}, manifest=True)
+    report = verify_manifest(tmp_path)
+    assert [check.status for check in report.files] == ["match", "match"]
+    assert report.strays == ("train.json", "valid.json")
+    assert not report.ok
+    assert "left by an earlier one" in report.render()
+    assert "train.json, valid.json" in report.render()
 
 
 # --- checksums -----------------------------------------------------------------------------
