@@ -31,9 +31,8 @@ import ssl
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, TypeVar
@@ -41,7 +40,7 @@ from urllib.parse import quote, urlsplit
 
 from tqdm import tqdm
 
-from cxrvqa.build.commit import os_error_message, settle
+from cxrvqa.build.commit import naming_os_errors, settle
 from cxrvqa.build.jsonio import decode_json, refuse_device
 from cxrvqa.build.layout import (
     CHEST_IMAGENOME,
@@ -457,11 +456,13 @@ class _Http:
         limit = min(size for size in (promised, max_size) if size is not None) if (
             promised is not None or max_size is not None) else None
         received = 0
-        with _local(part):  # a local failure is reported at once, not retried as the network's
+        # A local failure (a --root that is a file, read-only, full) is a data error at once,
+        # not retried as the network's.
+        with naming_os_errors(part):
             part.parent.mkdir(parents=True, exist_ok=True)
             out = part.open("r+b" if offset else "wb")
         with out:
-            with _local(part):
+            with naming_os_errors(part):
                 out.seek(offset)
                 out.truncate()
             while chunk := response.read(_CHUNK):
@@ -475,7 +476,7 @@ class _Http:
                         f"in {part.name}); rerun to continue")
                 if limit is not None and offset + received + len(chunk) > limit:
                     raise _Transient(f"the server sent more than the {limit} bytes promised")
-                with _local(part):
+                with naming_os_errors(part):
                     out.write(chunk)
                 received += len(chunk)
                 on_bytes(len(chunk))
@@ -486,15 +487,6 @@ class _Http:
 
 # ---------------------------------------------------------------------------------------------
 # Checksums, planning, transfers
-
-
-@contextmanager
-def _local(path: Path) -> Iterator[None]:
-    """Local file errors (a --root that is a file, read-only, full) are data errors, not retried."""
-    try:
-        yield
-    except OSError as error:
-        raise DataError(os_error_message(error, path)) from None
 
 
 def _sha256(path: Path) -> str:
@@ -548,12 +540,12 @@ def _load_checksums(root: Path, http: _Http, project: Project) -> dict[str, str]
         except DownloadError:
             _stderr(f"cxrvqa: {dest}: not a checksum list; fetching it again")
     part = dest.with_name(dest.name + ".part")
-    with _local(part):
+    with naming_os_errors(part):
         part.unlink(missing_ok=True)  # a checksum list is small: always fetched whole
     http.fetch(remote, part, lambda _n: None, max_size=_CHECKSUMS_MAX)
     # Removes the part and raises, naming the URL, when it does not parse.
     sums = _parse_checksums(part, f"{http.url(remote)} (as the server sent it)")
-    with _local(dest):
+    with naming_os_errors(dest):
         os.replace(part, dest)
     return sums
 

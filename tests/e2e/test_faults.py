@@ -102,16 +102,29 @@ def _points(kinds: list[str]) -> Iterator[int]:
                                  if kind != "write"}))
 
 
+def _old_set_then_build(demo: SimpleNamespace, out: Path
+                        ) -> tuple[dict[str, bytes], dict[str, bytes], Callable[[], None]]:
+    """The demo's built files, an old set written to ``out``, and a build of the new into it."""
+    new = {name: (demo.dataset / name).read_bytes() for name in BUILT}
+    old = _old_set(BUILT)
+    write_files_atomically(out, old, manifest=True)
+    return new, old, lambda: build(demo.layout, demo.dataset, out, index=demo.index)
+
+
+def _killed_at_rename(monkeypatch: pytest.MonkeyPatch, out: Path, old: dict[str, bytes],
+                      run: Callable[[], None], rename: int) -> None:
+    """Over a fresh old set, ``run`` killed at its ``rename``-th rename (0 is the first)."""
+    kinds = _run_killed(monkeypatch, None, run)
+    shutil.rmtree(out)
+    write_files_atomically(out, old, manifest=True)
+    _run_killed(monkeypatch, [n for n, kind in enumerate(kinds, 1) if kind == "replace"][rename],
+                run)
+
+
 def test_build_killed_at_any_point_is_all_old_or_all_new(
         demo: SimpleNamespace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "out"
-    new = {name: (demo.dataset / name).read_bytes() for name in BUILT}
-    old = _old_set(BUILT)
-
-    def run() -> None:
-        build(demo.layout, demo.dataset, out, index=demo.index)
-
-    write_files_atomically(out, old, manifest=True)
+    new, old, run = _old_set_then_build(demo, out)
     kinds = _run_killed(monkeypatch, None, run)
     # 4 staged files, the manifest, their fsyncs, the journal and 5 renames
     assert kinds.count("write") == 4 and kinds.count("replace") == 6
@@ -140,18 +153,8 @@ def test_every_reader_finishes_an_interrupted_commit_first(
     # only build, export and verify finished the commit; evaluate, stats and download-images
     # read the mixed set (here the old files are not even JSON, so they failed).
     out = tmp_path / "out"
-    new = {name: (demo.dataset / name).read_bytes() for name in BUILT}
-    old = _old_set(BUILT)
-
-    def run() -> None:
-        build(demo.layout, demo.dataset, out, index=demo.index)
-
-    write_files_atomically(out, old, manifest=True)
-    kinds = _run_killed(monkeypatch, None, run)
-    third_replace = [n for n, kind in enumerate(kinds, start=1) if kind == "replace"][2]
-    shutil.rmtree(out)
-    write_files_atomically(out, old, manifest=True)
-    _run_killed(monkeypatch, third_replace, run)
+    new, old, run = _old_set_then_build(demo, out)
+    _killed_at_rename(monkeypatch, out, old, run, 2)
     assert (out / JOURNAL).is_file() and len(_state(out, BUILT, old, new)) == 2
     (tmp_path / "preds.json").write_text("[]")
     argv = {"evaluate": ["evaluate", "--predictions", str(tmp_path / "preds.json"),
@@ -170,17 +173,8 @@ def test_two_processes_finishing_one_commit_both_succeed(
     # the same commit: its renames and the journal's removal meet files already gone. Before,
     # that FileNotFoundError became "an interrupted cxrvqa commit cannot be finished".
     out = tmp_path / "out"
-    new = {name: (demo.dataset / name).read_bytes() for name in BUILT}
-    old = _old_set(BUILT)
-
-    def run() -> None:
-        build(demo.layout, demo.dataset, out, index=demo.index)
-
-    write_files_atomically(out, old, manifest=True)
-    kinds = _run_killed(monkeypatch, None, run)
-    shutil.rmtree(out)
-    write_files_atomically(out, old, manifest=True)
-    _run_killed(monkeypatch, [n for n, kind in enumerate(kinds, 1) if kind == "replace"][1], run)
+    new, old, run = _old_set_then_build(demo, out)
+    _killed_at_rename(monkeypatch, out, old, run, 1)
     assert (out / JOURNAL).is_file()
     real_replace = os.replace
 
