@@ -36,7 +36,7 @@ from __future__ import annotations
 import os
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -91,6 +91,7 @@ class EvaluationReport:
     present_answers: int = 0
     problems: dict[str, int] = field(default_factory=dict)
     examples: dict[str, list[str]] = field(default_factory=dict)
+    hint: str | None = None  # why nothing was scored, when the files look mismatched
 
     @property
     def accuracy(self) -> float:
@@ -110,6 +111,7 @@ class EvaluationReport:
                                        "accuracy": g.accuracy} for g in scores}
                        for name, scores in self.groups.items()},
             "problems": dict(self.problems), "examples": dict(self.examples),
+            "hint": self.hint,
         }
 
     def render(self) -> str:
@@ -131,6 +133,8 @@ class EvaluationReport:
         lines += ["", "problems: " + (", ".join(f"{kind} {count}" for kind, count in
                                                 self.problems.items() if count) or "none")]
         lines += [f"  {kind}: {example}" for kind, shown in self.examples.items() for example in shown]
+        if self.hint:
+            lines.append(f"hint: {self.hint}")
         return "\n".join(lines)
 
 
@@ -263,7 +267,17 @@ def score(predictions: Mapping[_Key, Sequence[str]], gold: Sequence[Mapping[str,
         macro_f1=macro, weighted_f1=weighted, vocabulary_size=len(vocabulary),
         present_macro_f1=present[0], present_answers=present[1],
         groups={name: _group_scores(results, name) for name in _GROUPS},
-        problems=dict(problems.counts), examples=problems.examples)
+        problems=dict(problems.counts), examples=problems.examples,
+        hint=_split_hint(predictions.keys(), gold_keys))
+
+
+def _split_hint(predicted: Collection[_Key], gold: Collection[_Key]) -> str | None:
+    """Why every prediction missed, when they are all for other splits than the gold file's."""
+    theirs, ours = {split for split, _ in predicted}, {split for split, _ in gold}
+    if not predicted or not ours or theirs & ours:
+        return None
+    return (f"every prediction is for split {', '.join(sorted(theirs))}, the gold file holds "
+            f"split {', '.join(sorted(ours))}: give the matching split's file as --gold")
 
 
 def _f1s(pairs: Iterable[tuple[set[str], set[str]]], vocabulary: Sequence[str]

@@ -91,6 +91,20 @@ def test_problems_are_counted_not_raised(files: dict[str, Path]) -> None:
     assert "malformed 4" in text and "extra: test:9" in text
 
 
+def test_predictions_of_another_split_say_so(files: dict[str, Path]) -> None:
+    # Before: accuracy 0, "missing 4, extra 4" and nothing about why.
+    other = write(files["dir"] / "valid_preds.json", {f"valid:{r['idx']}": r["answer"]
+                                                      for r in GOLD})
+    report = evaluate(other, files["gold"])
+    hint = ("every prediction is for split valid, the gold file holds split test: give the "
+            "matching split's file as --gold")
+    assert (report.correct, report.problems["extra"], report.hint) == (0, 4, hint)
+    assert report.render().endswith(f"\nhint: {hint}") and report.to_json()["hint"] == hint
+    # One prediction of the gold split is enough to score as usual, without the hint.
+    mixed = write(files["dir"] / "mixed.json", {"valid:0": ["yes"], "test:0": ["yes"]})
+    assert evaluate(mixed, files["gold"]).hint is None
+
+
 def test_unreadable_predictions_are_data_errors(files: dict[str, Path]) -> None:
     bad = files["dir"] / "bad.json"
     bad.write_text("{not json")
