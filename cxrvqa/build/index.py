@@ -97,8 +97,8 @@ def _note_skipped_graphs(listing: Path) -> None:
     except FileNotFoundError:
         return
     print(f"cxrvqa: note: {listing.parent}: the tables lack {count} unreadable scene graph(s) "
-          f"that scene-tabular --skip-bad left out (listed in {listing.name}); a question on "
-          f"one of those images stops the build", file=sys.stderr)
+          f"that scene-tabular --skip-bad left out (listed in {listing.name}); those images "
+          f"have no silver labels here, so a question on one of them fails", file=sys.stderr)
 
 
 def _silver_boxes(rows: pd.DataFrame, path: Path) -> pd.DataFrame:

@@ -179,13 +179,24 @@ class BalanceRow:
         name, count = max(self.answers, key=lambda item: item[1])
         return name, count / self.questions
 
+    @property
+    def status(self) -> str:
+        """'ok'; 'flat over N answers' when every answer found is equally often chosen but
+        there are too few of them for the cap (a gender or view question has two); else
+        'limited by data'."""
+        if self.balanced:
+            return "ok"
+        counts = [count for _, count in self.answers]
+        if counts and max(counts) - min(counts) <= 1:
+            return f"flat over {len(counts)} answers"
+        return "limited by data"
+
     def render(self, width: int = 12) -> str:
         """One table line; ``width`` is the template column's (an author's names can be long)."""
         name, share = self.top
         shown = name if len(name) <= 28 else name[:25] + "..."
         return (f"{self.program:<{width}}{self.questions:>6}/{self.requested:<6}{self.candidates:>8}"
-                f"{len(self.answers):>9}  {shown:<28}{share:>7.1%}  "
-                f"{'ok' if self.balanced else 'limited by data'}")
+                f"{len(self.answers):>9}  {shown:<28}{share:>7.1%}  {self.status}")
 
 
 @dataclass(frozen=True)
