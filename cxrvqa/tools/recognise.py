@@ -778,8 +778,8 @@ def _counts_things(items: Sequence[_Item]) -> bool:
         if item in _COUNTING_FIRST:
             pair = (item, items[at + 1] if at + 1 < len(items) else ",")
             third = items[at + 2] if at + 2 < len(items) else ","
-            if pair == ("at", "least"):
-                if third not in ("one", "1"):  # "at least one abnormality" asks whether there is any
+            if pair == ("at", "least"):  # "at least one abnormality?" asks whether there is any
+                if third not in ("one", "1"):
                     return True
             elif pair in _COUNTING or (pair == ("more", "than") and third in _NUMBERS):
                 return True
