@@ -35,10 +35,11 @@ c. **unknown**: nothing fits, or a word looks like a vocabulary term that is not
    misspelling, "left elbow"), or the question is negated ("free of …", "ruled out"), qualifies
    a finding or place ("large", "new", "malpositioned", "outside the …", "at the … base"),
    counts ("how many", "only one of", "at least two", "several"), says "all" or "every" in a
-   yes/no question ("are all abnormalities in the left lung?"), compares a size the other way ("less than half"), or
-   holds a pair word ("either", "both", "but", …) with no two terms to join. The answer names the closest
-   template line and any misspelt term. A text over ``MAX_QUESTION_LENGTH`` characters is
-   refused unread, and errors quote a long question's start only.
+   yes/no question ("are all abnormalities in the left lung?"; "at all" is not that),
+   compares a size the other way ("less than half"), or holds a pair word ("either", "both",
+   "but", …) with no two terms to join. The answer names the closest template line and any
+   misspelt term. A text over ``MAX_QUESTION_LENGTH`` characters is refused unread, and
+   errors quote a long question's start only.
 
 Example:
     >>> from cxrvqa.programs import bundled_programs
@@ -426,7 +427,7 @@ class Recogniser:
                                  f"finding's presence in a named region", rule=True)
         if features.loose:
             return self._unknown(question, items, f"{features.loose!r} joins no two terms", rule=True)
-        if features.form == "yn" and not _ALL.isdisjoint(items):
+        if features.form == "yn" and _says_all(items):
             # "are all abnormalities in the left lung?" asks whether every one is: no program does
             return self._unknown(question, items, "'all' or 'every' in a yes/no question", rule=True)
         lines = [line for line in self._by_counts.get((features.counts, features.abnormal), ())
@@ -777,12 +778,21 @@ def _counts_things(items: Sequence[_Item]) -> bool:
             return True
         if item in _COUNTING_FIRST:
             pair = (item, items[at + 1] if at + 1 < len(items) else ",")
-            if pair in _COUNTING or (pair == ("more", "than") and at + 2 < len(items)
-                                     and items[at + 2] in _NUMBERS):
+            third = items[at + 2] if at + 2 < len(items) else ","
+            if pair == ("at", "least"):  # "at least one abnormality?" asks whether there is any
+                if third not in ("one", "1"):
+                    return True
+            elif pair in _COUNTING or (pair == ("more", "than") and third in _NUMBERS):
                 return True
         elif item.isdigit() and isinstance(items[at + 1] if at + 1 < len(items) else ",", _Term):
             return True  # "2 abnormalities", not "1 image"
     return False
+
+
+def _says_all(items: Sequence[_Item]) -> bool:
+    """"all" or "every", but not the "at all" of "is there any abnormality at all?"."""
+    return any(item in _ALL and not (item == "all" and at and items[at - 1] == "at")
+               for at, item in enumerate(items))
 
 
 def _has_evidence(line: _Line, f: _Features) -> bool:

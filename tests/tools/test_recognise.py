@@ -133,6 +133,10 @@ OWN = [
     ("Is there a cabg graft?", "program_22", {"attribute": {"0": "cabg grafts"}}),
     ("Is anything wrong with the right hilar structures?", "program_3",
      {"object": {"0": "right hilar structures"}}),
+    # "at all" and "at least one" ask whether there is any (refused as 'all' and counting before).
+    ("Is there any abnormality at all in the left lung?", "program_3", {"object": {"0": "left lung"}}),
+    ("Is there at least one abnormality in the left lung?", "program_3",
+     {"object": {"0": "left lung"}}),
     # Common clinical names that stand for exactly one vocabulary name.
     ("Is there a PICC line?", "program_22", {"attribute": {"0": "picc"}}),
     ("Is there cardiomegaly?", "program_22", {"attribute": {"0": "enlarged cardiac silhouette"}}),

@@ -137,10 +137,14 @@ def test_named_errors_reports_this_threads_error(demo: SimpleNamespace) -> None:
     # One registered function serving a connection per thread: thread A's statement fails, then
     # thread B's fails with another question before A's named_errors() reads the message.
     vqa = register(sqlite3.connect(":memory:"), demo.index)
-    b_failed = threading.Event()
+    a_failed, b_failed = threading.Event(), threading.Event()
     seen: dict[str, str] = {}
 
-    def run(name: str, wait: threading.Event | None) -> None:
+    def run(name: str, first: bool) -> None:
+        # The order is forced (A fails, B fails, A reads): left to the scheduler, B could fail
+        # first and a shared last_error would pass too.
+        if not first:
+            a_failed.wait(10)
         conn = sqlite3.connect(":memory:", check_same_thread=False)  # conftest closes it
         conn.create_function("func_vqa", 2, vqa)
         try:
@@ -148,18 +152,18 @@ def test_named_errors_reports_this_threads_error(demo: SimpleNamespace) -> None:
                 try:
                     conn.execute(f"select func_vqa('is there a {name}?', 1)").fetchall()
                 except sqlite3.OperationalError as generic:
-                    if wait is not None:
-                        wait.wait(10)
+                    if first:
+                        a_failed.set()
+                        b_failed.wait(10)
                     raise generic
         except sqlite3.OperationalError as exc:
             seen[name] = str(exc)
         finally:
-            if wait is None:
-                b_failed.set()
+            (a_failed if first else b_failed).set()
 
-    a = threading.Thread(target=run, args=("unicorn", b_failed))
+    a = threading.Thread(target=run, args=("unicorn", True))
     a.start()
-    run("griffin", None)
+    run("griffin", False)
     a.join()
     assert "'is there a unicorn?'" in seen["unicorn"], seen
     assert "'is there a griffin?'" in seen["griffin"], seen
