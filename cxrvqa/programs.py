@@ -30,7 +30,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TextIO, cast
 
-from cxrvqa.errors import DataError, EvaluationError, ProgramError
+from cxrvqa.errors import DataError, EvaluationError, ProgramError, UsageError
 from cxrvqa.facts import ImageFacts
 from cxrvqa.lang import nodes as n
 from cxrvqa.lang.answers import render
@@ -44,7 +44,7 @@ from cxrvqa.lang.templates import argument_key
 
 __all__ = ["answer", "answer_record", "argument_plan", "bound_arguments", "bundled_programs",
            "check_argument", "checked_arguments", "evaluate", "load_program", "load_programs",
-           "program_set", "runner"]
+           "program_named", "program_set", "runner"]
 
 # (kind, argument keys, positions in the program's params) for each kind a program declares.
 _Plan = tuple[tuple[str, tuple[str, ...], tuple[int, ...]], ...]
@@ -276,6 +276,21 @@ def checked_arguments(program: n.Program, plan: _Plan, arguments: object) -> lis
         raise EvaluationError(f"{program.name}: template_arguments must map kinds to "
                               f"{{\"0\": name, ...}}, got {arguments!r}") from None
     return args
+
+
+def program_named(programs: Mapping[str, n.Program], name: str, option: str) -> n.Program:
+    """The program ``name`` of ``programs``, asked for by a command line's ``option``.
+
+    Raises:
+        UsageError: no program has that name (said with a did-you-mean, or an example name).
+    """
+    found = programs.get(name)
+    if found is not None:
+        return found
+    close = difflib.get_close_matches(name, sorted(programs), n=1)
+    raise UsageError(f"{option}: {name!r}: no such template program"
+                     + (f"; did you mean {close[0]!r}?" if close else
+                        f"; expected a program name such as {min(programs, default='program_1')}"))
 
 
 def check_argument(program: str, kind: str, value: str, what: str,

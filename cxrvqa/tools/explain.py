@@ -26,7 +26,6 @@ Python API::
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -41,7 +40,13 @@ from cxrvqa.lang import nodes as n
 from cxrvqa.lang.answers import render
 from cxrvqa.lang.check import analyze
 from cxrvqa.lang.compiler import Value, compile_program
-from cxrvqa.programs import argument_plan, bound_arguments, bundled_programs, evaluate
+from cxrvqa.programs import (
+    argument_plan,
+    bound_arguments,
+    bundled_programs,
+    evaluate,
+    program_named,
+)
 from cxrvqa.tools.numbers import plain_int
 from cxrvqa.vocab import SPLITS
 
@@ -435,14 +440,10 @@ def explain_from_sources(layout: SourceLayout, *, image_id: str | None = None,
                               programs=programs)
     if image_id is None or program is None:
         raise UsageError("explain needs --image-id with --program, or --record")
-    known = programs if programs is not None else bundled_programs()
-    chosen = known.get(program)
     # --program and --args come from the command line: wrong ones are usage errors (exit 2),
     # found before the sources are read.
-    if chosen is None:
-        close = difflib.get_close_matches(program, sorted(known), n=1)
-        raise UsageError(f"--program {program!r}: no such template program"
-                         + (f"; did you mean {close[0]!r}?" if close else ""))
+    chosen = program_named(programs if programs is not None else bundled_programs(), program,
+                           "--program")
     try:
         bound_arguments(chosen, bindings or {})
     except EvaluationError as err:

@@ -24,7 +24,6 @@ drawing once every image has been drawn (later draws could only repeat questions
 
 from __future__ import annotations
 
-import difflib
 import json
 import math
 import multiprocessing
@@ -41,14 +40,14 @@ from cxrvqa.build.answering import image_identity
 from cxrvqa.build.index import ImageMeta
 from cxrvqa.build.output import OUTPUT_KEYS, dataset_bytes, write_files_atomically
 from cxrvqa.build.splits import SilverIndex, assign_splits
-from cxrvqa.errors import DataError, EvaluationError, UsageError
+from cxrvqa.errors import DataError, EvaluationError
 from cxrvqa.facts import Finding, ImageFacts
 from cxrvqa.lang import nodes as n
 from cxrvqa.lang.answers import render
 from cxrvqa.lang.check import facts_read
 from cxrvqa.lang.compiler import compile_program
 from cxrvqa.lang.templates import fill, param_kind, slot_order
-from cxrvqa.programs import bundled_programs
+from cxrvqa.programs import bundled_programs, program_named
 from cxrvqa.vocab import (
     ARGUMENT_KINDS,
     CATEGORY_WORDS,
@@ -305,12 +304,7 @@ def chosen_programs(programs: Mapping[str, n.Program] | None,
     programs = programs if programs is not None else bundled_programs()
     names = list(dict.fromkeys(wanted)) if wanted else list(programs)  # named twice: once
     for name in names:
-        if name not in programs:
-            close = difflib.get_close_matches(name, list(programs), n=1)
-            raise UsageError(f"--templates: {name!r}: no such template program"
-                             + (f"; did you mean {close[0]!r}?" if close else
-                                f"; expected a program name such as {next(iter(programs), 'program_1')}"))
-        Template.of(programs[name])  # its header must give the question types
+        Template.of(program_named(programs, name, "--templates"))  # its header gives the types
     return names
 
 

@@ -223,7 +223,7 @@ def test_a_wrong_program_or_args_on_the_command_line_is_a_usage_error(
     base = ["explain", "--physionet-root", str(demo.root), "--image-id", image]
     for extra, message in (
             (["--program", "program_222", "--args", "attribute=pneumonia"],
-             "--program 'program_222': no such template program; did you mean 'program_22'?"),
+             "--program: 'program_222': no such template program; did you mean 'program_22'?"),
             (["--program", "program_22", "--args", "attribute=pneumonya"],
              "--args: program_22: param 'attribute' 'pneumonya' is not a known attribute; "
              "did you mean 'pneumonia'?"),
