@@ -172,10 +172,12 @@ _CHAINS = {"or_": "or", "and_": "and", "add": "+", "subtract": "-", "multiply": 
 def _chain_hint(node: Tree[Token]) -> str | None:
     """Why a flat 'a or b or c ...' is deep: each operator of a long chain nests one level."""
     operator = _CHAINS.get(str(node.data))
+    if operator is None:  # most nodes: no spine to walk (this runs for every node parsed)
+        return None
     length, first = 0, node
     while isinstance(first, Tree) and first.data == node.data and length <= MAX_DEPTH // 2:
         length, first = length + 1, first.children[0] if first.children else None
-    if operator is None or length <= MAX_DEPTH // 2:
+    if length <= MAX_DEPTH // 2:
         return None
     return (f"each '{operator}' of a chain is one level: group its terms, e.g. "
             f"'(a {operator} b) {operator} (c {operator} d)', or name parts with let")
