@@ -24,7 +24,12 @@ from typing import Any
 
 from cxrvqa import __version__
 from cxrvqa.build.commit import check_output_dir, os_error_message
-from cxrvqa.build.layout import DATASET_SUBDIR, SKIPPED_GRAPHS, SourceLayout
+from cxrvqa.build.layout import (
+    DATASET_SUBDIR,
+    SCENE_TABULAR,
+    SKIPPED_GRAPHS,
+    SourceLayout,
+)
 from cxrvqa.errors import (
     EXIT_DATA,
     EXIT_DIFFERENCE,
@@ -537,7 +542,7 @@ def _run_scene_tabular(args: argparse.Namespace) -> int:
                                skip_bad=args.skip_bad, progress=_progress())
     print(f"read {scan.files} scene graphs ({len(scan.skipped)} skipped): "
           f"{len(scan.attributes)} label rows, {len(scan.boxes)} box rows written to "
-          f"{args.chest_imagenome_dir / 'silver_dataset' / 'scene_tabular'}")
+          f"{args.chest_imagenome_dir / SCENE_TABULAR}")
     for member, reason in scan.skipped[:10]:
         print(f"  skipped {member}: {reason}")
     if scan.skipped:

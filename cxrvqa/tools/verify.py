@@ -21,8 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from cxrvqa.build import layout
 from cxrvqa.build.commit import MANIFEST, read_manifest, settle
 from cxrvqa.build.jsonio import not_found, paused_gc, read_json, refuse_device
+from cxrvqa.build.layout import ANS2IDX_FILE
 from cxrvqa.build.output import write_files_atomically
 from cxrvqa.errors import DataError
 from cxrvqa.vocab import SPLITS
@@ -33,7 +35,7 @@ __all__ = ["BUILT_FILES", "CHECKSUMS_FILE", "CompareReport", "FileCheck", "Recor
            "write_checksums"]
 
 CHECKSUMS_FILE = "SHA256SUMS.txt"
-BUILT_FILES = tuple(f"{split}.json" for split in SPLITS) + ("ans2idx.json",)
+BUILT_FILES = (*layout.BUILT_FILES.values(), ANS2IDX_FILE)  # the splits, then ans2idx.json
 # One space (PhysioNet), two spaces (sha256sum text mode) or " *" (binary mode).
 _LINE = re.compile(r"([0-9a-fA-F]{64}) [ *]?(\S.*)")
 _SHOWN = 5
