@@ -158,16 +158,18 @@ def _schema(width: int) -> pa.Schema:
                      + [(MULTIHOT_COLUMN, pa.list_(pa.int8(), width))])
 
 
-def _vocabulary(path: Path, records: dict[str, list[dict[str, Any]]]) -> bytes:
-    """The bytes of the build's ``ans2idx.json``; without one (``generate --complete`` writes a
-    split file alone) those a build of these records writes: the default answers and theirs."""
+def _vocabulary(path: Path, records: dict[str, list[dict[str, Any]]]
+                ) -> tuple[dict[str, int], bytes]:
+    """The build's ``ans2idx.json``, as a mapping and as the bytes to copy; without one
+    (``generate --complete`` writes a split file alone) the one a build of these records
+    writes: the default answers and theirs."""
     if path.exists():
-        read_ans2idx(path)  # checked
-        return path.read_bytes()
+        return read_ans2idx(path), path.read_bytes()  # checked, then copied as it is
     others = {answer for split in records.values() for record in split
               if isinstance(record.get("answer"), list)
               for answer in record["answer"] if isinstance(answer, str)}
-    return ans2idx_bytes(default_vocabulary(others))
+    data = ans2idx_bytes(default_vocabulary(others))
+    return json.loads(data), data
 
 
 def _split_table(path: Path, records: list[dict[str, Any]], ans2idx: dict[str, int]) -> pa.Table:
@@ -288,8 +290,7 @@ def export_dataset(dataset_dir: Path, out: Path, fmt: str) -> ExportReport:
     staging = _stage(target)
     try:
         records = {split: read_records(dataset_dir / f"{split}.json") for split in present}
-        vocabulary = _vocabulary(dataset_dir / "ans2idx.json", records)
-        ans2idx = json.loads(vocabulary)
+        ans2idx, vocabulary = _vocabulary(dataset_dir / "ans2idx.json", records)
         tables = {split: _split_table(dataset_dir / f"{split}.json", records[split], ans2idx)
                   for split in present}
         with naming_os_errors(target):  # a full disk's error names no file
