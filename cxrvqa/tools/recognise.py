@@ -457,7 +457,7 @@ class Recogniser:
                 strange.append(item)
             elif at >= 2 and items[at - 1] == "the" and items[at - 2] in _PREPOSITIONS and item != ",":
                 # "in the elbow?": an unknown word where a place's name ends, not "in the given image".
-                after = items[at + 1] if at + 1 < len(items) else ","
+                after = _after(items, at)
                 if after in (",", "or", "and", "but") or after.__class__ is _Term:
                     strange.append(item)
                     continue
@@ -777,16 +777,20 @@ def _counts_things(items: Sequence[_Item]) -> bool:
         if item in _MANY:
             return True
         if item in _COUNTING_FIRST:
-            pair = (item, items[at + 1] if at + 1 < len(items) else ",")
-            third = items[at + 2] if at + 2 < len(items) else ","
+            pair, third = (item, _after(items, at)), _after(items, at, 2)
             if pair == ("at", "least"):  # "at least one abnormality?" asks whether there is any
                 if third not in ("one", "1"):
                     return True
             elif pair in _COUNTING or (pair == ("more", "than") and third in _NUMBERS):
                 return True
-        elif item.isdigit() and isinstance(items[at + 1] if at + 1 < len(items) else ",", _Term):
+        elif item.isdigit() and isinstance(_after(items, at), _Term):
             return True  # "2 abnormalities", not "1 image"
     return False
+
+
+def _after(items: Sequence[_Item], at: int, step: int = 1) -> _Item:
+    """The item ``step`` places after ``at``; past the end, a clause mark (the question ends)."""
+    return items[at + step] if at + step < len(items) else ","
 
 
 def _says_all(items: Sequence[_Item]) -> bool:
