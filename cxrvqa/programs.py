@@ -136,6 +136,7 @@ def program_set(folders: Iterable[str | os.PathLike[str]] = (),
             silently leave the bundled set alone).
     """
     programs = dict(bundled_programs())
+    out = out or sys.stderr
     for folder in folders:
         loaded = load_programs(folder)
         if not loaded:
@@ -145,19 +146,18 @@ def program_set(folders: Iterable[str | os.PathLike[str]] = (),
         for sub in sorted({p.parent for p in Path(folder).glob("*/**/*.cxr")
                            if not p.name.startswith("_")}):
             print(f"note: {sub}: programs in a subfolder are not loaded; add --programs {sub}",
-                  file=out or sys.stderr)
+                  file=out)
         reworded = 0
         for name, program in loaded.items():
             if name in programs and _only_wordings_differ(programs[name], program):
                 reworded += 1  # e.g. a `cxrvqa paraphrases` copy: all 48, said in one line below
             elif name in programs:
                 where = program.source.name if program.source else name
-                print(f"note: {where} replaces the program {name!r} loaded before",
-                      file=out or sys.stderr)
+                print(f"note: {where} replaces the program {name!r} loaded before", file=out)
             programs[name] = program
         if reworded:
             print(f"note: {folder}: {reworded} program(s) differ from those loaded before only in "
-                  f"their template lines", file=out or sys.stderr)
+                  f"their template lines", file=out)
     return programs
 
 
