@@ -33,10 +33,10 @@ b. **parser**: for wordings never seen, the terms found decide. Every program li
    bring wordings to these words before the terms are read.
 c. **unknown**: nothing fits, or a word looks like a vocabulary term that is not one (a
    misspelling, "left elbow"), or the question is negated ("free of …", "ruled out"), qualifies
-   a finding or place ("large", "new", "malpositioned", "outside the …", "at the … base"),
-   counts ("how many", "only one of", "at least two", "several"), says "all" or "every" in a
-   yes/no question ("are all abnormalities in the left lung?"; "at all" is not that),
-   compares a size the other way ("less than half"), or holds a pair word ("either", "both",
+   a finding or place ("large", "new", "malpositioned", "outside the …", "above the …",
+   "at the … base"), counts ("how many", "only one of", "at least two", "several"), says
+   "all" or "every" in a yes/no question ("are all abnormalities in the left lung?"; "at all"
+   is not that), compares a size the other way ("less than half"), or holds a pair word ("either", "both",
    "but", …) with no two terms to join. The answer names the closest template line and any
    misspelt term. A text over ``MAX_QUESTION_LENGTH`` characters is refused unread, and
    errors quote a long question's start only.
@@ -206,6 +206,10 @@ _QUALIFIERS = frozenset("""
     main primary most mostly predominantly predominant dominant exclusively solely prominent
     pronounced better
     """.split())
+# Words that place a finding beside a region when a region follows ("above the left
+# hemidiaphragm") but compare a size otherwise ("above 0.33 of the chest width"). Not "between":
+# "between the trachea and the svc, which …" chooses between two regions.
+_RELATIVE = frozenset("above over".split())
 _PREPOSITIONS = frozenset("in of at on within from for regarding about involving".split())
 # Words that may stand beside terms without changing what is asked (besides template words).
 _FILLER = frozenset("""
@@ -325,6 +329,7 @@ class Recogniser:
                    if isinstance(item, str)}
         self._known = _FILLER | literal
         self._qualifiers = _QUALIFIERS - literal
+        self._relative = _RELATIVE - literal
         self._suspicious = frozenset(w for w in vocabulary_words if w not in self._known)
         self._phrases = sorted({" ".join(words) for entries in self._trie.values()
                                 for words, _ in entries})
@@ -421,8 +426,8 @@ class Recogniser:
         features = _features(items)
         if features.negated:
             return self._unknown(question, items, "negated questions are not asked", rule=True)
-        if not self._qualifiers.isdisjoint(items):
-            qualified = [w for w in items if w in self._qualifiers]
+        qualified = [w for w in items if w in self._qualifiers] or _relative_places(items, self._relative)
+        if qualified:
             return self._unknown(question, items, f"{qualified[0]!r} asks about more than a "
                                  f"finding's presence in a named region", rule=True)
         if features.loose:
@@ -791,6 +796,17 @@ def _counts_things(items: Sequence[_Item]) -> bool:
 def _after(items: Sequence[_Item], at: int, step: int = 1) -> _Item:
     """The item ``step`` places after ``at``; past the end, a clause mark (the question ends)."""
     return items[at + step] if at + step < len(items) else ","
+
+
+def _relative_places(items: Sequence[_Item], words: frozenset[str]) -> list[str]:
+    """The ``words`` (of ``_RELATIVE``) that a region follows, "the" allowed between."""
+    found = []
+    for at, item in enumerate(items):
+        if item in words:
+            region = _after(items, at, 2 if _after(items, at) == "the" else 1)
+            if region.__class__ is _Term and region.kind == "object":  # type: ignore[union-attr]
+                found.append(item)
+    return found
 
 
 def _says_all(items: Sequence[_Item]) -> bool:

@@ -219,6 +219,9 @@ def test_refusals(recogniser: Recogniser, question: str, layer: str, message: st
     ("Is there pneumonia other than in the left lung?", "'other' asks about more"),
     ("Is there lung opacity behind the cardiac silhouette?", "'behind' asks about more"),
     ("Is there pneumonia at the left lung base?", "'base' asks about more"),
+    # "above"/"over" also compare sizes ("above 0.33 of the chest width"): refused before a region
+    ("Is there any abnormality above the left hemidiaphragm?", "'above' asks about more"),
+    ("Is there pleural effusion over the right lung?", "'over' asks about more"),
     ("Is there pneumonia in the left lung apex?", "'apex' asks about more"),
     ("Is there pneumonia in the left lung before surgery?", "'before' asks about more"),
     ("Is pneumonia doubtful?", "negated"),
