@@ -125,6 +125,9 @@ def item_lines(text: str, start: str = "program") -> list[tuple[int, int]]:
 def _build(text: str, path: str | os.PathLike[str] | None, start: str, cls: type[_T]) -> _T:
     if not isinstance(text, str):  # Lark's own errors for None, bytes or 5 name its lexer state
         raise TypeError(f"expected the program text as str, got {type(text).__name__}")
+    # A file read with encoding="utf-8" keeps an editor's byte order mark; it is not line 1's text
+    # (files cxrvqa reads itself are decoded with "utf-8-sig").
+    text = text.removeprefix("\ufeff")
     source = Source(text, None if path is None else os.fspath(path))
     try:
         tree = _parser().parse(text, start=start)
