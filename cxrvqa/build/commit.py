@@ -16,10 +16,11 @@ A crash before step 3 leaves the old set plus temporaries; a crash after it leav
 ``settle(folder)`` - run by every command that writes or reads such a folder, and by
 ``verify`` - renames the staged files a complete journal still lists and removes the journal,
 so readers never keep a mixed set; ``remove_stale(folder)`` removes temporaries of processes
-that are gone. Placing a journal and settling one hold an exclusive ``flock`` on the folder, so a
-settle that read one journal never removes the next one another process put in its place (where
-``fcntl`` is missing, e.g. on Windows, that lock is not taken). A build also stages ``.cxrvqa-manifest.json`` (the SHA-256 of each file it
-wrote) so that ``cxrvqa verify`` can name files that do not belong to the same build.
+that are gone. Placing a journal and settling one hold an exclusive ``flock`` on the folder,
+so a settle that read one journal never removes the next one another process put in its place
+(where ``fcntl`` is missing, e.g. on Windows, that lock is not taken). A build also stages
+``.cxrvqa-manifest.json`` (the SHA-256 of each file it wrote) so that ``cxrvqa verify`` can
+name files that do not belong to the same build.
 """
 
 from __future__ import annotations
