@@ -199,6 +199,21 @@ def test_artifact_exempt_from_possible_pairs(tmp_path: Path) -> None:
     assert _answers(_build(tree, tmp_path)["train"]) == [["rotated"]]
 
 
+@pytest.mark.parametrize("label", ["normal", "abnormal"])
+def test_only_artifact_is_exempt_from_possible_pairs(tmp_path: Path, label: str) -> None:
+    # normal/abnormal rows go in step 1 only by their category nlp; under another category
+    # they are labels like any other (§4 step 6 exempts artifact alone).
+    tree = SourceTree()
+    tree.ontology["possible_attribute_of"][label] = ["right lung"]
+    a = _image(tree, 1)
+    tree.silver(a, LUNG, label, 1, category="anatomicalfinding")
+    tree.silver(a, LUNG, "pneumonia", 1)
+    tree.ask("_train_part1", a, "program_7", object=[LUNG], category=["anatomicalfinding"])
+    assert _answers(_build(tree, tmp_path)["train"]) == [[]]
+    del tree.ontology["possible_attribute_of"][label]
+    _fails(tree, tmp_path / "no entry")
+
+
 @pytest.mark.parametrize("label", ["rotated", "skin fold"])
 def test_label_missing_from_possible_pairs_is_an_error(tmp_path: Path, label: str) -> None:
     # skin fold is removed in step 7, but the possible-pair check of step 6 comes first.
