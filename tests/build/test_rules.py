@@ -393,6 +393,22 @@ def test_study_order_tie_sees_only_six_leading_study_id_digits(tmp_path: Path) -
     assert _answers(_build(_tie_tree(50_200_001, 50_200_002, 1), tmp_path)["train"]) == [["pa"]]
 
 
+def test_study_order_is_dense_after_a_shared_order(tmp_path: Path) -> None:
+    # Two studies at one instant whose ids share six leading digits share order 19; the next
+    # study is the 20th (a dense rank), not the 21st (a "min" rank or a plain count), and stays.
+    tree = SourceTree()
+    subject = SUBJECT + 1
+    for day in range(1, 19):
+        tree.silver(tree.image(subject, STUDY + day * 10_000, date=_day(day)), LUNG, "pneumonia")
+    tied = [tree.image(subject, study, date=_day(19), time=93000.25)
+            for study in (50_990_001, 50_990_002)]
+    last = tree.image(subject, STUDY + 20 * 10_000, date=_day(20), view="AP")
+    for image in (*tied, last):
+        tree.silver(image, LUNG, "pneumonia")
+        tree.ask("_train_part1", image, "program_43")
+    assert _answers(_build(tree, tmp_path)["train"]) == [["pa"], ["pa"], ["ap"]]
+
+
 def _one_per_study_tree(*asked: str) -> SourceTree:
     tree = SourceTree()
     subject = SUBJECT + 1
@@ -517,6 +533,17 @@ def test_silver_x_truncated_toward_zero(tmp_path: Path) -> None:
     # int(): thorax 181 - 0 = 181, heart 91 -> yes (floor or floats give 182 -> exactly 1/2);
     # heart 150 - 60 = 90 of 180 -> no (floats 90.7, rounding 91 would say yes).
     assert _answers(_build(tree, tmp_path)["train"]) == [["yes"], ["no"]]
+
+
+def test_gold_sizes_read_coord224_at_the_boundary(tmp_path: Path) -> None:
+    tree = SourceTree()
+    for n, heart in enumerate((Box(40, 130), Box(40, 131)), start=1):
+        image = _image(tree, n)
+        tree.gold(image, LUNG, "pneumonia", 1)
+        tree.gold_boxes(image, {**THORAX_180, "cardiac silhouette": heart})
+        tree.ask("_test", image, "program_47")
+    # coord224 "[40, 30, 130, 190]": 90 / 180 is exactly 1/2, so "no"; 91 / 180 says "yes".
+    assert _answers(_build(tree, tmp_path)["test"]) == [["no"], ["yes"]]
 
 
 def test_size_ratios_are_strict_divisions(tmp_path: Path) -> None:
@@ -665,6 +692,23 @@ def test_records_keep_question_fields_and_order(tmp_path: Path) -> None:
     assert first["image_path"] == f"p12/p12345678/s56789012/{a}.jpg"
     assert (first["idx"], first["question"], first["content_type"]) == (
         41, "Is there pneumonia?", "attribute")
+
+
+def test_arguments_bind_by_key_not_by_file_order(tmp_path: Path) -> None:
+    tree = SourceTree()
+    a = _image(tree, 1)
+    tree.silver(a, LUNG, "pneumonia", 1)
+    tree.silver(a, "right lung", "pneumonia", 1)
+    tree.silver(a, "right lung", "atelectasis", 1)
+    record = tree.ask("_train_part1", a, "program_36", attribute=["pneumonia", "atelectasis"])
+    record["template_arguments"]["attribute"] = {"1": "atelectasis", "0": "pneumonia"}
+    built = _build(tree, tmp_path)
+    # Key "0" is the first attribute wherever it sits: objects with pneumonia minus objects
+    # with atelectasis (file order would give right lung minus both lungs, []).
+    assert _answers(built["train"]) == [[LUNG]]
+    # The arguments are copied unchanged, their key order too.
+    text = (tmp_path / "mimiccxrvqa/dataset/train.json").read_text()
+    assert '"attribute": {\n                "1": "atelectasis",\n                "0": "pneumonia"' in text
 
 
 PUBLISHED_ANS2IDX_SAMPLE = {"abdomen": 0, "ap": 4, "f": 27, "m": 57, "no": 65, "pa": 66,
