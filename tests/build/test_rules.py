@@ -312,6 +312,23 @@ def test_width_outliers_use_all_rows_and_3_sd(tmp_path: Path) -> None:
     _fails(_outlier_tree(asked=1), tmp_path / "outside")
 
 
+def test_widths_exactly_3_sd_from_the_mean_are_kept(tmp_path: Path) -> None:
+    tree = SourceTree()
+    # trachea widths: 67 (the filler image's default), 9 x 68, 9 x 66, then 76 and 58:
+    # mean 67, sample sd sqrt((18 + 2 * 81) / 20) = 3, exact in floats. "Below mean - 3 sd"
+    # and "above mean + 3 sd" are strict, so both edge images stay.
+    for n, width in enumerate([68] * 9 + [66] * 9):
+        tree.silver_box_rows.append((f"filler{n}", "trachea", Box(10, 10 + width)))
+    edges = [_image(tree, n, boxes=False, view=view) for n, view in ((1, "AP"), (2, "PA"))]
+    for image, width in zip(edges, (76, 58)):
+        tree.boxes(image, {"trachea": Box(10, 10 + width)})
+        tree.silver(image, LUNG, "pneumonia", 1)
+        tree.ask("_train_part1", image, "program_43")
+    built = _build(tree, tmp_path)
+    assert sorted(_trachea_widths(tmp_path)) == [58.0, *[66.0] * 9, 67.0, *[68.0] * 9, 76.0]
+    assert _answers(built["train"]) == [["ap"], ["pa"]]
+
+
 def _box_count_tree(*asked: str) -> SourceTree:
     tree = SourceTree()
     images = {"35 boxes": _image(tree, 1, boxes=False), "no boxes": _image(tree, 2, boxes=False),
@@ -628,6 +645,19 @@ def test_ontology_edits_hilar_structures_and_mediastinum(tmp_path: Path) -> None
     assert _answers(_build(tree, tmp_path)["train"]) == [
         ["left hilar structures", "left lung", "right hilar structures", "right lung"],
         ["aortic arch", "mediastinum"], ["mediastinum", "svc"]]
+
+
+def test_object_maps_skip_children_outside_the_vocabulary(tmp_path: Path) -> None:
+    tree = SourceTree()
+    tree.ontology["all_children"]["mediastinum"].append("hilar structures")
+    tree.ontology["possible_attribute_of"]["enlarged hilum"] = ["hilar structures"]
+    a = _image(tree, 1)
+    tree.silver(a, "mediastinum", "enlarged hilum", 1)
+    tree.silver(a, LUNG, "pneumonia", 1)
+    tree.ask("_train_part1", a, "program_31", attribute=["enlarged hilum"])
+    # hilar structures is not among the 38 objects, so it is nobody's child: mediastinum never
+    # joins enlarged hilum's possible objects and the row is dropped.
+    assert _answers(_build(tree, tmp_path)["train"]) == [[]]
 
 
 @pytest.mark.parametrize(("chain_first", "expected"), [
