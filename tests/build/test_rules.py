@@ -519,6 +519,24 @@ def test_labels_and_boxes_follow_the_question_file(tmp_path: Path,
 
 # --- §5: answers ------------------------------------------------------------------------------
 
+def test_abnormality_is_four_categories_not_technicalassessment(tmp_path: Path) -> None:
+    tree = SourceTree()
+    a, b = _image(tree, 1), _image(tree, 2)
+    for label in ("airspace opacity", "pneumonia", "rotated", "chest tube", "prosthetic valve"):
+        tree.silver(a, LUNG, label, 1)
+    tree.silver(b, LUNG, "rotated", 1)
+    tree.ask("_train_part1", a, "program_8", object=[LUNG])
+    tree.ask("_train_part1", a, "program_27")
+    tree.ask("_train_part1", b, "program_1", object=[LUNG], category=["technicalassessment"])
+    tree.ask("_train_part1", b, "program_3", object=[LUNG])
+    tree.ask("_train_part1", b, "program_20")
+    tree.ask("_train_part1", b, "program_33", object=[LUNG, "right lung"])
+    abnormal = ["airspace opacity", "chest tube", "pneumonia", "prosthetic valve"]
+    # anatomicalfinding, disease, tubesandlines and device count; "rotated" does not.
+    assert _answers(_build(tree, tmp_path)["train"]) == [
+        abnormal, abnormal, ["yes"], ["no"], ["no"], []]
+
+
 def _size_tree(boxes: list[dict[str, Box]], program: str = "program_47") -> SourceTree:
     tree = SourceTree()
     for n, overrides in enumerate(boxes, start=1):
@@ -658,6 +676,24 @@ def test_object_maps_skip_children_outside_the_vocabulary(tmp_path: Path) -> Non
     # hilar structures is not among the 38 objects, so it is nobody's child: mediastinum never
     # joins enlarged hilum's possible objects and the row is dropped.
     assert _answers(_build(tree, tmp_path)["train"]) == [[]]
+
+
+def _cue_label_tree(bbox: str) -> SourceTree:
+    """One image whose only row is the texture label "opacity" (outside the five categories)."""
+    tree = SourceTree()
+    tree.ontology["possible_attribute_of"]["opacity"] = ["left lower lung zone"]
+    a = _image(tree, 1)
+    tree.silver(a, bbox, "opacity", 1, category="texture")
+    tree.ask("_train_part1", a, "program_43")
+    return tree
+
+
+def test_possible_pairs_grow_only_for_vocabulary_attributes(tmp_path: Path) -> None:
+    # At its listed object the row survives step 6, so the image has labels ...
+    assert _answers(_build(_cue_label_tree("left lower lung zone"), tmp_path)["train"]) == [["pa"]]
+    # ... but "opacity" is not in the attribute vocabulary, so its list does not gain the
+    # zone's parent: the left lung row is dropped and the image has no labels.
+    _fails(_cue_label_tree(LUNG), tmp_path / "parent")
 
 
 @pytest.mark.parametrize(("chain_first", "expected"), [
