@@ -312,21 +312,32 @@ def test_width_outliers_use_all_rows_and_3_sd(tmp_path: Path) -> None:
     _fails(_outlier_tree(asked=1), tmp_path / "outside")
 
 
-def test_widths_exactly_3_sd_from_the_mean_are_kept(tmp_path: Path) -> None:
+def _edge_width_tree(low: int, *asked: int) -> SourceTree:
+    """trachea widths 67 (the filler image's default), 9 x 68, 9 x 66, then 76 and ``low``."""
     tree = SourceTree()
-    # trachea widths: 67 (the filler image's default), 9 x 68, 9 x 66, then 76 and 58:
-    # mean 67, sample sd sqrt((18 + 2 * 81) / 20) = 3, exact in floats. "Below mean - 3 sd"
-    # and "above mean + 3 sd" are strict, so both edge images stay.
     for n, width in enumerate([68] * 9 + [66] * 9):
         tree.silver_box_rows.append((f"filler{n}", "trachea", Box(10, 10 + width)))
     edges = [_image(tree, n, boxes=False, view=view) for n, view in ((1, "AP"), (2, "PA"))]
-    for image, width in zip(edges, (76, 58)):
+    for image, width in zip(edges, (76, low)):
         tree.boxes(image, {"trachea": Box(10, 10 + width)})
         tree.silver(image, LUNG, "pneumonia", 1)
-        tree.ask("_train_part1", image, "program_43")
-    built = _build(tree, tmp_path)
+    for number in asked:
+        tree.ask("_train_part1", edges[number], "program_43")
+    return tree
+
+
+def test_widths_exactly_3_sd_from_the_mean_are_kept(tmp_path: Path) -> None:
+    # mean 67 and sample sd sqrt((18 + 2 * 81) / 20) = 3, exact in floats: 76 and 58 sit on
+    # mean ± 3 sd, and "below" / "above" are strict, so both edge images stay.
+    built = _build(_edge_width_tree(58, 0, 1), tmp_path)
     assert sorted(_trachea_widths(tmp_path)) == [58.0, *[66.0] * 9, 67.0, *[68.0] * 9, 76.0]
     assert _answers(built["train"]) == [["ap"], ["pa"]]
+
+
+def test_narrow_outliers_are_dropped_too(tmp_path: Path) -> None:
+    # With 57 instead of 58: mean - 3 sd ≈ 57.49 > 57, while 76 < mean + 3 sd ≈ 76.41.
+    assert _answers(_build(_edge_width_tree(57, 0), tmp_path)["train"]) == [["ap"]]
+    _fails(_edge_width_tree(57, 1), tmp_path / "narrow")
 
 
 def _box_count_tree(*asked: str) -> SourceTree:
