@@ -140,6 +140,18 @@ def test_object_propagation_and_tie_rule(tmp_path: Path) -> None:
         ["yes"], ["left lower lung zone", "left lung"], ["yes"], ["no"], ["no"], ["yes"]]
 
 
+def test_attribute_propagation_comes_before_object_propagation(tmp_path: Path) -> None:
+    tree = SourceTree()
+    a = _image(tree, 1)
+    tree.silver(a, "left lower lung zone", "consolidation", 1, sent=2)
+    tree.silver(a, "left upper lung zone", "atelectasis", 0, sent=2)
+    _ask(tree, a, LUNG, "lung opacity")
+    # Step 4 gives each zone a lung opacity row (lower: 1, upper: 0); step 5 copies both to the
+    # left lung, and the lower zone, later in the walk, wins: yes. Objects first would give the
+    # left lung consolidation 1 and atelectasis 0, and then atelectasis' copy would win: no.
+    assert _answers(_build(tree, tmp_path)["train"]) == [["yes"]]
+
+
 def test_propagation_is_one_level(tmp_path: Path) -> None:
     tree = SourceTree()
     tree.ontology["all_children"]["upper mediastinum"] = ["trachea"]
