@@ -26,7 +26,9 @@ from cxrvqa.vocab import REMOVED_ATTRIBUTES, REMOVED_OBJECTS
 
 __all__ = ["ImageLabels", "LabelOrigin", "image_labels"]
 
-_EXEMPT = frozenset({"abnormal", "normal", "artifact"})
+# §4 step 6 exempts artifact alone: normal/abnormal rows are gone by then only because their
+# category is nlp (step 1); under any other category they are checked like every label.
+_EXEMPT = frozenset({"artifact"})
 # A table is a dict of equally long numpy columns: the four coded columns, "positive"
 # (relation == 1), "sent" (the rank of sent_loc among the table's distinct values) and,
 # when origins are asked for, "_row", "_via_label_name" and "_via_bbox". Columns are as
