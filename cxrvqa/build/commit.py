@@ -106,13 +106,19 @@ def _read_journal(directory: Path) -> list[dict[str, str]] | None:
     """The entries of a complete journal, or None if it is unreadable or not in its format."""
     try:
         data = json.loads((directory / JOURNAL).read_bytes())
-        entries = data["files"]
+        entries: list[dict[str, str]] = data["files"]
         if all(isinstance(entry, dict) and is_temporary(str(entry["staged"]))
-               and "/" not in str(entry["final"]) for entry in entries):
+               and _plain_name(entry["final"]) for entry in entries):
             return entries
     except (OSError, ValueError, KeyError, TypeError, RecursionError):
         pass
     return None
+
+
+def _plain_name(name: object) -> bool:
+    # A final name is a file of the folder itself; a number, null or ".." would reach the
+    # rename as a TypeError or a rename onto a folder that no rerun can finish.
+    return type(name) is str and name not in ("", ".", "..") and "/" not in name
 
 
 def settle(directory: Path) -> bool:
