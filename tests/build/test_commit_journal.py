@@ -22,13 +22,24 @@ def _journal(folder: Path, final: object) -> Path:
     return staged
 
 
-@pytest.mark.parametrize("final", [5, None, ["train.json"], "", ".", ".."])
+@pytest.mark.parametrize("final", [5, None, ["train.json"], "", ".", "..", "train\0.json",
+                                   "sub/train.json"])
 def test_a_final_name_that_is_no_file_name_drops_the_journal(tmp_path: Path,
                                                              final: object) -> None:
     staged = _journal(tmp_path, final)
     assert settle(tmp_path)  # there was a journal: it is removed, nothing is renamed
     assert not (tmp_path / JOURNAL).exists()
     assert staged.read_text() == "new"
+
+
+@pytest.mark.parametrize("suffix", ["\0.tmp", "/../x.tmp"])
+def test_a_staged_name_that_is_no_file_name_drops_the_journal(tmp_path: Path,
+                                                              suffix: str) -> None:
+    staged = _journal(tmp_path, "train.json")
+    entry = {"staged": staged.name + suffix, "final": "train.json"}
+    (tmp_path / JOURNAL).write_text(json.dumps({"files": [entry]}))
+    assert settle(tmp_path)
+    assert not (tmp_path / JOURNAL).exists() and not (tmp_path / "train.json").exists()
 
 
 def test_a_journal_in_its_format_is_rolled_forward(tmp_path: Path) -> None:
