@@ -124,6 +124,7 @@ def _examples(*lines: str) -> str:
 def _command(subparsers: Any, name: str, summary: str, description: str,
              examples: Sequence[str]) -> argparse.ArgumentParser:
     """A subcommand parser with a one-line summary, a paragraph and an Examples epilog."""
+    parser: argparse.ArgumentParser
     parser = subparsers.add_parser(name, help=summary,
                                    description=textwrap.fill(description, 79),
                                    epilog=_examples(*examples), formatter_class=_HelpFormatter)
@@ -675,6 +676,8 @@ def _add_verify(subparsers: Any) -> None:
 def _run_verify(args: argparse.Namespace) -> int:
     from cxrvqa.tools.verify import (
         CHECKSUMS_FILE,
+        CompareReport,
+        VerifyReport,
         compare_datasets,
         verify_checksums,
         verify_manifest,
@@ -684,7 +687,7 @@ def _run_verify(args: argparse.Namespace) -> int:
     if args.write_checksums:
         print(f"wrote {write_checksums(args.dataset_dir)}")
         return EXIT_OK
-    reports = []
+    reports: list[VerifyReport | CompareReport] = []
     # No arguments: the manifest of the last build (a mixed set shows as mismatches), and the
     # SHA256SUMS list when there is one.
     manifest = verify_manifest(args.dataset_dir) if args.against is None else None

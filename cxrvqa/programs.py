@@ -253,7 +253,7 @@ def runner(program: n.Program) -> tuple[Callable[[ImageFacts, list[str | None]],
     instead of once per question.
     """
     evaluator, _, bind = _compiled(program)
-    return evaluator.run, bind  # type: ignore[return-value]
+    return evaluator.run, bind
 
 
 def checked_arguments(program: n.Program, plan: _Plan, arguments: object) -> list[str | None]:

@@ -135,13 +135,20 @@ def _read_journal(directory: Path) -> list[dict[str, str]] | None:
     """The entries of a complete journal, or None if it is unreadable or not in its format."""
     try:
         data = json.loads((directory / JOURNAL).read_bytes())
-        entries = data["files"]
-        if all(isinstance(entry, dict) and is_temporary(str(entry["staged"]))
-               and "/" not in str(entry["final"]) for entry in entries):
+        entries: list[dict[str, str]] = data["files"]
+        if all(isinstance(entry, dict) and _plain_name(entry["staged"])
+               and is_temporary(entry["staged"]) and _plain_name(entry["final"])
+               for entry in entries):
             return entries
     except (OSError, ValueError, KeyError, TypeError, RecursionError):
         pass
     return None
+
+
+def _plain_name(name: object) -> bool:
+    # A journal names files of the folder itself; a number or null would reach the rename as
+    # a TypeError, a NUL as a ValueError, ".." a rename onto a folder that no rerun finishes.
+    return type(name) is str and name not in ("", ".", "..") and not {"/", "\0"} & set(name)
 
 
 def settle(directory: Path) -> bool:

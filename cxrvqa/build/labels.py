@@ -243,6 +243,7 @@ def _findings(table: _Table, names: Mapping[str, np.ndarray]) -> np.ndarray:
 def _positives(images: np.ndarray, found: np.ndarray,
                names: Mapping[str, np.ndarray]) -> dict[str, frozenset[Finding]]:
     """image -> its positive findings; rows are sorted by image (``_keep_last``)."""
+    starts: np.ndarray | list[int]
     starts = np.flatnonzero(np.r_[True, images[1:] != images[:-1]]) if len(images) else []
     bounds = np.r_[starts, len(images)].astype(np.int64).tolist()
     image_names = names["image_id"][images[bounds[:-1]]].tolist() if len(images) else []

@@ -12,7 +12,7 @@ import gzip
 import zlib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -51,7 +51,7 @@ def _display(path: Path) -> str:
 
 
 def read_table(path: Path, columns: Sequence[str], *, sep: str = ",",
-               dtype: dict[str, object] | None = None, nrows: int | None = None,
+               dtype: dict[str, Any] | None = None, nrows: int | None = None,
                require_rows: bool = False) -> pd.DataFrame:
     """Read ``columns`` of a delimited file, naming the file and the column on failure."""
     if not path.exists():
@@ -256,7 +256,8 @@ def silver_boxes_from_arrow(table: pa.Table) -> pd.DataFrame | None:
         parts.append(codes)
         name_codes.append(named.indices.to_numpy())
     return pd.DataFrame({
-        "image_id": pd.Categorical.from_codes(np.concatenate(parts),
+        # (ignore: pandas-stubs types categories as an Index, pandas takes any list-like)
+        "image_id": pd.Categorical.from_codes(np.concatenate(parts),  # type: ignore[call-overload]
                                               [image.decode() for image in images]),
         "bbox_name": pd.Categorical.from_codes(np.concatenate(name_codes),
                                                names.cast(pa.string()).to_pylist()),
@@ -327,7 +328,8 @@ def silver_boxes_from_frames(frames: Iterable[pd.DataFrame], path: Path, *, firs
     if not parts:
         raise DataError(f"{_display(path)}: no box rows")
     boxes = pd.concat(parts, ignore_index=True)
-    images = pd.Categorical.from_codes(boxes["image_id"].to_numpy(), list(image_codes))
+    images = pd.Categorical.from_codes(boxes["image_id"].to_numpy(),  # type: ignore[call-overload]
+                                       list(image_codes))  # (pandas-stubs: categories as an Index)
     return boxes.assign(image_id=images, bbox_name=boxes["bbox_name"].astype("category"))
 
 

@@ -134,7 +134,7 @@ class _Resize(NamedTuple):
                 float(round((y1 - top) / ratio)), float(round((y2 - top) / ratio)))
 
 
-def _boxes(rng: random.Random, image: Image) -> tuple[dict[str, list[int]], list[int] | None]:
+def _boxes(rng: random.Random, image: Image) -> tuple[dict[str, list[int]], list[Any] | None]:
     """An image's boxes with its quirk applied, and a duplicate box's twin (draws in file order)."""
     if image.quirk == "no_boxes":
         return {}, None

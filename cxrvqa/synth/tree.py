@@ -280,7 +280,7 @@ def _write_tsv_rows(handle: IO[str], rows: Iterable[tuple[object, ...]]) -> int:
 
 
 @contextlib.contextmanager
-def _graph_sink(folder: Path, mode: str) -> Iterator[Callable[[str, dict], None]]:
+def _graph_sink(folder: Path, mode: str) -> Iterator[Callable[[str, dict[str, Any]], object]]:
     """A callable storing one scene graph JSON per image (or dropping it for ``none``)."""
     if mode == "none":
         yield lambda dicom_id, graph: None
@@ -292,7 +292,7 @@ def _graph_sink(folder: Path, mode: str) -> Iterator[Callable[[str, dict], None]
     else:
         folder.mkdir(parents=True, exist_ok=True)
         with zipfile.ZipFile(folder / "scene_graph.zip", "w") as archive:
-            def store(dicom_id: str, graph: dict) -> None:
+            def store(dicom_id: str, graph: dict[str, Any]) -> None:
                 info = zipfile.ZipInfo(f"scene_graph/{dicom_id}_SceneGraph.json", _ZIP_TIME)
                 info.compress_type = zipfile.ZIP_DEFLATED
                 info.external_attr = 0o644 << 16

@@ -52,7 +52,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -466,8 +466,8 @@ class Recogniser:
                 if after in (",", "or", "and", "but") or after.__class__ is _Term:
                     strange.append(item)
                     continue
-            if len(item) > 4 and _close(item, self._vocabulary_words()):  # type: ignore[arg-type]
-                strange.append(item)  # type: ignore[arg-type]
+            if len(item) > 4 and _close(item, self._vocabulary_words()):
+                strange.append(item)
         return list(dict.fromkeys(strange))
 
     def _vocabulary_words(self) -> tuple[str, ...]:
@@ -591,7 +591,7 @@ def _features(items: Sequence[_Item]) -> _Features:
             places.setdefault(item.kind, []).append(number)
     counts = tuple(len(places.get(kind, ())) for kind in _COUNTED)
     pair = next(((p[0], p[1]) for kind in PARAM_KINDS
-                 if len(p := places.get(kind, ())) >= 2), None)
+                 if len(p := places.get(kind, [])) >= 2), None)
     conn, swap = _conn(items, pair, words) if pair else (None, False)
     form = _form(items, pair, conn, words)
     if form == "choice":
@@ -643,7 +643,7 @@ def _form(items: Sequence[_Item], pair: tuple[int, int] | None, conn: str | None
     first = items[at] if at is not None else None
     if isinstance(first, _Term):
         first = "where"
-    if first in _YES_NO and items[at + 1:at + 2] == ["you"]:  # type: ignore[operator]
+    if at is not None and first in _YES_NO and items[at + 1:at + 2] == ["you"]:
         first = _after_can_you(items[at + 2:])
     if first in _YES_NO or (first is None and "if" in words):  # "tell me if there is …"
         return "yn"
@@ -672,7 +672,7 @@ _ASKS = _YES_NO | _WH | _SEEK | {"if"}
 def _after_can_you(rest: Sequence[_Item]) -> str:
     """What "can you …" asks: "can you list …" / "can you tell me which …" ask for a list;
     "can you identify any …" / "can you see …" ask whether; "can you identify all …" lists."""
-    verb = next((i for i in rest if i in _ASKS), None)  # type: ignore[operator]
+    verb = next((i for i in rest if i in _ASKS), None)
     if verb in _SEEK:
         after = rest[rest.index(verb) + 1:rest.index(verb) + 2]
         return "what" if after and after[0] in _LISTING else "is"
@@ -715,8 +715,8 @@ def _fixed_fit(line: _Line, items: Sequence[_Item]) -> bool:
     return True
 
 
-def _narrow(lines: list[_Line], keep: object, reason: str) -> tuple[list[_Line], str]:
-    kept = [line for line in lines if keep(line)]  # type: ignore[operator]
+def _narrow(lines: list[_Line], keep: Callable[[_Line], bool], reason: str) -> tuple[list[_Line], str]:
+    kept = [line for line in lines if keep(line)]
     if kept and len({line.program for line in kept}) < len({line.program for line in lines}):
         return kept, reason
     return lines, ""
@@ -845,7 +845,7 @@ def _bind_in_order(program: Program, line: _Line, items: Sequence[_Item],
                    swap: bool = False) -> dict[str, dict[str, str]]:
     """Arguments from the question's terms: each kind's params take its free terms in order."""
     free: dict[str, list[str]] = {}
-    fixed = list(line.fixed)
+    fixed: list[tuple[str, str | None]] = list(line.fixed)
     for item in items:
         if isinstance(item, _Term) and item.kind in PARAM_KINDS:
             if (item.kind, item.value) in fixed:
