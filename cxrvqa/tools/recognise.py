@@ -804,7 +804,7 @@ def _relative_places(items: Sequence[_Item], words: frozenset[str]) -> list[str]
     for at, item in enumerate(items):
         if item in words:
             region = _after(items, at, 2 if _after(items, at) == "the" else 1)
-            if region.__class__ is _Term and region.kind == "object":  # type: ignore[union-attr]
+            if region.__class__ is _Term and region.kind == "object":
                 found.append(item)
     return found
 
