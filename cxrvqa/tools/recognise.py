@@ -114,10 +114,12 @@ _OTHER_TERMS: dict[str, dict[str, tuple[str, ...]]] = {
     "ratio": {"1/2": ("1/2", "half", "one half", "one-half", "50%", "50 %", "0.5", "0.50", ".5"),
               "1/3": ("1/3", "third", "one third", "one-third", "a third", "33%", "33 %",
                       "0.33", "0.333", ".33")},
-    "abnormal": {"abnormal": ("abnormal", "abnormality", "abnormalities", "abnormals",
-                              "abnormal finding", "abnormal findings", "anomaly", "anomalies",
-                              "pathology", "pathologies", "pathological finding",
-                              "pathological findings", "abnormally", "wrong")},
+    # The nouns name findings ("which abnormalities …" asks for them); the adjectives describe a
+    # place ("which is abnormal: X or Y?" asks to choose one).
+    "abnormal": {"abnormality": ("abnormality", "abnormalities", "abnormals", "abnormal finding",
+                                 "abnormal findings", "anomaly", "anomalies", "pathology",
+                                 "pathologies", "pathological finding", "pathological findings"),
+                 "abnormal": ("abnormal", "abnormally", "wrong")},
     "location": {"location": ("anatomical location", "anatomical locations", "location",
                               "locations", "anatomical region", "anatomical regions", "region",
                               "regions", "anatomical site", "anatomical sites", "site", "sites",
@@ -170,8 +172,8 @@ _PAIR_WORDS = ("either", "both", "or", "neither", "but", "except", "excluding", 
 
 _YES_NO = frozenset("is are does do did can could was were has have will would should may might "
                     "any anything whether".split())
-_WH = frozenset("what which where list enumerate name identify show give provide find report "
-                "specify mention describe".split())
+_WH = frozenset("what which where list enumerate itemise itemize name identify show give provide "
+                "find report specify mention describe".split())
 _BOTH = frozenset("both common shared share shares each simultaneously together overlap "
                   "overlapping intersection mutual".split())
 _FORM_WORDS = _YES_NO | _WH
@@ -222,7 +224,8 @@ _FILLER = frozenset("""
     finding findings sign signs evidence visible seen see shown present presence appear appears
     noted detected identified observed found seen located related relevant show shows showing
     displayed depicted demonstrated indicated visualized identifiable detectable observable
-    list enumerate name identify give provide report specify mention describe tell state
+    list enumerate itemise itemize name identify give provide report specify mention describe tell
+    state
     what which where whether if how one two following given current same provided above
     wider than width of thorax thoracic more greater larger exceed exceeds half third
     """.split())
@@ -615,8 +618,9 @@ def _between_has(items: Sequence[_Item], pair: tuple[int, int] | None, words: fr
 def _conn(items: Sequence[_Item], pair: tuple[int, int], words: set[str]) -> tuple[str | None, bool]:
     """The connective between the pair's terms, else the one the whole question implies;
     and whether the excluded term comes first ("excluding the Y, … in the X")."""
-    if _between_has(items, pair, _NOT):
-        return "not", False
+    if _between_has(items, pair, _NOT) or any(
+            items[at] == "no" and items[at - 1] in ("but", "and") for at in range(*pair)):
+        return "not", False  # "… but not Y", "… but no Y"
     if any(i in _NOT for i in items[:pair[0]]):
         return "not", True
     # A union marker anywhere ("either", "at least one of", "…, or both") outranks a plain "and"
@@ -651,17 +655,26 @@ def _form(items: Sequence[_Item], pair: tuple[int, int] | None, conn: str | None
         # A fragment ("PA view?", "both X and Y?") may ask whether or ask for a list, unless it
         # asks for places or all; when a program of each form fits, it is refused as ambiguous.
         places = any(isinstance(i, _Term) and i.kind == "location" for i in items)
-        return "list" if places or words & {"all", "every"} else "fragment"
+        if places or words & {"all", "every"}:
+            return "list"
+        # "pneumonia: the left lung or the right lung?" may also ask to choose one of the two
+        return "open" if _offers_two(items, pair, conn, words) else "fragment"
     between = pair is not None and ("between" in items[:pair[0]] or conn == "or")
     if between and first == "which" and pair[1] < at:  # type: ignore[index, operator]
         # "between X and Y, which …?", "X or Y, which …?" (not "which … shared between X and Y")
         return "choice"
-    if pair is not None and conn == "or" and "either" not in words and "," in items[
-            max(pair[0] - 3, 0):pair[0]] and not _asks_for_findings(items):
+    if _offers_two(items, pair, conn, words) and not _asks_for_findings(items):
         return "choice"
     if _which_of(items, pair):
         return "choice"
     return "list"
+
+
+def _offers_two(items: Sequence[_Item], pair: tuple[int, int] | None, conn: str | None,
+                words: set[str]) -> bool:
+    """A clause mark just before "X or Y" (not "either"): the pair is offered as the options."""
+    return (pair is not None and conn == "or" and "either" not in words
+            and "," in items[max(pair[0] - 3, 0):pair[0]])
 
 
 _SEEK = frozenset("identify find see spot detect notice observe locate discern".split())
@@ -670,9 +683,12 @@ _ASKS = _YES_NO | _WH | _SEEK | {"if"}
 
 
 def _after_can_you(rest: Sequence[_Item]) -> str:
-    """What "can you …" asks: "can you list …" / "can you tell me which …" ask for a list;
-    "can you identify any …" / "can you see …" ask whether; "can you identify all …" lists."""
+    """What "can you …" asks: "can you list …" / "can you tell me which …" / "… tell me the X"
+    ask for a list; "can you identify any …" / "can you see …" ask whether; "can you identify
+    all …" lists."""
     verb = next((i for i in rest if i in _ASKS), None)
+    if verb is None and rest[:1] == ["tell"]:
+        return "what"  # "can you tell me the patient's sex?" (not "… tell me if …")
     if verb in _SEEK:
         after = rest[rest.index(verb) + 1:rest.index(verb) + 2]
         return "what" if after and after[0] in _LISTING else "is"
@@ -686,7 +702,7 @@ def _is_where(item: _Item) -> bool:
 def _asks_for_findings(items: Sequence[_Item]) -> bool:
     """"what abnormalities …": the answer is findings, not one of two named places."""
     return any(a in ("what", "which") and isinstance(b, _Term) and b.kind == "abnormal"
-               for a, b in zip(items, items[1:]))
+               and b.value == "abnormality" for a, b in zip(items, items[1:]))
 
 
 def _which_of(items: Sequence[_Item], pair: tuple[int, int] | None) -> bool:
@@ -723,12 +739,12 @@ def _narrow(lines: list[_Line], keep: Callable[[_Line], bool], reason: str) -> t
 
 
 def _by_form(lines: list[_Line], f: _Features) -> tuple[list[_Line], str]:
-    forms = ("yn", "list") if f.form == "fragment" else (f.form,)
+    forms = {"fragment": ("yn", "list"), "open": ("yn", "list", "choice")}.get(f.form, (f.form,))
     kept = [line for line in lines if line.features.form in forms]
     if not kept and f.conn == "or":
         # "Is this an AP or a PA view?" asks to choose; so may "which …, X or Y" (a list).
         other = {"yn": ("choice",), "choice": ("list",), "list": ("choice",),
-                 "fragment": ("choice",)}[f.form]
+                 "fragment": ("choice",), "open": ()}[f.form]
         kept = [line for line in lines if line.features.form in other]
     if len({line.program for line in kept}) < len({line.program for line in lines}):
         return kept, f"form {f.form}"
@@ -752,6 +768,8 @@ def _by_location(lines: list[_Line], f: _Features) -> tuple[list[_Line], str]:
     if f.location:
         kept = [line for line in lines if line.features.location]
         return kept, ("asks for locations" if len(kept) < len(lines) else "")
+    if f.form == "open":
+        return lines, ""  # choosing one of two places asks for a location without saying so
     return _narrow(lines, lambda line: not line.features.location, "no location asked")
 
 
