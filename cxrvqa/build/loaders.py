@@ -400,7 +400,9 @@ def _read_lines(path: Path) -> list[str]:
     if not path.exists():
         raise DataError(f"{_display(path)}: file not found")
     try:
-        with path.open(encoding="utf-8") as handle:
+        # utf-8-sig: a byte-order mark is not part of the first name (pandas drops one from
+        # a CSV header likewise).
+        with path.open(encoding="utf-8-sig") as handle:
             return handle.readlines()
     except (OSError, UnicodeDecodeError) as exc:
         raise DataError(f"{_display(path)}: {_one_line(exc)}") from None
