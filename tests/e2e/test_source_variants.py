@@ -200,6 +200,11 @@ def _misleading_sent_loc(relative: Path) -> Edit:
     return _rewrite(relative, "\t", edit)
 
 
+def _flipped(context: str) -> str:
+    """The other polarity word: only ``relation`` decides (pipeline.md §1 lists no context)."""
+    return {"yes": "no", "no": "yes"}[context]
+
+
 def _whole_seconds_without_point(value: str) -> str:
     return value[:-2] if value.endswith(".0") else value
 
@@ -261,23 +266,28 @@ VARIANTS: dict[str, tuple[Edit, ...]] = {
     "patients: reordered, quoted, shuffled, CRLF, BOM": (
         _reversed_plus(PATIENTS, ","), _shuffled(PATIENTS, ","), _quoted(PATIENTS, ","),
         _crlf(PATIENTS), _bom(PATIENTS)),
-    "silver labels: .dcm ids, reordered, extra columns, quoted, sent_loc backwards, CRLF, BOM": (
+    "silver labels: .dcm, reordered, extras, quoted, sent_loc, 1.0, context, CRLF, BOM": (
         _column(SILVER_LABELS, "\t", "image_id", lambda value: value + ".dcm"),
         _misleading_sent_loc(SILVER_LABELS),
         _column(SILVER_LABELS, "\t", "row_id", lambda value: f"s|{value}.0"),
+        _column(SILVER_LABELS, "\t", "relation", lambda value: f"{value}.0"),
+        _column(SILVER_LABELS, "\t", "context", _flipped),
         _reversed_plus(SILVER_LABELS, "\t", {"patient_id": "10000001",
-                                             "sentence": 'He said "no", then left.'}),
+                                             "sentence": 'FINDINGS: \nHe said "no",\tthen left.'}),
         _quoted(SILVER_LABELS, "\t"), _crlf(SILVER_LABELS), _bom(SILVER_LABELS)),
     "silver labels without sent_loc and context": (
         _without(SILVER_LABELS, "\t", "sent_loc", "context"),),
-    "silver boxes: float coordinates, reordered, quoted, CRLF, BOM": (
+    "silver boxes: float x, JSON synsets, ;; names, reordered, quoted, CRLF, BOM": (
         _column(SILVER_BOXES, "\t", "x1", lambda value: f"{float(value)!r}"),
         _column(SILVER_BOXES, "\t", "x2", lambda value: f"{float(value)!r}"),
+        _column(SILVER_BOXES, "\t", "synsets", lambda value: value.replace("'", '"')),
+        _column(SILVER_BOXES, "\t", "name", lambda value: f"{value};;{value.upper()}"),
         _reversed_plus(SILVER_BOXES, "\t"), _quoted(SILVER_BOXES, "\t"),
         _crlf(SILVER_BOXES), _bom(SILVER_BOXES)),
-    "gold labels: quoted sentences with quotes and line breaks, sent_loc backwards, reordered, CRLF, BOM": (
+    "gold labels: sentences with quotes and line breaks, sent_loc, context, CRLF, BOM": (
         _column(GOLD_LABELS, "\t", "sentence", lambda value: f'"{value}"\n  said  the "reader".'),
-        _misleading_sent_loc(GOLD_LABELS), _reversed_plus(GOLD_LABELS, "\t"),
+        _misleading_sent_loc(GOLD_LABELS), _column(GOLD_LABELS, "\t", "context", _flipped),
+        _reversed_plus(GOLD_LABELS, "\t"),
         _crlf(GOLD_LABELS), _bom(GOLD_LABELS)),
     "gold labels and boxes: image ids without .dcm": (
         _column(GOLD_LABELS, "\t", "image_id", lambda value: value.removesuffix(".dcm")),
