@@ -47,6 +47,8 @@ DATASET = Path("mimiccxrvqa/dataset")
 OUTPUTS = ("train.json", "valid.json", "test.json", "ans2idx.json")
 BOM = b"\xef\xbb\xbf"
 DICOM = re.compile(r"[0-9a-f]{8}(?:-[0-9a-f]{8}){4}")
+GRAPH_SUFFIX = "_SceneGraph.json"
+ZIP64_MEMBERS = 65_600
 
 Edit = Callable[[Path], None]
 
@@ -236,7 +238,8 @@ def _questions_reformatted(root: Path) -> None:
 
 def _graphs_repacked(root: Path) -> None:
     """Scene graphs only (no tabular files), zipped at the archive's top level with directory
-    entries and macOS twins, ``image_id`` with ``.dcm`` and ``study_id`` as a string."""
+    entries and macOS twins, ``image_id`` with ``.dcm`` and ``study_id`` as a string; over
+    65,535 members, as the real archive's ~240 K, so that it needs ZIP64 records."""
     shutil.rmtree(root / TABULAR)
     path = root / GRAPHS
     with zipfile.ZipFile(path) as archive:
@@ -250,6 +253,11 @@ def _graphs_repacked(root: Path) -> None:
             base_name = name.rsplit("/", 1)[-1]
             archive.writestr(base_name, json.dumps(graph, indent=1))
             archive.writestr(f"__MACOSX/._{base_name}", b"\x00\x05\x16\x07")
+        for number in range(ZIP64_MEMBERS - 2 * len(members)):
+            archive.writestr(f"__MACOSX/._{number}{GRAPH_SUFFIX}", b"", zipfile.ZIP_STORED)
+    with path.open("rb") as handle:  # the ZIP64 end-of-central-directory locator is there
+        handle.seek(-22 - 20, 2)
+        assert handle.read(4) == b"PK\x06\x07"
 
 
 VARIANTS: dict[str, tuple[Edit, ...]] = {
