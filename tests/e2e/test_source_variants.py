@@ -343,3 +343,35 @@ def test_upper_case_ids_are_kept_as_written(base: Base, tmp_path: Path) -> None:
     built = _build(root)
     for name, expected in base.expected.items():
         assert built[name] == _upper_ids(expected), f"{name} differs"
+
+
+def _compressed_twice(relative: Path) -> Edit:
+    """What `gzip -f` on the downloaded .gz left (early build_dataset.sh, source-formats.md §7)."""
+    def apply(root: Path) -> None:
+        path = root / relative
+        twice = gzip.compress(gzip.compress(path.read_bytes(), mtime=0), mtime=0)
+        path.with_name(path.name + ".gz.gz").write_bytes(twice)
+        path.unlink()
+    return apply
+
+
+def _other_mimic_iv_version(root: Path) -> None:
+    """MIMIC-IV 2.0, as the VQA repository's develop branch downloads it (source-formats.md §1)."""
+    (root / MIV).rename(root / MIV.parent / "2.0")
+
+
+@pytest.mark.parametrize(("edit", "said"), [
+    (_compressed_twice(METADATA), "mimic-cxr-2.0.0-metadata.csv.gz.gz is compressed twice"),
+    (_other_mimic_iv_version, "mimiciv/2.0/hosp/patients.csv: another MIMIC-IV version"),
+], ids=["csv.gz.gz", "mimiciv-2.0"])
+def test_a_known_mix_up_is_named_in_the_missing_file_error(
+        edit: Edit, said: str, base: Base, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # Refused, not guessed: one line that names the file found instead and what to do.
+    root = _copy(base, tmp_path / "tree", graphs=False)
+    edit(root)
+    argv = ["build", "--physionet-root", str(root), "--dataset-dir", str(root / DATASET),
+            "--output-dir", str(root / "built")]
+    assert main(argv) == 3
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and said in err, err
