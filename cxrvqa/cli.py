@@ -190,9 +190,10 @@ def _run_build(args: argparse.Namespace) -> int:
     missing = layout.missing()
     if missing:
         names = ", ".join(str(path) for path in missing[:3]) + (" …" if len(missing) > 3 else "")
-        print(f"cxrvqa: error: missing source file(s): {names}; get them with `cxrvqa download` "
-              f"(PhysioNet credentials needed) or point --physionet-root at a download",
-              file=sys.stderr)
+        mix_ups = [hint for hint in map(layout.mix_up, missing) if hint]
+        advice = "; ".join(mix_ups) or ("get them with `cxrvqa download` (PhysioNet credentials "
+                                        "needed) or point --physionet-root at a download")
+        print(f"cxrvqa: error: missing source file(s): {names}; {advice}", file=sys.stderr)
         return EXIT_DATA
     started = time.perf_counter()
     report = build(layout, args.dataset_dir, args.output_dir, args.splits, progress=_progress(),

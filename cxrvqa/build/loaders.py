@@ -46,6 +46,12 @@ _NA_VALUES = ["", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-na
               "1.#QNAN", "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"]
 
 
+ARROW_BLOCK_BYTES = 1 << 24
+"""Bytes per block of the Arrow reader (blocks are parsed in parallel)."""
+# How pyarrow reports a block cut inside a quoted value holding a line break.
+_SPLIT_VALUE = ("columns, got", "newlines_in_values")
+
+
 def _display(path: Path) -> str:
     return str(path)
 
@@ -118,17 +124,22 @@ def _read_arrow(path: Path, columns: Sequence[str], floats: Sequence[str] = (),
     text = pa.dictionary(pa.int32(), pa.string())
     types = {column: pa.float64() if column in floats else pa.string() if column in strings
              else text for column in columns}
-    try:
-        table = csv.read_csv(
-            path, parse_options=csv.ParseOptions(delimiter="\t"),
-            read_options=csv.ReadOptions(block_size=1 << 24),
-            convert_options=csv.ConvertOptions(include_columns=list(columns), column_types=types,
-                                               null_values=_NA_VALUES, strings_can_be_null=True),
-            memory_pool=_memory_pool())
-    except (pa.ArrowException, OSError):
-        return None
-    # Each block has its own dictionaries; to_pandas and silver_boxes_from_arrow unify them.
-    return table
+    convert = csv.ConvertOptions(include_columns=list(columns), column_types=types,
+                                 null_values=_NA_VALUES, strings_can_be_null=True)
+    for newlines in (False, True):
+        try:
+            # Each block has its own dictionaries; to_pandas and silver_boxes_from_arrow unify them.
+            return csv.read_csv(
+                path, parse_options=csv.ParseOptions(delimiter="\t", newlines_in_values=newlines),
+                read_options=csv.ReadOptions(block_size=ARROW_BLOCK_BYTES),
+                convert_options=convert, memory_pool=_memory_pool())
+        except (pa.ArrowException, OSError) as exc:
+            # Blocks are cut at line breaks: one inside a quoted value (a sentence column
+            # holding report text) leaves a short row, or the parser out of step with the
+            # cutter. Reading with line breaks allowed in values is slower: the second try.
+            if newlines or not any(sign in str(exc) for sign in _SPLIT_VALUE):
+                return None
+    return None
 
 
 def strip_dcm(ids: pd.Series) -> pd.Series:
@@ -402,7 +413,9 @@ def _read_lines(path: Path) -> list[str]:
     if not path.exists():
         raise DataError(f"{_display(path)}: file not found")
     try:
-        with path.open(encoding="utf-8") as handle:
+        # utf-8-sig: a byte-order mark is not part of the first name (pandas drops one from
+        # a CSV header likewise).
+        with path.open(encoding="utf-8-sig") as handle:
             return handle.readlines()
     except (OSError, UnicodeDecodeError) as exc:
         raise DataError(f"{_display(path)}: {_one_line(exc)}") from None
