@@ -545,7 +545,8 @@ def _add_scene_tabular(subparsers: Any) -> None:
                         help="Chest ImaGenome 1.0.0 folder (default: ./physionet.org/files/"
                              "chest-imagenome/1.0.0)")
     parser.add_argument("--skip-bad", action="store_true",
-                        help="skip unreadable scene graphs, counting them, instead of stopping")
+                        help="skip unreadable scene graphs instead of stopping; they are listed "
+                             "in scene_tabular/skipped_scene_graphs.txt")
     parser.set_defaults(run=_run_scene_tabular)
 
 
