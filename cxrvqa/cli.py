@@ -666,7 +666,7 @@ def _add_verify(subparsers: Any) -> None:
         subparsers, "verify", "compare built files with a SHA256SUMS list, or with another build",
         "Compare the SHA-256 of the built files with a SHA256SUMS-format list, or compare two "
         "builds record by record (which records differ, per split and template). With no "
-        "options: the manifest the last build wrote (.cxrvqa-manifest.json) and "
+        "options: the manifest the last build wrote beside its files and "
         "DATASET_DIR/SHA256SUMS.txt when there is one. Exits 1 when anything differs.",
         ["cxrvqa verify", "cxrvqa verify --checksums path/to/SHA256SUMS.txt",
          "cxrvqa verify --against path/to/other/dataset", "cxrvqa verify --write-checksums"])
