@@ -46,8 +46,8 @@ __all__ = ["EXIT_CODES", "main"]
 
 EXIT_CODES = """Exit codes:
   0    success
-  1    check found errors in a program, verify found differences, or match did not
-       recognise the question
+  1    check found errors in a program, verify found differences, fmt found a file it could
+       not format (with --check: one not formatted), or match did not recognise the question
   2    usage error (a command line that cannot be run as given)
   3    data error: a missing, unreadable or inconsistent file, a download or export failure,
        an OS error such as a full disk (one line naming the path), a dependency not installed
@@ -148,7 +148,8 @@ def _add_source_options(parser: argparse.ArgumentParser) -> None:
 def _add_programs_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--programs", type=Path, action="append", default=[], metavar="DIR",
                         help="a folder of your own template programs (with an optional "
-                             "_prelude.cxr), added to the bundled ones; repeatable")
+                             "_prelude.cxr), added to the bundled ones; repeatable (default: "
+                             "none)")
 
 
 def _program_set(args: argparse.Namespace) -> Any:
@@ -278,7 +279,9 @@ def _add_check(subparsers: Any) -> None:
         "Parse and type-check template programs (.cxr files, or every .cxr file of a folder) and "
         "print compiler-style errors with line, column and a caret. Exits 1 when any file has "
         "an error.",
-        ["cxrvqa check my_template.cxr", "cxrvqa check programs/", "cxrvqa check --programs my_programs/"])
+        ["cxrvqa check my_template.cxr",
+         "cxrvqa check programs/                        # in a checkout: the 48 bundled programs",
+         "cxrvqa check --programs my_programs/"])
     parser.add_argument("paths", nargs="*", type=Path, help="program files or folders")
     _add_programs_option(parser)
     parser.set_defaults(run=_run_check)
@@ -301,7 +304,8 @@ def _add_fmt(subparsers: Any) -> None:
         "Rewrite template programs (.cxr files, or every .cxr file of a folder) in the canonical "
         "layout the printer gives, keeping comments. With --check nothing is written: the diff "
         "is shown and the exit status is 1 when a file is not formatted.",
-        ["cxrvqa fmt my_programs/", "cxrvqa fmt --check programs/"])
+        ["cxrvqa fmt my_programs/",
+         "cxrvqa fmt --check programs/                  # in a checkout: the 48 bundled programs"])
     parser.add_argument("paths", nargs="+", type=Path, help="program files or folders")
     parser.add_argument("--check", action="store_true",
                         help="change nothing; show the diff and exit 1 if a file is not formatted")
@@ -336,7 +340,8 @@ def _add_generate(subparsers: Any) -> None:
                              "allow that many distinct questions; at most 1000000)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     parser.add_argument("--templates", type=_names,
-                        help="comma list, e.g. program_1,program_22 (default: all 48)")
+                        help="comma list, e.g. program_1,program_22 (default: all 48, or "
+                             "with --programs the folders' programs only)")
     parser.add_argument("--out", type=Path, help="output file (default: generated_<split>.json)")
     parser.add_argument("--no-answers", action="store_true", help="leave the answers out")
     parser.add_argument("--no-paraphrases", action="store_true", help="use base wordings only")
@@ -541,7 +546,8 @@ def _add_scene_tabular(subparsers: Any) -> None:
                         help="Chest ImaGenome 1.0.0 folder (default: ./physionet.org/files/"
                              "chest-imagenome/1.0.0)")
     parser.add_argument("--skip-bad", action="store_true",
-                        help="skip unreadable scene graphs, counting them, instead of stopping")
+                        help="skip unreadable scene graphs instead of stopping; they are listed "
+                             "in scene_tabular/skipped_scene_graphs.txt")
     parser.set_defaults(run=_run_scene_tabular)
 
 
@@ -660,14 +666,16 @@ def _add_verify(subparsers: Any) -> None:
     parser = _command(
         subparsers, "verify", "compare built files with a SHA256SUMS list, or with another build",
         "Compare the SHA-256 of the built files with a SHA256SUMS-format list, or compare two "
-        "builds record by record (which records differ, per split and template). Exits 1 when "
-        "anything differs.",
+        "builds record by record (which records differ, per split and template). With no "
+        "options: the manifest the last build wrote beside its files and "
+        "DATASET_DIR/SHA256SUMS.txt when there is one. Exits 1 when anything differs.",
         ["cxrvqa verify", "cxrvqa verify --checksums path/to/SHA256SUMS.txt",
          "cxrvqa verify --against path/to/other/dataset", "cxrvqa verify --write-checksums"])
     parser.add_argument("--dataset-dir", type=Path, default=DATASET_SUBDIR,
                         help="folder with the built files (default: mimiccxrvqa/dataset)")
     parser.add_argument("--checksums", type=Path,
-                        help="SHA256SUMS-format list (default: DATASET_DIR/SHA256SUMS.txt)")
+                        help="SHA256SUMS-format list (default: DATASET_DIR/SHA256SUMS.txt when it "
+                             "exists)")
     parser.add_argument("--against", type=Path, help="another dataset folder to compare with")
     parser.add_argument("--write-checksums", action="store_true",
                         help="write DATASET_DIR/SHA256SUMS.txt for the built files and stop")
@@ -711,7 +719,8 @@ def _add_export(subparsers: Any) -> None:
         subparsers, "export", "write the built splits as Parquet or a HF dataset",
         "Write the built splits as Parquet files or a Hugging Face dataset folder "
         "(datasets.load_from_disk), keeping every field, with template_arguments as a struct of "
-        "string lists and answer_multihot over ans2idx.json. Needs pip install 'cxrvqa[export]'.",
+        "string lists and answer_multihot over ans2idx.json. --format hf needs pip install "
+        "'cxrvqa[export]' (datasets); Parquet needs only pyarrow, which cxrvqa installs.",
         ["cxrvqa export --format parquet --out parquet/",
          "cxrvqa export --format hf --out hf/ --dataset-dir mimiccxrvqa/dataset"])
     parser.add_argument("--format", choices=("parquet", "hf"), required=True,

@@ -164,8 +164,11 @@ def _require_ints(frame: pd.DataFrame, column: str, path: Path) -> None:
     bad = np.append(~good, True)[codes] if categorical else ~good  # code -1: a missing value
     if bad.any():
         line = int(bad.nonzero()[0][0]) + 2
+        shown = values.iloc[line - 2]
+        if isinstance(shown, np.generic):  # read_csv's number: show it, not numpy's repr
+            shown = shown.item()
         raise DataError(f"{_display(path)}: line {line}: column {column!r} must be an integer, "
-                        f"got {values.iloc[line - 2]!r}")
+                        f"got {shown!r}")
     numbers = parsed.where(good, 0).astype("int64").to_numpy()  # unused bad names: no matter
     frame[column] = numbers[codes] if categorical else numbers
 

@@ -135,6 +135,7 @@ def _build(text: str, path: str | os.PathLike[str] | None, start: str, cls: type
         diagnostic = _diagnose(err, source)
         if start == "program":  # the lexer reads a misplaced header line as the body's words
             diagnostic = _item_order_problem(source, diagnostic) or diagnostic
+        diagnostic = _keyword_name_problem(source, diagnostic) or diagnostic
         raise ProgramSyntaxError([diagnostic]) from None
     _check_depth(tree, source)
     try:
@@ -237,6 +238,24 @@ def _diagnose(err: UnexpectedInput, source: Source) -> Diagnostic:
     if close:  # 'param object: object ignore' -> 'ignored'
         hint = f"did you mean {close[0]!r}?"
     return Diagnostic("E101", f"unexpected {token.value!r}", span, source, hint)
+
+
+_DECLARED = re.compile(r"^[ \t]*(let|def)[ \t]+([A-Za-z_][A-Za-z0-9_]*)", re.MULTILINE)
+
+
+def _keyword_name_problem(source: Source, found: Diagnostic) -> Diagnostic | None:
+    """The real mistake when a let or def named like a keyword ('let count = ...') fails to
+    parse where it is used ('exists(count)': 'count' there is the keyword, which needs '(')."""
+    limit = found.span.start if found.span is not None else len(source.text)
+    for match in _DECLARED.finditer(source.text, 0, limit):
+        name = match.group(2)
+        line_end = source.text.find("\n", match.end())
+        if name in _keywords() and -1 < line_end < limit:  # the error is below the declaration
+            what = "a let" if match.group(1) == "let" else "a definition"
+            return Diagnostic("E101", f"'{name}' is a keyword and cannot name {what}",
+                              source.point(match.start(2)), source,
+                              f"choose another name, e.g. '{name[0]}' or 'my_{name}'")
+    return None
 
 
 _KINDS = ("object", "attribute", "category", "viewpos", "gender")

@@ -8,8 +8,9 @@ can be read back. ``template_arguments`` is a struct of five string lists:
 ``{"object": {"0": a, "1": b}, ...}`` becomes ``{"object": [a, b], ...}``,
 because the keys are always the placeholder numbers in order.
 
-pyarrow and datasets are optional (the ``export`` extra); they are imported on
-use, so the rest of cxrvqa works without them.
+pyarrow (a dependency of cxrvqa) and datasets (optional: the ``export`` extra,
+for ``--format hf`` only) are imported on use, so the rest of cxrvqa works
+without datasets.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """How sure a score is: Wilson intervals for accuracies, McNemar's exact test for two models.
 
-A test split of 13,793 questions measures an accuracy to about ±0.7 points, and one
+A test split of 13,793 questions measures an accuracy to ±0.8 points at most, and one
 template's few hundred questions to several points; ``evaluate`` prints these intervals so
 that a difference between two models is not read into noise. Two models scored on the same
 questions are compared record by record (paired): only the questions exactly one of them

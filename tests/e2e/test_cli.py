@@ -91,7 +91,7 @@ def test_defaults_are_shown(capsys: pytest.CaptureFixture[str]) -> None:
     flat = " ".join(out.split())
     assert "--workers WORKERS processes; the output is the same for any number (default: 1)" in flat
     assert "--seed SEED random seed (default: 0)" in flat
-    assert "(default: all 48)" in flat
+    assert "(default: all 48, or with --programs the folders' programs only)" in flat
     code, out, _ = run(capsys, "evaluate", "--help")
     flat = " ".join(out.split())
     assert "or JSON Lines with one such record per line" in flat

@@ -38,6 +38,24 @@ def test_a_keyword_cannot_name_a_let_a_def_or_its_param(body: str, what: str, co
     assert diagnostic.render().splitlines()[2].strip() == "^"
 
 
+@pytest.mark.parametrize(("body", "name", "what"), [
+    # Used, the keyword does not parse ('count' needs '('): the error names the declaration,
+    # not the use, where 'expected (' would send the author looking in the wrong place.
+    ("let count = findings\nexists(count)", "count", "a let"),
+    ("let x1 = findings\nlet a = x1\nexists(a)", "x1", "a let"),
+    ("def width(g: gender) = g = gender\nwidth + 1 > 2", "width", "a definition"),
+])
+def test_a_keyword_named_let_is_named_when_its_use_does_not_parse(body: str, name: str,
+                                                                  what: str) -> None:
+    with pytest.raises(ProgramSyntaxError) as caught:
+        parse(HEADER + body, "p.cxr")
+    (diagnostic,) = caught.value.diagnostics
+    assert (diagnostic.code, diagnostic.message) == (
+        "E101", f"'{name}' is a keyword and cannot name {what}")
+    assert diagnostic.span is not None
+    assert (diagnostic.span.line, diagnostic.span.column) == (6, 5)
+
+
 OBJECT_HEADER = 'program p\ntemplate "Is the ${object} odd?"\nparam object: object\nreturns bool\n\n'
 
 
