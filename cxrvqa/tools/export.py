@@ -201,8 +201,11 @@ def _write_hf(tables: dict[str, pa.Table], folder: Path) -> None:
     # The library stays quiet by default; datasets' switch is global, so restore it after.
     was_disabled = datasets.are_progress_bars_disabled()
     datasets.disable_progress_bars()
+    # datasets writes as many shards as rows up to its size rule, so an empty split (a small
+    # build's train.json is []) would get no shard and not load back: give it one.
+    shards = {split: 1 if table.num_rows == 0 else None for split, table in tables.items()}
     try:
-        splits.save_to_disk(str(folder))
+        splits.save_to_disk(str(folder), num_shards=shards)
     finally:
         if not was_disabled:
             datasets.enable_progress_bars()
