@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import errno
 import gzip
+import io
 import json
 import os
 import shutil
 import signal
 import sys
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
@@ -232,6 +234,42 @@ def test_hostile_scene_graph_member_is_named(member: bytes, what: str, tmp_path:
     assert code == 3
     _one_line(err, "bad_SceneGraph.json")
     assert what in err
+
+
+def _zip_with_a_bad_directory(tmp_path: Path, damage: Callable[[bytes], bytes]) -> Path:
+    """A scene_graph.zip of one valid graph whose central directory ``damage`` rewrites."""
+    chest = tmp_path / "cig"
+    (chest / "silver_dataset").mkdir(parents=True)
+    graph = {"image_id": "img", "study_id": 1, "attributes": [], "objects": []}
+    member = io.BytesIO()
+    with zipfile.ZipFile(member, "w") as archive:  # the é makes zipfile flag the name UTF-8
+        archive.writestr("scene_graph/\u00e9_SceneGraph.json", json.dumps(graph))
+    data = member.getvalue()
+    directory = data.index(b"PK\x01\x02")
+    (chest / "silver_dataset" / "scene_graph.zip").write_bytes(
+        data[:directory] + damage(data[directory:]))
+    return chest
+
+
+@pytest.mark.parametrize("damage, what", [
+    # "version needed to extract" 9.9: zipfile raised NotImplementedError
+    (lambda directory: directory[:6] + bytes([99]) + directory[7:], "zip file version"),
+    # a name flagged UTF-8 that is not: zipfile raised UnicodeDecodeError
+    (lambda directory: directory.replace("\u00e9".encode(), b"\xff\xfe"), "utf-8"),
+], ids=["newer zip version", "name not utf-8"])
+def test_a_zip_directory_zipfile_cannot_use_is_named(
+        damage: Callable[[bytes], bytes], what: str, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # Before: an internal error (exit 70). The local header is intact, so --skip-bad
+    # reads the graph from there, as for a truncated archive.
+    chest = _zip_with_a_bad_directory(tmp_path, damage)
+    code, err = _run(["scene-tabular", "--chest-imagenome-dir", str(chest)], capsys)
+    assert code == 3
+    _one_line(err, "scene_graph.zip: central directory: not readable")
+    assert what in err
+    assert main(["scene-tabular", "--chest-imagenome-dir", str(chest), "--skip-bad"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == "" and "read 1 scene graphs (0 skipped)" in captured.out
 
 
 def _records(demo: SimpleNamespace, split: str = "test") -> list[dict]:
