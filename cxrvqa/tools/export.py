@@ -178,8 +178,25 @@ def _split_table(path: Path, records: list[dict[str, Any]], ans2idx: dict[str, i
     with paused_gc():
         rows = [_row(record, path, number) for number, record in enumerate(records)]
     schema = _schema(len(ans2idx))
-    table = pa.Table.from_pylist(rows, schema=schema.remove(len(OUTPUT_KEYS)))
+    try:
+        table = pa.Table.from_pylist(rows, schema=schema.remove(len(OUTPUT_KEYS)))
+    except UnicodeEncodeError:
+        raise _not_utf8(path, records) from None
     return table.append_column(schema.field(MULTIHOT_COLUMN), _multihot(path, records, ans2idx))
+
+
+def _not_utf8(path: Path, records: list[dict[str, Any]]) -> DataError:
+    """The error for the first record holding a string UTF-8 cannot hold (Arrow's strings are
+    UTF-8): a lone surrogate, which JSON's \\ud800 escape can spell and a build copies."""
+    for number, record in enumerate(records):
+        for key in OUTPUT_KEYS:
+            try:
+                json.dumps(record[key], ensure_ascii=False).encode("utf-8")
+            except UnicodeEncodeError as exc:
+                return DataError(f"{_label(path, number, record)}: {key}: holds "
+                                 f"{exc.object[exc.start:exc.end]!r}, a lone surrogate; "
+                                 f"expected text that UTF-8 can hold")
+    return DataError(f"{path}: a string cannot be written as UTF-8")  # not reached: one failed
 
 
 # --- writers -------------------------------------------------------------------------------

@@ -304,6 +304,24 @@ def test_export_with_a_huge_idx(demo: SimpleNamespace, tmp_path: Path,
     assert not (tmp_path / "out").exists()
 
 
+def test_export_with_a_lone_surrogate(demo: SimpleNamespace, tmp_path: Path,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    # JSON's "\\udc00" escape spells a string UTF-8 cannot hold; a build copies it from a
+    # question file. Before: an internal error (UnicodeEncodeError inside pyarrow).
+    pytest.importorskip("pyarrow")
+    dataset = tmp_path / "dataset"
+    shutil.copytree(demo.dataset, dataset)
+    records = _records(demo)
+    records[1]["question"] = "is there \udc00?"
+    (dataset / "test.json").write_text(json.dumps(records, indent=4))  # ASCII: escaped
+    code, err = _run(["export", "--format", "parquet", "--out", str(tmp_path / "out"),
+                      "--dataset-dir", str(dataset)], capsys)
+    assert code == 3
+    _one_line(err, "test.json: record 1 (idx 1): question: holds '\\udc00', a lone surrogate")
+    assert not (tmp_path / "out").exists()
+    assert [name for name in os.listdir(tmp_path) if name.startswith(".cxrvqa-")] == []
+
+
 def test_explain_record_with_a_non_ascii_digit(demo: SimpleNamespace,
                                                capsys: pytest.CaptureFixture[str]) -> None:
     for record in ("test:²", "test:" + "9" * 5000, "nosplit:1"):
