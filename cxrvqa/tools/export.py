@@ -14,6 +14,7 @@ use, so the rest of cxrvqa works without them.
 
 from __future__ import annotations
 
+import errno
 import importlib
 import json
 import os
@@ -259,7 +260,7 @@ def _stage(out: Path) -> Path:
     if this one is killed.
     """
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise ExportError(f"{out}: exists and is not an empty folder; choose a new output folder")
+        raise _in_the_way(out)
     check_output_dir(out.parent)
     remove_stale(out.parent)
     staging = out.parent / stage_name(out.name)
@@ -268,12 +269,21 @@ def _stage(out: Path) -> Path:
     return staging
 
 
+def _in_the_way(out: Path) -> ExportError:
+    return ExportError(f"{out}: exists and is not an empty folder; choose a new output folder")
+
+
 def _publish(staging: Path, out: Path) -> None:
     # One rename publishes the whole folder; its files are on disk before it.
     sync_tree(staging)
-    if out.is_dir():
-        out.rmdir()  # empty, as _stage checked; a rename onto a folder is not portable
-    os.replace(staging, out)
+    try:
+        if out.is_dir():
+            out.rmdir()  # empty, as _stage checked; a rename onto a folder is not portable
+        os.replace(staging, out)
+    except OSError as exc:  # another export published there since _stage looked
+        if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
+            raise _in_the_way(out) from None
+        raise
 
 
 def export_dataset(dataset_dir: Path, out: Path, fmt: str) -> ExportReport:

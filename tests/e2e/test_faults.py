@@ -266,3 +266,29 @@ def test_output_path_problems_are_found_before_anything_is_replaced(
         assert main([*argv, "--output-dir", str(target)]) == 3
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and str(target) in err and "Traceback" not in err
+
+
+def test_two_exports_into_one_folder_the_later_one_says_it_is_taken(
+        demo: SimpleNamespace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # Two exports to one new folder: both find it free, the first publishes, the second's
+    # rename meets a full folder. Before: "cxrvqa: error: <out>: Directory not empty".
+    pytest.importorskip("pyarrow")
+    from cxrvqa.tools import export
+
+    out = tmp_path / "export"
+    real = export._write_parquet
+
+    def the_other_export_first(tables: Any, folder: Path) -> None:
+        real(tables, folder)
+        out.mkdir()
+        (out / "train.parquet").write_bytes(b"the other export's")
+
+    monkeypatch.setattr(export, "_write_parquet", the_other_export_first)
+    assert main(["export", "--format", "parquet", "--out", str(out), "--dataset-dir",
+                 str(demo.dataset)]) == 3
+    err = capsys.readouterr().err
+    assert err == f"cxrvqa: error: {out}: exists and is not an empty folder; choose a new " \
+                  f"output folder\n"
+    assert os.listdir(out) == ["train.parquet"]
+    assert [name for name in os.listdir(tmp_path) if is_temporary(name)] == []
