@@ -133,6 +133,19 @@ def test_unknown_question_error_names_the_question(demo: SimpleNamespace) -> Non
         conn.execute(query).fetchall()
 
 
+def test_named_errors_never_reports_an_earlier_statements_error(demo: SimpleNamespace) -> None:
+    # A lone surrogate binds, but SQLite cannot hand it back to Python, so func_vqa never runs
+    # and sets no error of its own. Before: the message named the previous failed statement's
+    # question ('is there a unicorn?').
+    conn = studies_connection(demo.index)
+    vqa = register(conn, demo.index)
+    with pytest.raises(sqlite3.OperationalError, match="unicorn"), vqa.named_errors():
+        conn.execute("select func_vqa('is there a unicorn?', 1)").fetchall()
+    with pytest.raises(sqlite3.OperationalError) as raised, vqa.named_errors():
+        conn.execute("select func_vqa(?, 1)", ("is there \udc00?",)).fetchall()
+    assert "unicorn" not in str(raised.value)
+
+
 def test_named_errors_reports_this_threads_error(demo: SimpleNamespace) -> None:
     # One registered function serving a connection per thread: thread A's statement fails, then
     # thread B's fails with another question before A's named_errors() reads the message.
