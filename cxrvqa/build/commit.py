@@ -72,6 +72,9 @@ def check_output_dir(directory: Path, names: tuple[str, ...] = ()) -> None:
     """
     if directory.exists() and not directory.is_dir():
         raise DataError(f"{directory}: is a file; expected a folder to write into")
+    if directory.is_symlink() and not directory.exists():
+        raise DataError(f"{directory}: is a link to nowhere (dangling, or a loop); expected a "
+                        f"folder to write into")
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):

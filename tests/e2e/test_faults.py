@@ -292,3 +292,22 @@ def test_two_exports_into_one_folder_the_later_one_says_it_is_taken(
                   f"output folder\n"
     assert os.listdir(out) == ["train.parquet"]
     assert [name for name in os.listdir(tmp_path) if is_temporary(name)] == []
+
+
+@pytest.mark.parametrize("link", ["dangling", "loop"])
+def test_an_output_folder_that_is_a_broken_link_is_named_so(
+        link: str, demo: SimpleNamespace, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # Before: "cannot create the folder: a part of the path is a file", for a path with no file.
+    out = tmp_path / "out"
+    if link == "dangling":
+        out.symlink_to(tmp_path / "gone" / "built")
+    else:
+        out.symlink_to(tmp_path / "other")
+        (tmp_path / "other").symlink_to(out)
+    assert main(["build", "--physionet-root", str(demo.root), "--dataset-dir",
+                 str(demo.dataset), "--output-dir", str(out)]) == 3
+    err = capsys.readouterr().err
+    assert err == f"cxrvqa: error: {out}: is a link to nowhere (dangling, or a loop); " \
+                  f"expected a folder to write into\n"
+    assert not (tmp_path / "gone").exists()
