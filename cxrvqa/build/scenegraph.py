@@ -60,7 +60,7 @@ from cxrvqa.build.layout import (
     find_scene_graphs,
     is_graph_name,
 )
-from cxrvqa.build.stages import progress_bar
+from cxrvqa.build.stages import ignore_interrupt, progress_bar
 from cxrvqa.build.zipsalvage import Salvaged, read_member, salvage
 from cxrvqa.errors import DataError, printable
 
@@ -514,6 +514,7 @@ _worker_scanner: _Scanner | None = None
 def _start_worker(task: _Task) -> None:
     # Each worker opens the archive once and keeps it for all its tasks.
     global _worker_scanner
+    ignore_interrupt()
     _worker_scanner = _Scanner(task)
 
 

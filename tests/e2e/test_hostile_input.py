@@ -10,7 +10,9 @@ import json
 import os
 import shutil
 import signal
+import subprocess
 import sys
+import time
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +26,7 @@ from cxrvqa.build import commit
 from cxrvqa.build.output import write_files_atomically
 from cxrvqa.cli import main
 from cxrvqa.errors import DataError
+from cxrvqa.synth import SynthConfig, write_sources
 from tests.helpers import built_demo
 
 CXR = Path("physionet.org/files/mimic-cxr-jpg/2.0.0")
@@ -548,6 +551,52 @@ def test_sigterm_is_handled_like_an_interrupt(demo: SimpleNamespace, tree: Path,
     assert code == 143 and err == "cxrvqa: terminated\n"
     assert (tree / DATASET / "train.json").read_bytes() == before
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+_SLOW_WORKERS = """
+import os, sys, time
+from pathlib import Path
+from cxrvqa.build import scenegraph
+from cxrvqa.cli import main
+
+real = scenegraph._Scanner.scan
+
+def slow(self, names):
+    if names[0] == first:  # one worker is busy; the other reads the rest, then waits idle
+        Path(sys.argv[1], "busy").touch()
+        time.sleep(3)
+    return real(self, names)
+
+first = min(scenegraph._graph_order(os.listdir(Path(sys.argv[2], "silver_dataset", "scene_graph"))))
+
+scenegraph._Scanner.scan = slow
+os.cpu_count = lambda: 2  # a pool of workers even on a one-core machine
+sys.exit(main(["scene-tabular", "--chest-imagenome-dir", sys.argv[2]]))
+"""
+
+
+def test_ctrl_c_during_a_parallel_read_is_one_line(tmp_path: Path) -> None:
+    # A terminal's Ctrl-C signals the whole process group: the scene-graph workers too.
+    # Before: a worker waiting for its next task printed a KeyboardInterrupt traceback from
+    # inside multiprocessing.
+    root = tmp_path / "tree"
+    write_sources(root, SynthConfig(patients=501, seed=3, scene_graphs="dir"))
+    chest = root / CIG
+    for graph in sorted((chest / "silver_dataset" / "scene_graph").iterdir())[24:]:
+        graph.unlink()
+    process = subprocess.Popen([sys.executable, "-c", _SLOW_WORKERS, str(tmp_path), str(chest)],
+                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "busy").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(1)  # the other worker reads its graphs and waits for a task
+        os.killpg(process.pid, signal.SIGINT)
+        _, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 130 and err == "cxrvqa: interrupted\n", err
+    assert not (chest / TABULAR).exists()
 
 
 # --- random byte-level corruption ------------------------------------------------------------
