@@ -307,9 +307,16 @@ def _add_fmt(subparsers: Any) -> None:
 
 
 def _run_fmt(args: argparse.Namespace) -> int:
+    from cxrvqa.build.output import write_files_atomically
     from cxrvqa.lang.fmt import format_paths
 
-    return format_paths(args.paths, check=args.check, out=sys.stdout)
+    def replace(path: Path, text: str) -> None:
+        # Staged and renamed: a full disk or a kill leaves the old program, never a truncated
+        # one. A linked program file keeps its link; the file it points to is replaced.
+        target = path.resolve()
+        write_files_atomically(target.parent, {target.name: text.encode("utf-8")})
+
+    return format_paths(args.paths, check=args.check, out=sys.stdout, write=replace)
 
 
 # --- generate / stats ---------------------------------------------------------------------

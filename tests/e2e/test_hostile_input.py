@@ -463,6 +463,37 @@ def test_disk_full_is_one_line_naming_the_file_and_keeps_the_old_files(
     assert list(card.parent.iterdir()) == []
 
 
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs Linux's /dev/full")
+def test_fmt_on_a_full_disk_keeps_the_program(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    # Before: fmt rewrote a file with Path.write_text, which truncates it first: on a full disk
+    # (or killed mid-write) the author's program was left empty. Now it is staged and renamed.
+    source = (Path(__file__).parents[2] / "programs" / "program_1.cxr").read_text()
+    untidy = source.replace("exists(findings[object = $object, category = $category])",
+                            "exists( findings[object=$object,category=$category] )")
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    program = folder / "program_1.cxr"
+    program.write_text(untidy)
+    (tmp_path / "program_1.cxr").symlink_to(program)  # fmt through a link keeps the link
+    real_open = commit.StagedFiles.open
+
+    def onto_full_disk(self: commit.StagedFiles, name: str) -> object:
+        writer = real_open(self, name)
+        writer.stream.close()
+        writer.stream = open("/dev/full", "wb")  # closed by StagedFiles
+        return writer
+
+    with monkeypatch.context() as patch:
+        patch.setattr(commit.StagedFiles, "open", onto_full_disk)
+        code, err = _run(["fmt", str(program)], capsys)
+    assert code == 3
+    _one_line(err, f"{program}: disk full")
+    assert program.read_text() == untidy and os.listdir(folder) == ["program_1.cxr"]
+    assert main(["fmt", str(tmp_path / "program_1.cxr")]) == 0
+    assert (tmp_path / "program_1.cxr").is_symlink() and program.read_text() == source
+
+
 def test_a_journal_that_cannot_be_written_leaves_no_temporary(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # The disk fills up between the staged files and the journal: the old file stays and
