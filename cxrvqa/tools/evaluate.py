@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cxrvqa.build.jsonio import decode_json, refuse_device
+from cxrvqa.build.jsonio import decode_json, not_utf8, refuse_device
 from cxrvqa.errors import DataError
 from cxrvqa.tools.numbers import plain_int
 from cxrvqa.vocab import VQA_ATTRIBUTES, VQA_OBJECTS, answer_vocabulary
@@ -186,7 +186,7 @@ def _read_predictions(path: Path, problems: _Problems) -> tuple[object, list[str
     except OSError as exc:  # no predictions at all is an error, not a report of zeros
         raise DataError(f"{path}: cannot read the predictions: {exc.strerror or exc}") from None
     except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: cannot read the predictions ({exc})") from None
+        raise DataError(f"{path}:{not_utf8(exc.object, exc.start)}") from None
     try:
         data = decode_json(text)
         # JSON Lines of a single record parse as one object; no 'split:idx' key is "idx".

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cxrvqa.build.commit import naming_os_errors, settle
-from cxrvqa.build.jsonio import decode_json
+from cxrvqa.build.jsonio import decode_json, not_utf8
 from cxrvqa.build.layout import ANS2IDX_FILE, BUILT_FILES, QUESTION_FILES
 from cxrvqa.errors import CxrvqaError, DataError, EvaluationError
 from cxrvqa.facts import ImageFacts
@@ -159,6 +159,8 @@ def read_records(paths: Sequence[Path]) -> list[dict[str, Any]]:
     for path in paths:
         try:
             items = decode_json(Path(path).read_bytes())
+        except UnicodeDecodeError as exc:
+            raise DataError(f"{path}:{not_utf8(exc.object, exc.start)}") from None
         except (OSError, ValueError) as exc:  # ValueError: not JSON, too deep, too long an int
             raise DataError(f"{path}: cannot read a JSON list of records ("
                             f"{getattr(exc, 'strerror', None) or exc})") from None

@@ -185,6 +185,41 @@ def test_damaged_build_input_names_its_file(case: str, tree: Path,
     assert (tree / DATASET / "train.json").read_bytes() == before  # nothing replaced
 
 
+def _latin1_at_line_4(path: Path) -> str:
+    lines = path.read_bytes().splitlines(keepends=True)
+    at = lines[3].index(b'"') + 1 if path.suffix == ".json" else 0
+    lines[3] = lines[3][:at] + b"\xe9" + lines[3][at:]
+    path.write_bytes(b"".join(lines))
+    return f"{path}:4:{at + 1}: byte 0xe9 is not UTF-8; expected UTF-8 text"
+
+
+def test_a_byte_that_is_not_utf8_is_placed_by_line_and_column(
+        demo: SimpleNamespace, tree: Path, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # Before: "'utf-8' codec can't decode byte 0xe9 in position 2618: invalid continuation
+    # byte", where the position counted from the start of the file, or (for tables) of one
+    # of read_csv's buffers.
+    build = ["build", "--physionet-root", str(tree), "--dataset-dir", str(tree / DATASET)]
+    for source in (METADATA, SEMANTICS / "attribute_relations_v1.txt"):
+        original = (tree / source).read_bytes()
+        expected = _latin1_at_line_4(tree / source)
+        code, err = _run(build, capsys)
+        assert code == 3
+        _one_line(err, expected)
+        (tree / source).write_bytes(original)
+    gold = tree / DATASET / "test.json"
+    expected = _latin1_at_line_4(gold)
+    for argv in (["stats", str(gold)], ["evaluate", "--predictions", str(gold), "--gold",
+                                        str(demo.dataset / "test.json")],
+                 ["evaluate", "--predictions", str(demo.dataset / "test.json"), "--gold",
+                  str(gold)],
+                 ["download-images", "--dataset-dir", str(gold.parent), "--root",
+                  str(tmp_path), "--splits", "test", "--dry-run"]):
+        code, err = _run(argv, capsys)
+        assert code == 3, argv
+        _one_line(err, expected)
+
+
 def test_mistyped_dataset_dir_leaves_no_folder(demo: SimpleNamespace, tmp_path: Path,
                                                capsys: pytest.CaptureFixture[str]) -> None:
     # Before: the output folder (by default the dataset folder) was made, then the question
