@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from cxrvqa.build.jsonio import decode_json, not_utf8, refuse_device
-from cxrvqa.errors import DataError
+from cxrvqa.errors import DataError, printable
 from cxrvqa.tools.numbers import plain_int
 from cxrvqa.vocab import VQA_ATTRIBUTES, VQA_OBJECTS, answer_vocabulary
 
@@ -135,7 +135,8 @@ class EvaluationReport:
         lines += [f"  {kind}: {example}" for kind, shown in self.examples.items() for example in shown]
         if self.hint:
             lines.append(f"hint: {self.hint}")
-        return "\n".join(lines)
+        # Names come from the files: a line break or terminal escape in one is shown escaped.
+        return "\n".join(map(printable, lines))
 
 
 class _Problems:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from cxrvqa.build.commit import naming_os_errors, settle
 from cxrvqa.build.jsonio import decode_json, not_utf8
 from cxrvqa.build.layout import ANS2IDX_FILE, BUILT_FILES, QUESTION_FILES
-from cxrvqa.errors import CxrvqaError, DataError, EvaluationError
+from cxrvqa.errors import CxrvqaError, DataError, EvaluationError, printable
 from cxrvqa.facts import ImageFacts
 from cxrvqa.tools.charts import (
     ANSWER_COLOURS,
@@ -323,7 +323,8 @@ def render_stats(stats: Stats) -> str:
         flag = "  <- OVERLAP" if overlap.flagged else ""
         lines.append(f"shared {overlap.splits}: {overlap.images} images, {patients} patients{flag}")
     lines.append("duplicate questions on one image: " + _pairs(stats.duplicates))
-    return "\n".join(lines)
+    # Names come from the files: a line break or terminal escape in one is shown escaped.
+    return "\n".join(map(printable, lines))
 
 
 def _pairs(counts: Mapping[str, int]) -> str:

@@ -326,6 +326,28 @@ def test_stats_with_a_wrong_split_value(split: object, demo: SimpleNamespace, tm
     _one_line(err, "odd.json: record 0")
 
 
+def test_reports_show_control_characters_of_the_files_escaped(
+        demo: SimpleNamespace, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Names in a report come from the files. Before: a terminal escape in a template name,
+    # content type or answer reached the terminal as is, and a line break split a table row.
+    clean = _records(demo)
+    records = _records(demo)
+    records[0].update(template_program="program_\x1b[2J\nevil", content_type="x\x1b[31m",
+                      answer=["\x1b[31mred"])
+    path = tmp_path / "odd.json"
+    path.write_text(json.dumps(records))
+    (tmp_path / "clean.json").write_text(json.dumps(clean))
+    gold = str(demo.dataset / "test.json")
+    for argv in (["stats", "{}"], ["evaluate", "--predictions", gold, "--gold", "{}"]):
+        shown = {}
+        for name in ("clean.json", "odd.json"):
+            assert main([part.format(tmp_path / name) for part in argv]) == 0
+            shown[name] = capsys.readouterr().out
+        assert "\x1b" not in shown["odd.json"], argv
+        assert "program_\\x1b[2J\\nevil" in shown["odd.json"], argv
+        assert shown["odd.json"].count("\n") <= shown["clean.json"].count("\n") + 2, argv
+
+
 def test_export_with_a_huge_idx(demo: SimpleNamespace, tmp_path: Path,
                                 capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("pyarrow")
