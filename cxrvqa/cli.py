@@ -846,8 +846,21 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or "(no message)"
 
 
+def _printable_stdout() -> None:
+    """Let stdout show any text: a terminal or locale that is not UTF-8 (LANG=en_US.ISO-8859-1,
+    PYTHONIOENCODING=ascii) gets escapes for what it cannot encode, as stderr always does,
+    instead of a UnicodeEncodeError on the first '…' or non-ASCII answer."""
+    reconfigure = getattr(sys.stdout, "reconfigure", None)
+    if reconfigure is not None and getattr(sys.stdout, "errors", None) == "strict":
+        try:
+            reconfigure(errors="backslashreplace")
+        except (ValueError, OSError):  # a stream that cannot change now: leave it
+            pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (see ``EXIT_CODES``)."""
+    _printable_stdout()
     try:
         args = _parser().parse_args(argv)
     except SystemExit as exc:  # --help, --version (0) and usage errors (2): a code, not an exit

@@ -621,6 +621,27 @@ def test_closed_stdout_ends_quietly(demo: SimpleNamespace, monkeypatch: pytest.M
     assert code == 141 and capsys.readouterr().err == ""
 
 
+def test_a_stdout_that_is_not_utf8_gets_escapes(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    # LANG=en_US.ISO-8859-1 or PYTHONIOENCODING=ascii: before, the first character the
+    # encoding lacks (check's "…" around a long line, a lone surrogate in a record) ended
+    # the command in an internal UnicodeEncodeError.
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "program_1.cxr").write_text(
+        'program program_1\ntemplate "Is ${object}?"\nparam object: object\nreturns bool\n\n'
+        + "not(" * 150 + "exists(findings[object = $object])" + ")" * 150 + "\n")
+    raw = io.BytesIO()
+    stdout = io.TextIOWrapper(raw, encoding="ascii")
+    monkeypatch.setattr(sys, "stdout", stdout)
+    code = main(["check", str(folder)])
+    stdout.flush()
+    monkeypatch.undo()
+    assert code == 1
+    assert b"nested more than 100 levels deep" in raw.getvalue()
+    assert b"\\u2026not(not(" in raw.getvalue()
+
+
 def test_sigterm_is_handled_like_an_interrupt(demo: SimpleNamespace, tree: Path,
                                               monkeypatch: pytest.MonkeyPatch,
                                               capsys: pytest.CaptureFixture[str]) -> None:
