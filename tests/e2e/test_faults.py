@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -311,3 +312,26 @@ def test_an_output_folder_that_is_a_broken_link_is_named_so(
     assert err == f"cxrvqa: error: {out}: is a link to nowhere (dangling, or a loop); " \
                   f"expected a folder to write into\n"
     assert not (tmp_path / "gone").exists()
+
+
+def test_a_device_or_fifo_named_as_an_output_file_is_never_replaced(
+        demo: SimpleNamespace, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # A file is committed by renaming onto its name, which replaces whatever is there. Before,
+    # `generate --out /dev/null` run as root (a container) replaced the system's /dev/null
+    # with a regular file; a FIFO named as --out was replaced likewise.
+    specials = [tmp_path / "fifo"]
+    os.mkfifo(specials[0])
+    if os.geteuid() == 0:  # only root may make a device node (a copy of /dev/null's)
+        specials.append(tmp_path / "null")
+        os.mknod(specials[1], 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    for special in specials:
+        kind = os.lstat(special).st_mode
+        for argv in (["generate", "--physionet-root", str(demo.root), "--split", "test",
+                      "--per-template", "1", "--templates", "program_1", "--out", str(special)],
+                     ["stats", str(demo.dataset), "--report", str(special)]):
+            assert main(argv) == 3, argv
+            err = capsys.readouterr().err
+            assert err == f"cxrvqa: error: {special}: is a device, FIFO or socket, which " \
+                          f"writing here would replace; expected a file (or nothing) there\n"
+            assert os.lstat(special).st_mode == kind
+    assert [name for name in os.listdir(tmp_path) if is_temporary(name)] == []
