@@ -124,6 +124,7 @@ def _examples(*lines: str) -> str:
 def _command(subparsers: Any, name: str, summary: str, description: str,
              examples: Sequence[str]) -> argparse.ArgumentParser:
     """A subcommand parser with a one-line summary, a paragraph and an Examples epilog."""
+    parser: argparse.ArgumentParser
     parser = subparsers.add_parser(name, help=summary,
                                    description=textwrap.fill(description, 79),
                                    epilog=_examples(*examples), formatter_class=_HelpFormatter)
@@ -189,9 +190,10 @@ def _run_build(args: argparse.Namespace) -> int:
     missing = layout.missing()
     if missing:
         names = ", ".join(str(path) for path in missing[:3]) + (" …" if len(missing) > 3 else "")
-        print(f"cxrvqa: error: missing source file(s): {names}; get them with `cxrvqa download` "
-              f"(PhysioNet credentials needed) or point --physionet-root at a download",
-              file=sys.stderr)
+        mix_ups = [hint for hint in map(layout.mix_up, missing) if hint]
+        advice = "; ".join(mix_ups) or ("get them with `cxrvqa download` (PhysioNet credentials "
+                                        "needed) or point --physionet-root at a download")
+        print(f"cxrvqa: error: missing source file(s): {names}; {advice}", file=sys.stderr)
         return EXIT_DATA
     started = time.perf_counter()
     report = build(layout, args.dataset_dir, args.output_dir, args.splits, progress=_progress(),
@@ -460,10 +462,14 @@ def _add_evaluate(subparsers: Any) -> None:
         "Score predictions against a built split file: exact-set accuracy (overall, per content "
         "type, semantic type and template), micro F1, macro F1 over the whole answer vocabulary "
         "(answers absent from the split count as 0), macro F1 over the answers present in the "
-        "split, and the support-weighted F1 the original baselines called macro F1. Missing, "
-        "extra, malformed and unknown predictions are counted, not fatal.",
+        "split, and the support-weighted F1 the original baselines called macro F1; "
+        "accuracies with 95% Wilson intervals. Missing, extra, malformed and unknown "
+        "predictions are counted, not fatal. With --baseline, a second model's predictions are "
+        "paired with the first record by record: the accuracy difference with its 95% interval "
+        "and McNemar's exact p-value, overall and per content type.",
         ["cxrvqa evaluate --predictions preds.jsonl --gold mimiccxrvqa/dataset/test.json",
-         "cxrvqa evaluate --predictions preds.json --gold valid.json --ans2idx ans2idx.json --json"])
+         "cxrvqa evaluate --predictions preds.json --gold valid.json --ans2idx ans2idx.json --json",
+         "cxrvqa evaluate --predictions new.jsonl --baseline old.jsonl --gold test.json"])
     parser.add_argument("--predictions", type=Path, required=True,
                         help='a JSON list [{"split": "test", "idx": 0, "answer": ["yes"]}, ...], '
                              'a JSON object {"test:0": ["yes"], ...}, or JSON Lines with one '
@@ -472,14 +478,18 @@ def _add_evaluate(subparsers: Any) -> None:
     parser.add_argument("--ans2idx", type=Path,
                         help="answer vocabulary (default: ans2idx.json beside --gold, else the "
                              "110 answers and any other answer of the gold file)")
+    parser.add_argument("--baseline", type=Path,
+                        help="another model's predictions (same shapes) to compare with, "
+                             "record by record")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.set_defaults(run=_run_evaluate)
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
-    from cxrvqa.tools.evaluate import evaluate
+    from cxrvqa.tools.evaluate import compare, evaluate
 
-    report = evaluate(args.predictions, args.gold, args.ans2idx)
+    report = (evaluate(args.predictions, args.gold, args.ans2idx) if args.baseline is None
+              else compare(args.predictions, args.baseline, args.gold, args.ans2idx))
     print(json.dumps(report.to_json(), indent=2) if args.json else report.render())
     return EXIT_OK
 
@@ -674,6 +684,8 @@ def _add_verify(subparsers: Any) -> None:
 def _run_verify(args: argparse.Namespace) -> int:
     from cxrvqa.tools.verify import (
         CHECKSUMS_FILE,
+        CompareReport,
+        VerifyReport,
         compare_datasets,
         verify_checksums,
         verify_manifest,
@@ -683,7 +695,7 @@ def _run_verify(args: argparse.Namespace) -> int:
     if args.write_checksums:
         print(f"wrote {write_checksums(args.dataset_dir)}")
         return EXIT_OK
-    reports = []
+    reports: list[VerifyReport | CompareReport] = []
     # No arguments: the manifest of the last build (a mixed set shows as mismatches), and the
     # SHA256SUMS list when there is one.
     manifest = verify_manifest(args.dataset_dir) if args.against is None else None

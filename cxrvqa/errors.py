@@ -22,7 +22,7 @@ may raise these errors.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 __all__ = [
     "EXIT_DATA",
@@ -93,7 +93,9 @@ class ProgramError(CxrvqaError):
     exit_code = EXIT_DIFFERENCE
 
     def __init__(self, diagnostics: Sequence[_Rendered]) -> None:
-        self.diagnostics = tuple(diagnostics)
+        # cxrvqa.lang.Diagnostic objects, which readers use as such (code, span, hint): typed
+        # Any because this foundation module may not import the language that defines them.
+        self.diagnostics: tuple[Any, ...] = tuple(diagnostics)
         super().__init__("\n".join(d.render() for d in self.diagnostics))
 
 

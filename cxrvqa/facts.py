@@ -68,7 +68,7 @@ class Boxes(Mapping[str, tuple[int, int]]):
 
     __slots__ = ("_table", "_values")
 
-    def __init__(self, table: BoxTable, values: array) -> None:
+    def __init__(self, table: BoxTable, values: array[int]) -> None:
         self._table = table
         self._values = values
 
@@ -107,6 +107,7 @@ def _check_terms(findings: frozenset[Finding], viewpos: str | None, gender: str 
     for value, where in ((viewpos, "view position"), (gender, "gender")):
         if value is not None and not isinstance(value, str):
             raise ValueError(f"{where} {value!r}: expected a string or None")
+    named: list[tuple[str, str | None, str]]
     named = [(kind, value, f"finding {finding!r}") for finding in sorted(findings)
              for kind, value in zip(("object", "attribute", "category"), finding)]
     named += [("viewpos", viewpos, "view position"), ("gender", gender, "gender")]

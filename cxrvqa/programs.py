@@ -126,7 +126,7 @@ def bundled_programs() -> dict[str, n.Program]:
 
 def program_set(folders: Iterable[str | os.PathLike[str]] = (),
                 out: TextIO | None = None) -> dict[str, n.Program]:
-    """The bundled programs plus each author's folder (in order); a later program replaces one of its name.
+    """The bundled programs, then each author folder's; a later one replaces one of its name.
 
     Each replacement is said once, on ``out`` (default stderr).
 
@@ -189,7 +189,8 @@ def evaluate(program: n.Program, facts: ImageFacts, /, **bindings: str) -> list[
         ['yes']
     """
     evaluator, _, _ = _compiled(program)
-    return render(evaluator.run(facts, bound_arguments(program, bindings)))  # type: ignore[arg-type]
+    bound = bound_arguments(program, bindings)
+    return render(evaluator.run(facts, bound))  # type: ignore[arg-type]
 
 
 def bound_arguments(program: n.Program, bindings: Mapping[str, str | None]) -> list[str | None]:
@@ -252,7 +253,7 @@ def runner(program: n.Program) -> tuple[Callable[[ImageFacts, list[str | None]],
     instead of once per question.
     """
     evaluator, _, bind = _compiled(program)
-    return evaluator.run, bind  # type: ignore[return-value]
+    return evaluator.run, bind
 
 
 def checked_arguments(program: n.Program, plan: _Plan, arguments: object) -> list[str | None]:
@@ -362,7 +363,8 @@ def argument_plan(program: n.Program) -> _Plan:
     """(kind, argument keys, parameter positions) for each kind the program declares."""
     plan = []
     for kind in dict.fromkeys(p.kind for p in program.params):
-        entries = sorted((argument_key(p.name), i) for i, p in enumerate(program.params) if p.kind == kind)
+        entries = sorted((argument_key(p.name), i)
+                         for i, p in enumerate(program.params) if p.kind == kind)
         plan.append((kind, tuple(k for k, _ in entries), tuple(i for _, i in entries)))
     return tuple(plan)
 

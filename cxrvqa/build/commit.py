@@ -16,8 +16,11 @@ A crash before step 3 leaves the old set plus temporaries; a crash after it leav
 ``settle(folder)`` - run by every command that writes or reads such a folder, and by
 ``verify`` - renames the staged files a complete journal still lists and removes the journal,
 so readers never keep a mixed set; ``remove_stale(folder)`` removes temporaries of processes
-that are gone. A build also stages ``.cxrvqa-manifest.json`` (the SHA-256 of each file it
-wrote) so that ``cxrvqa verify`` can name files that do not belong to the same build.
+that are gone. Placing a journal and settling one hold an exclusive ``flock`` on the folder,
+so a settle that read one journal never removes the next one another process put in its place
+(where ``fcntl`` is missing, e.g. on Windows, that lock is not taken). A build also stages
+``.cxrvqa-manifest.json`` (the SHA-256 of each file it wrote) so that ``cxrvqa verify`` can
+name files that do not belong to the same build.
 """
 
 from __future__ import annotations
@@ -30,12 +33,16 @@ import re
 import secrets
 import shutil
 import stat
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from cxrvqa.errors import DataError
+
+if sys.platform != "win32":
+    import fcntl
 
 __all__ = ["JOURNAL", "MANIFEST", "StagedFiles", "check_output_dir", "is_temporary",
            "naming_os_errors", "os_error_message", "read_manifest", "remove_stale", "settle",
@@ -119,17 +126,46 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+@contextmanager
+def _journal_lock(directory: Path) -> Iterator[None]:
+    """Hold the folder's journal lock: one process at a time places or settles a journal.
+
+    Without it a reader settling the previous commit could read that journal, let a new build
+    put its own journal in place, and then remove the new one as if it were the one it read.
+    """
+    if sys.platform == "win32":
+        yield
+        return
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError as exc:  # a file system without flock: no worse than before the lock
+            if exc.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL):
+                raise
+        yield
+    finally:
+        os.close(fd)  # closing the last descriptor releases the lock
+
+
 def _read_journal(directory: Path) -> list[dict[str, str]] | None:
     """The entries of a complete journal, or None if it is unreadable or not in its format."""
     try:
         data = json.loads((directory / JOURNAL).read_bytes())
-        entries = data["files"]
-        if all(isinstance(entry, dict) and is_temporary(str(entry["staged"]))
-               and "/" not in str(entry["final"]) for entry in entries):
+        entries: list[dict[str, str]] = data["files"]
+        if all(isinstance(entry, dict) and _plain_name(entry["staged"])
+               and is_temporary(entry["staged"]) and _plain_name(entry["final"])
+               for entry in entries):
             return entries
     except (OSError, ValueError, KeyError, TypeError, RecursionError):
         pass
     return None
+
+
+def _plain_name(name: object) -> bool:
+    # A journal names files of the folder itself; a number or null would reach the rename as
+    # a TypeError, a NUL as a ValueError, ".." a rename onto a folder that no rerun finishes.
+    return type(name) is str and name not in ("", ".", "..") and not {"/", "\0"} & set(name)
 
 
 def settle(directory: Path) -> bool:
@@ -144,18 +180,19 @@ def settle(directory: Path) -> bool:
     """
     journal = directory / JOURNAL
     if not journal.is_file():
-        return False
+        return False  # the common case costs one stat and no lock
     try:
-        entries = _read_journal(directory)
-        for entry in entries or ():
-            staged = directory / entry["staged"]
-            try:
-                os.replace(staged, directory / entry["final"])
-            except FileNotFoundError:
-                pass  # renamed already, by a run before or by another reader finishing it now
-        _fsync_dir(directory)
-        journal.unlink(missing_ok=True)  # likewise: whoever finishes the commit removes it
-        _fsync_dir(directory)
+        with _journal_lock(directory):
+            if not journal.is_file():
+                return False  # another process finished it while this one waited
+            for entry in _read_journal(directory) or ():
+                try:
+                    os.replace(directory / entry["staged"], directory / entry["final"])
+                except FileNotFoundError:
+                    pass  # renamed already, by a run that was killed before removing the journal
+            _fsync_dir(directory)
+            journal.unlink(missing_ok=True)  # removed by hand while this one waited: done too
+            _fsync_dir(directory)
     except OSError as exc:
         raise DataError(f"{journal}: an interrupted cxrvqa commit cannot be finished "
                         f"({exc.strerror or exc}); make the folder writable and rerun") from None
@@ -229,6 +266,21 @@ class _HashingWriter:
             self.stream.write(data)
 
 
+def _place_journal(directory: Path, entries: list[dict[str, str]]) -> None:
+    """Stage the journal and rename it into place under the lock: it is absent or complete."""
+    temporary = directory / stage_name(JOURNAL)
+    try:
+        with temporary.open("wb") as stream:
+            stream.write(json.dumps({"format": 1, "files": entries}, indent=1).encode("utf-8"))
+            stream.flush()
+            os.fsync(stream.fileno())
+        with _journal_lock(directory):
+            os.replace(temporary, directory / JOURNAL)
+    except BaseException:  # a full disk, Ctrl-C: no journal, so the old set stays
+        temporary.unlink(missing_ok=True)
+        raise
+
+
 class StagedFiles:
     """A set of files staged in one folder and committed together (see the module docstring).
 
@@ -289,18 +341,9 @@ class StagedFiles:
         settle(self.directory)
 
     def _write_journal(self) -> None:
-        entries = [{"staged": staged, "final": name, "sha256": writer.sha256.hexdigest()}
-                   for name, (staged, writer) in self._staged.items()]
-        temporary = self.directory / stage_name(JOURNAL)
-        try:
-            with temporary.open("wb") as stream:
-                stream.write(json.dumps({"format": 1, "files": entries}, indent=1).encode("utf-8"))
-                stream.flush()
-                os.fsync(stream.fileno())
-            os.replace(temporary, self.directory / JOURNAL)
-        except BaseException:  # a full disk, Ctrl-C: no journal, so the old set stays
-            temporary.unlink(missing_ok=True)
-            raise
+        _place_journal(self.directory, [
+            {"staged": staged, "final": name, "sha256": writer.sha256.hexdigest()}
+            for name, (staged, writer) in self._staged.items()])
         self._journaled = True
         _fsync_dir(self.directory)
 

@@ -26,7 +26,7 @@ from cxrvqa.build.layout import SourceLayout
 from cxrvqa.build.ontology import Ontology, load_ontology
 from cxrvqa.build.stages import Stages
 from cxrvqa.errors import DataError
-from cxrvqa.facts import MISSING, Boxes, BoxTable, ImageFacts
+from cxrvqa.facts import MISSING, Boxes, BoxTable, Finding, ImageFacts
 
 __all__ = ["ImageMeta", "SceneIndex", "first_boxes", "load_index", "load_silver_rows"]
 
@@ -142,7 +142,7 @@ def _genders(patients: pd.DataFrame) -> dict[int, str]:
     return dict(zip(rows["subject_id"].astype(int), rows["gender"].astype(str)))
 
 
-def _facts(images: frozenset[str], positives: Mapping[str, frozenset], meta: Mapping[str, ImageMeta],
+def _facts(images: frozenset[str], positives: Mapping[str, frozenset[Finding]], meta: Mapping[str, ImageMeta],
            genders: Mapping[int, str], boxes: Mapping[str, Boxes]) -> dict[str, ImageFacts]:
     return {image: ImageFacts(positives.get(image, ()), meta[image].viewpos,
                               genders.get(meta[image].subject_id), boxes.get(image))
@@ -168,7 +168,8 @@ def load_index(layout: SourceLayout, *, stages: Stages | None = None,
                                  gold_path=str(layout.gold_labels), boxes_path=silver_source)
         # Only the cohort's first boxes are read on: the ~9 M box rows go before the ~10^7
         # label rows come.
-        silver_boxes = first_boxes(silver_boxes, cohorts.silver)
+        silver_first = first_boxes(silver_boxes, cohorts.silver)
+        del silver_boxes
     with stages.stage("compute labels"):
         silver_rows = silver_labels()
         silver = image_labels(silver_rows, cohorts.silver, ontology, silver_source,
@@ -183,7 +184,7 @@ def load_index(layout: SourceLayout, *, stages: Stages | None = None,
     with stages.stage("index facts"), paused_gc():
         meta = _metadata_by_image(metadata, silver.labelled | gold.labelled)
         genders = _genders(patients)
-        silver_facts = _facts(silver.labelled, silver.positives, meta, genders, silver_boxes)
+        silver_facts = _facts(silver.labelled, silver.positives, meta, genders, silver_first)
         gold_facts = _facts(gold.labelled, gold.positives, meta, genders,
                             first_boxes(gold_boxes, gold.labelled))
     return SceneIndex(silver=silver_facts, gold=gold_facts, meta=meta, ontology=ontology,

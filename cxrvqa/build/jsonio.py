@@ -64,7 +64,8 @@ def _too_deep_at(data: bytes | str) -> int:
 
 def _long_int_at(data: bytes | str) -> int:
     pattern = rb"-?[0-9]{%d,}" if isinstance(data, bytes) else r"-?[0-9]{%d,}"
-    match = re.search(pattern % (MAX_INT_DIGITS + 1), data)  # type: ignore[operator]
+    # (re's overloads cannot pair a str-or-bytes pattern with a subject of the same type)
+    match = re.search(pattern % (MAX_INT_DIGITS + 1), data)  # type: ignore[arg-type]
     return match.start() if match else 0
 
 

@@ -26,7 +26,9 @@ from cxrvqa.vocab import REMOVED_ATTRIBUTES, REMOVED_OBJECTS
 
 __all__ = ["ImageLabels", "LabelOrigin", "image_labels"]
 
-_EXEMPT = frozenset({"abnormal", "normal", "artifact"})
+# §4 step 6 exempts artifact alone: normal/abnormal rows are gone by then only because their
+# category is nlp (step 1); under any other category they are checked like every label.
+_EXEMPT = frozenset({"artifact"})
 # A table is a dict of equally long numpy columns: the four coded columns, "positive"
 # (relation == 1), "sent" (the rank of sent_loc among the table's distinct values) and,
 # when origins are asked for, "_row", "_via_label_name" and "_via_bbox". Columns are as
@@ -241,6 +243,7 @@ def _findings(table: _Table, names: Mapping[str, np.ndarray]) -> np.ndarray:
 def _positives(images: np.ndarray, found: np.ndarray,
                names: Mapping[str, np.ndarray]) -> dict[str, frozenset[Finding]]:
     """image -> its positive findings; rows are sorted by image (``_keep_last``)."""
+    starts: np.ndarray | list[int]
     starts = np.flatnonzero(np.r_[True, images[1:] != images[:-1]]) if len(images) else []
     bounds = np.r_[starts, len(images)].astype(np.int64).tolist()
     image_names = names["image_id"][images[bounds[:-1]]].tolist() if len(images) else []

@@ -213,6 +213,24 @@ class SourceLayout:
             required += [self.silver_labels, self.silver_boxes]
         return [path for path in required if not path.exists()]
 
+    def mix_up(self, missing: Path) -> str | None:
+        """What stands in a missing source file's place, when it is a known mix-up, or None.
+
+        An early build_dataset.sh ran ``gzip -f`` on the downloaded ``.csv.gz``, compressing it
+        again (source-formats.md §7); the VQA repository's develop branch downloads MIMIC-IV
+        2.0 (§1). Neither is read unasked: the message says what to do.
+        """
+        twice = missing.with_name(missing.name + ".gz.gz")
+        if twice.exists():
+            return (f"{twice} is compressed twice (an early build_dataset.sh ran `gzip -f` on the "
+                    f"download): run `gzip -d` on it once")
+        if missing == self.path(MIMIC_IV, PATIENTS) and self.mimic_iv.parent.is_dir():
+            found = sorted(self.mimic_iv.parent.glob(f"*/{PATIENTS}*"))
+            if found:
+                return (f"{found[0]}: another MIMIC-IV version than {MIMIC_IV.version}; to use "
+                        f"it, pass --mimic-iv-dir {found[0].parent.parent}")
+        return None
+
 
 # --- scene graphs -----------------------------------------------------------------------------
 

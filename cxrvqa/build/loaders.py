@@ -12,7 +12,7 @@ import gzip
 import zlib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -46,12 +46,18 @@ _NA_VALUES = ["", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-na
               "1.#QNAN", "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"]
 
 
+ARROW_BLOCK_BYTES = 1 << 24
+"""Bytes per block of the Arrow reader (blocks are parsed in parallel)."""
+# How pyarrow reports a block cut inside a quoted value holding a line break.
+_SPLIT_VALUE = ("columns, got", "newlines_in_values")
+
+
 def _display(path: Path) -> str:
     return str(path)
 
 
 def read_table(path: Path, columns: Sequence[str], *, sep: str = ",",
-               dtype: dict[str, object] | None = None, nrows: int | None = None,
+               dtype: dict[str, Any] | None = None, nrows: int | None = None,
                require_rows: bool = False) -> pd.DataFrame:
     """Read ``columns`` of a delimited file, naming the file and the column on failure."""
     if not path.exists():
@@ -140,17 +146,22 @@ def _read_arrow(path: Path, columns: Sequence[str], floats: Sequence[str] = (),
     text = pa.dictionary(pa.int32(), pa.string())
     types = {column: pa.float64() if column in floats else pa.string() if column in strings
              else text for column in columns}
-    try:
-        table = csv.read_csv(
-            path, parse_options=csv.ParseOptions(delimiter="\t"),
-            read_options=csv.ReadOptions(block_size=1 << 24),
-            convert_options=csv.ConvertOptions(include_columns=list(columns), column_types=types,
-                                               null_values=_NA_VALUES, strings_can_be_null=True),
-            memory_pool=_memory_pool())
-    except (pa.ArrowException, OSError):
-        return None
-    # Each block has its own dictionaries; to_pandas and silver_boxes_from_arrow unify them.
-    return table
+    convert = csv.ConvertOptions(include_columns=list(columns), column_types=types,
+                                 null_values=_NA_VALUES, strings_can_be_null=True)
+    for newlines in (False, True):
+        try:
+            # Each block has its own dictionaries; to_pandas and silver_boxes_from_arrow unify them.
+            return csv.read_csv(
+                path, parse_options=csv.ParseOptions(delimiter="\t", newlines_in_values=newlines),
+                read_options=csv.ReadOptions(block_size=ARROW_BLOCK_BYTES),
+                convert_options=convert, memory_pool=_memory_pool())
+        except (pa.ArrowException, OSError) as exc:
+            # Blocks are cut at line breaks: one inside a quoted value (a sentence column
+            # holding report text) leaves a short row, or the parser out of step with the
+            # cutter. Reading with line breaks allowed in values is slower: the second try.
+            if newlines or not any(sign in str(exc) for sign in _SPLIT_VALUE):
+                return None
+    return None
 
 
 def strip_dcm(ids: pd.Series) -> pd.Series:
@@ -278,7 +289,8 @@ def silver_boxes_from_arrow(table: pa.Table) -> pd.DataFrame | None:
         parts.append(codes)
         name_codes.append(named.indices.to_numpy())
     return pd.DataFrame({
-        "image_id": pd.Categorical.from_codes(np.concatenate(parts),
+        # (ignore: pandas-stubs types categories as an Index, pandas takes any list-like)
+        "image_id": pd.Categorical.from_codes(np.concatenate(parts),  # type: ignore[call-overload]
                                               [image.decode() for image in images]),
         "bbox_name": pd.Categorical.from_codes(np.concatenate(name_codes),
                                                names.cast(pa.string()).to_pylist()),
@@ -349,7 +361,8 @@ def silver_boxes_from_frames(frames: Iterable[pd.DataFrame], path: Path, *, firs
     if not parts:
         raise DataError(f"{_display(path)}: no box rows")
     boxes = pd.concat(parts, ignore_index=True)
-    images = pd.Categorical.from_codes(boxes["image_id"].to_numpy(), list(image_codes))
+    images = pd.Categorical.from_codes(boxes["image_id"].to_numpy(),  # type: ignore[call-overload]
+                                       list(image_codes))  # (pandas-stubs: categories as an Index)
     return boxes.assign(image_id=images, bbox_name=boxes["bbox_name"].astype("category"))
 
 
@@ -422,7 +435,9 @@ def _read_lines(path: Path) -> list[str]:
     if not path.exists():
         raise DataError(f"{_display(path)}: file not found")
     try:
-        with path.open(encoding="utf-8") as handle:
+        # utf-8-sig: a byte-order mark is not part of the first name (pandas drops one from
+        # a CSV header likewise).
+        with path.open(encoding="utf-8-sig") as handle:
             return handle.readlines()
     except (OSError, UnicodeDecodeError) as exc:
         raise _unreadable(path, exc) from None

@@ -96,7 +96,7 @@ def build_ontology(objects: Sequence[str], attribute_lines: Sequence[tuple[str, 
     attributes = [label for labels in by_category.values() for label in labels]
     if "sternotomy wires" in attributes:
         attributes.remove("sternotomy wires")
-    category = {label: cat for cat, labels in by_category.items() for label in labels}
+    category_of = {label: cat for cat, labels in by_category.items() for label in labels}
 
     children = {key: list(value) for key, value in maps["all_children"].items()}
     _edit_children(children)
@@ -114,7 +114,7 @@ def build_ontology(objects: Sequence[str], attribute_lines: Sequence[tuple[str, 
     return Ontology(
         objects=tuple(objects),
         attributes=tuple(attributes),
-        category=category,
+        category=category_of,
         attribute_parents={k: tuple(v) for k, v in attribute_parents.items()},
         object_parents={k: tuple(v) for k, v in object_parents.items()},
         possible={k: frozenset(v) for k, v in possible.items()},

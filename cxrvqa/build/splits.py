@@ -24,15 +24,19 @@ SPLIT_SEED = 103
 VALID_SHARE = 0.05
 
 
+# Read-only members (properties), so that frozen dataclasses such as SceneIndex match.
 class _Meta(Protocol):
-    subject_id: object
+    @property
+    def subject_id(self) -> int: ...
 
 
 class SilverIndex(Protocol):
     """What the split needs of a build's index: silver facts and each image's subject."""
 
-    silver: Mapping[str, ImageFacts]
-    meta: Mapping[str, _Meta]
+    @property
+    def silver(self) -> Mapping[str, ImageFacts]: ...
+    @property
+    def meta(self) -> Mapping[str, _Meta]: ...
 
 
 def assign_splits(index: SilverIndex) -> dict[str, str]:

@@ -143,4 +143,5 @@ def program_error(diagnostics: Sequence[Diagnostic]) -> ProgramError:
     """The error to raise for ``diagnostics``: the family's class if they share one, else ProgramError."""
     families = {_FAMILIES[d.code[:2]] for d in diagnostics}
     cls = families.pop() if len(families) == 1 else ProgramError
-    return cls(sorted(diagnostics, key=lambda d: d.sort_key))
+    ordered = sorted(diagnostics, key=lambda d: d.sort_key)  # typed here, not by cls's parameter
+    return cls(ordered)

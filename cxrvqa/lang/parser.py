@@ -125,6 +125,9 @@ def item_lines(text: str, start: str = "program") -> list[tuple[int, int]]:
 def _build(text: str, path: str | os.PathLike[str] | None, start: str, cls: type[_T]) -> _T:
     if not isinstance(text, str):  # Lark's own errors for None, bytes or 5 name its lexer state
         raise TypeError(f"expected the program text as str, got {type(text).__name__}")
+    # A file read with encoding="utf-8" keeps an editor's byte order mark; it is not line 1's text
+    # (files cxrvqa reads itself are decoded with "utf-8-sig").
+    text = text.removeprefix("\ufeff")
     source = Source(text, None if path is None else os.fspath(path))
     try:
         tree = _parser().parse(text, start=start)
@@ -174,6 +177,7 @@ def _chain_hint(node: Tree[Token]) -> str | None:
     operator = _CHAINS.get(str(node.data))
     if operator is None:  # most nodes: no spine to walk (this runs for every node parsed)
         return None
+    first: Tree[Token] | Token | None
     length, first = 0, node
     while isinstance(first, Tree) and first.data == node.data and length <= MAX_DEPTH // 2:
         length, first = length + 1, first.children[0] if first.children else None
@@ -280,7 +284,7 @@ def _kind_terminals() -> frozenset[str]:
 
 
 def _bare_string_hint(text: str, token: Token) -> str:
-    field = _FIELD_BEFORE.search(text, 0, token.start_pos)
+    field = _FIELD_BEFORE.search(text, 0, token.start_pos or 0)
     if field and field.group(2) == "=":
         return f"a term names its kind: write '{field.group(1)} {token.value}'"
     if field:

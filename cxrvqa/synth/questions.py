@@ -30,14 +30,17 @@ __all__ = ["write_questions"]
 
 
 class _QuestionConfig(Protocol):
-    """What of a ``SynthConfig`` the questions need."""
+    """What of a ``SynthConfig`` the questions need (read-only: SynthConfig is frozen)."""
 
-    questions_per_template: int
-    seed: int
+    @property
+    def questions_per_template(self) -> int: ...
+    @property
+    def seed(self) -> int: ...
 
 
 class _Index(SilverIndex, Protocol):
-    gold: Mapping[str, ImageFacts]
+    @property
+    def gold(self) -> Mapping[str, ImageFacts]: ...
 
 
 def write_questions(root: Path, index: _Index, config: _QuestionConfig) -> dict[str, int]:

@@ -35,6 +35,7 @@ __all__ = [
     "gold_label_rows",
     "label_lines",
     "label_rows",
+    "off_grid_shift",
     "previous_image",
     "scene_graph",
 ]
@@ -134,7 +135,7 @@ class _Resize(NamedTuple):
                 float(round((y1 - top) / ratio)), float(round((y2 - top) / ratio)))
 
 
-def _boxes(rng: random.Random, image: Image) -> tuple[dict[str, list[int]], list[int] | None]:
+def _boxes(rng: random.Random, image: Image) -> tuple[dict[str, list[int]], list[Any] | None]:
     """An image's boxes with its quirk applied, and a duplicate box's twin (draws in file order)."""
     if image.quirk == "no_boxes":
         return {}, None
@@ -158,6 +159,31 @@ def _boxes(rng: random.Random, image: Image) -> tuple[dict[str, list[int]], list
     return boxes, twin
 
 
+def off_grid_shift(image: Image, seed: int) -> tuple[float, float] | None:
+    """(shift of every x, extra width) of an image whose silver boxes are off the integer grid,
+    or None (about one image in seven; only for ``SynthConfig(rare_quirks=True)``).
+
+    Real boxes can reach past the 224 canvas (source-formats.md §3.1.2) and the builder
+    truncates x1/x2 with ``int()``: a shift of ~20 pixels gives negative x1 on the right side
+    and x2 beyond 224 on the left, fractional everywhere. A generator of its own keeps the
+    default tree's draws (and bytes) as they were.
+    """
+    rng = random.Random(f"cxrvqa-synth/off-grid/{seed}/{image.dicom_id}")
+    if rng.random() >= 0.15:
+        return None
+    return rng.choice((-1, 1)) * round(rng.uniform(18.0, 26.0), 1), rng.choice((0.25, 0.5, 0.75))
+
+
+def _off_grid(boxes: dict[str, list[Any]], twin: list[Any] | None,
+              shift: tuple[float, float]) -> None:
+    """Move every box of an image by ``shift`` (see ``off_grid_shift``), in place."""
+    dx, wider = shift
+    for box in boxes.values():
+        box[0], box[2] = round(box[0] + dx, 2), round(box[2] + dx + wider, 2)
+    if twin:
+        twin[1], twin[3] = round(twin[1] + dx, 2), round(twin[3] + dx + wider, 2)
+
+
 def _image_rng(image: Image, seed: int) -> random.Random:
     return random.Random(f"cxrvqa-synth/boxes/{seed}/{image.dicom_id}")
 
@@ -175,8 +201,9 @@ def _object(dicom_id: str, name: str, box: list[int], resize: _Resize) -> dict[s
     x1, y1, x2, y2 = box
     ox1, ox2, oy1, oy2 = resize.original(box)
     synset, display = _OBJECT_NAMES[name]
+    # round(): an off-grid width is 113.85, not 113.85000000000001 (integers stay integers).
     return {"object_id": f"{dicom_id}_{name}", "x1": x1, "y1": y1, "x2": x2, "y2": y2,
-            "width": x2 - x1, "height": y2 - y1, "bbox_name": name, "synsets": [synset],
+            "width": round(x2 - x1, 2), "height": y2 - y1, "bbox_name": name, "synsets": [synset],
             "name": display, "original_x1": ox1, "original_y1": oy1, "original_x2": ox2,
             "original_y2": oy2, "original_width": ox2 - ox1, "original_height": oy2 - oy1}
 
@@ -283,16 +310,21 @@ def _relationships(image: Image, study: Study, report: list[Sentence],
 
 
 def scene_graph(patient: Patient, study: Study, image: Image, report: list[Sentence],
-                seed: int, relationships: bool = True) -> dict[str, Any]:
+                seed: int, relationships: bool = True, rare: bool = False) -> dict[str, Any]:
     """The ``<dicom_id>_SceneGraph.json`` document of a frontal image.
 
     ``relationships=False`` leaves ``relationships`` empty (for graphs only flattened, never
-    written: no table row comes from them).
+    written: no table row comes from them). ``rare=True`` moves some images' boxes off the
+    integer grid (``off_grid_shift``).
     """
     rng = _image_rng(image, seed)
     decade = min(patient.age // 10 * 10, 90)
     reason = rng.choice(_REASONS)
-    objects = _objects(*_boxes(rng, image), image)
+    boxes, twin = _boxes(rng, image)
+    shift = off_grid_shift(image, seed) if rare else None
+    if shift is not None:
+        _off_grid(boxes, twin, shift)
+    objects = _objects(boxes, twin, image)
     return {
         "image_id": image.dicom_id, "viewpoint": image.view, "patient_id": patient.subject_id,
         "study_id": study.study_id, "gender": patient.gender,
@@ -326,10 +358,11 @@ def _tag_columns(tag: str) -> str:
     return text
 
 
-def label_lines(graph: dict[str, Any]) -> list[str]:
-    """``label_rows`` as TSV lines (tab-joined ``str`` values), without a tuple per row."""
+def label_lines(graph: dict[str, Any], image_suffix: str = "") -> list[str]:
+    """``label_rows`` as TSV lines (tab-joined ``str`` values), without a tuple per row;
+    ``image_suffix`` (``.dcm``) is appended to every image_id."""
     lines = []
-    head = f"{graph['study_id']}\t{graph['image_id']}\t"
+    head = f"{graph['study_id']}\t{graph['image_id']}{image_suffix}\t"
     columns = _TAG_COLUMNS.get
     for entry in graph["attributes"]:
         bbox = entry["bbox_name"]
@@ -346,8 +379,12 @@ def box_rows(graph: dict[str, Any]) -> Iterator[tuple[object, ...]]:
 
 
 def gold_label_rows(patient: Patient, study: Study, image_id: str, report: list[Sentence],
-                    seed: int) -> Iterator[tuple[object, ...]]:
-    """Gold rows for a first-study image: the report re-annotated, sentences kept as text."""
+                    seed: int, rare: bool = False) -> Iterator[tuple[object, ...]]:
+    """Gold rows for a first-study image: the report re-annotated, sentences kept as text.
+
+    ``rare=True`` gives every fifth sentence a quoted remark and stray spaces at its ends (the
+    file then quotes that cell, doubling the quotes).
+    """
     rng = random.Random(f"cxrvqa-synth/gold/{seed}/{image_id}")
     sentences = list(report)
     if rng.random() < 0.4:  # a finding only the gold annotators saw
@@ -360,6 +397,8 @@ def gold_label_rows(patient: Patient, study: Study, image_id: str, report: list[
     flipped: dict[tuple[str, str], bool] = {}
     for sentence in sentences:
         text = sentence.text.replace("\n", " ")
+        if rare and sentence.index % 5 == 0:
+            text = f' {text}  Reader: "compare with the prior", see above. '
         for mention in sentence.mentions:
             for tag in mention.tags:
                 category, polarity, label = tag.split("|")

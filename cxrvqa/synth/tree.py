@@ -41,6 +41,7 @@ from cxrvqa.synth.scene import (
     gold_box_rows,
     gold_label_rows,
     label_lines,
+    off_grid_shift,
     scene_graph,
 )
 from cxrvqa.vocab import REPORT_OBJECTS
@@ -76,6 +77,10 @@ class SynthConfig(BaseModel):
     questions_per_template: int = Field(10, ge=0, description="questions per template and split")
     scene_graphs: Literal["none", "dir", "zip"] = "none"
     gzip: bool = Field(False, description="write the metadata and patients CSVs as .csv.gz")
+    rare_quirks: bool = Field(False, description=(
+        "also plant real-file quirks the pinned demo tree predates: silver image ids with .dcm, "
+        "silver boxes off the integer grid and past the canvas, quoted gold sentences with "
+        "stray spaces, whole StudyTimes without '.0'"))
     progress: bool = Field(False, description="show tqdm progress bars")
 
 
@@ -83,7 +88,8 @@ class SynthConfig(BaseModel):
 class SynthManifest:
     """What ``write_sources`` wrote, with the ids of the special cases it planted.
 
-    ``quirks`` maps a box quirk name (see ``synth_cohort.BOX_QUIRKS``) to image ids.
+    ``quirks`` maps a box quirk name (see ``synth_cohort.BOX_QUIRKS``) to image ids, and with
+    ``rare_quirks`` also ``off_grid`` to the images whose silver boxes ``off_grid_shift`` moved.
     """
 
     root: Path
@@ -132,13 +138,14 @@ def write_sources(root: Path, config: SynthConfig) -> SynthManifest:
     suffix = ".csv.gz" if config.gzip else ".csv"
     files = [
         _write_rows(root / CXR / f"mimic-cxr-2.0.0-metadata{suffix}", METADATA_COLUMNS,
-                    _metadata_rows(cohort)).path,
+                    _metadata_rows(cohort, config.rare_quirks)).path,
         _write_rows(root / MIV / "hosp" / f"patients{suffix}", PATIENT_COLUMNS,
                     _patient_rows(cohort)).path,
         *_write_semantics(root / CIG / "semantics"),
     ]
     silver = _write_silver(root / CIG / "silver_dataset", cohort, config)
-    gold_labels, gold_boxes = _write_gold(root / CIG / "gold_dataset", cohort, config.seed)
+    gold_labels, gold_boxes = _write_gold(root / CIG / "gold_dataset", cohort, config.seed,
+                                          config.rare_quirks)
     files += [*silver.files, gold_labels.path, gold_boxes.path]
     studies = [study for patient in cohort.patients for study in patient.studies]
     return SynthManifest(
@@ -149,8 +156,14 @@ def write_sources(root: Path, config: SynthConfig) -> SynthManifest:
         gold_label_rows=gold_labels.rows, gold_box_rows=gold_boxes.rows,
         gold_images=tuple(sorted(p.gold_image for p in cohort.patients if p.gold)),
         subjects_without_gender=tuple(p.subject_id for p in cohort.patients if not p.listed),
-        quirks=cohort.quirks(),
+        quirks={**cohort.quirks(), **({"off_grid": _off_grid_images(cohort, config.seed)}
+                                      if config.rare_quirks else {})},
     )
+
+
+def _off_grid_images(cohort: Cohort, seed: int) -> tuple[str, ...]:
+    return tuple(sorted(image.dicom_id for _, _, image in cohort.images()
+                        if image.has_graph and off_grid_shift(image, seed) is not None))
 
 
 @contextlib.contextmanager
@@ -187,12 +200,19 @@ def _write_rows(path: Path, columns: Iterable[str], rows: Iterable[Iterable[obje
     return _Written(path, count)
 
 
-def _metadata_rows(cohort: Cohort) -> Iterator[tuple[object, ...]]:
+def _metadata_rows(cohort: Cohort, rare: bool = False) -> Iterator[tuple[object, ...]]:
     for patient, study, image in cohort.images():
         procedure = _procedure(study)
         yield (image.dicom_id, patient.subject_id, study.study_id, procedure, image.view,
-               image.rows, image.columns, image.study_date, repr(image.study_time), procedure,
+               image.rows, image.columns, image.study_date, _study_time(image, rare), procedure,
                _VIEW_MEANINGS.get(image.view, ""), _orientation(study, image))
+
+
+def _study_time(image: Image, rare: bool) -> str:
+    """HHMMSS.fff as Python writes the float; with ``rare``, every other whole second is
+    written without its '.0' (source-formats.md §2.1: some values have no fractional part)."""
+    text = repr(image.study_time)
+    return text[:-2] if rare and text.endswith(".0") and image.seconds % 2 else text
 
 
 def _procedure(study: Study) -> str:
@@ -260,9 +280,11 @@ def _write_silver(folder: Path, cohort: Cohort, config: SynthConfig) -> _Silver:
                                              disable=not config.progress):
             report = study_report(study.study_id, study.kind, config.seed, study.order > 1)
             graph = scene_graph(patient, study, image, report, config.seed,
-                                relationships=config.scene_graphs != "none")
+                                relationships=config.scene_graphs != "none",
+                                rare=config.rare_quirks)
             sink(image.dicom_id, graph)
-            lines = label_lines(graph)
+            # The tables may name images with ".dcm" (source-formats.md §3.3); graphs never do.
+            lines = label_lines(graph, ".dcm" if config.rare_quirks else "")
             if lines:
                 labels.write("\n".join(lines) + "\n")
             label_count += len(lines)
@@ -280,7 +302,7 @@ def _write_tsv_rows(handle: IO[str], rows: Iterable[tuple[object, ...]]) -> int:
 
 
 @contextlib.contextmanager
-def _graph_sink(folder: Path, mode: str) -> Iterator[Callable[[str, dict], None]]:
+def _graph_sink(folder: Path, mode: str) -> Iterator[Callable[[str, dict[str, Any]], object]]:
     """A callable storing one scene graph JSON per image (or dropping it for ``none``)."""
     if mode == "none":
         yield lambda dicom_id, graph: None
@@ -292,7 +314,7 @@ def _graph_sink(folder: Path, mode: str) -> Iterator[Callable[[str, dict], None]
     else:
         folder.mkdir(parents=True, exist_ok=True)
         with zipfile.ZipFile(folder / "scene_graph.zip", "w") as archive:
-            def store(dicom_id: str, graph: dict) -> None:
+            def store(dicom_id: str, graph: dict[str, Any]) -> None:
                 info = zipfile.ZipInfo(f"scene_graph/{dicom_id}_SceneGraph.json", _ZIP_TIME)
                 info.compress_type = zipfile.ZIP_DEFLATED
                 info.external_attr = 0o644 << 16
@@ -301,20 +323,22 @@ def _graph_sink(folder: Path, mode: str) -> Iterator[Callable[[str, dict], None]
             yield store
 
 
-def _write_gold(folder: Path, cohort: Cohort, seed: int) -> tuple[_Written, _Written]:
+def _write_gold(folder: Path, cohort: Cohort, seed: int,
+                rare: bool = False) -> tuple[_Written, _Written]:
     gold = [patient for patient in cohort.patients if patient.gold]
     labels = _write_rows(folder / "gold_attributes_relations_500pts_500studies1st.txt",
-                         GOLD_LABEL_COLUMNS, _gold_label_rows(gold, seed), delimiter="\t")
+                         GOLD_LABEL_COLUMNS, _gold_label_rows(gold, seed, rare), delimiter="\t")
     boxes = _write_rows(folder / "gold_bbox_coordinate_annotations_1000images.csv",
                         GOLD_BOX_COLUMNS, _gold_box_rows(gold, seed))
     return labels, boxes
 
 
-def _gold_label_rows(gold: list[Patient], seed: int) -> Iterator[tuple[object, ...]]:
+def _gold_label_rows(gold: list[Patient], seed: int,
+                     rare: bool = False) -> Iterator[tuple[object, ...]]:
     for patient in gold:
         first = patient.studies[0]
         report = study_report(first.study_id, first.kind, seed)
-        yield from gold_label_rows(patient, first, patient.gold_image, report, seed)
+        yield from gold_label_rows(patient, first, patient.gold_image, report, seed, rare)
 
 
 def _gold_box_rows(gold: list[Patient], seed: int) -> Iterator[list[object]]:

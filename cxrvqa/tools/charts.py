@@ -2,21 +2,21 @@
 
 A ``Chart`` is data only: rows (one label each, read top to bottom), series (one colour
 each, drawn side by side or stacked) and a value per row and series. ``svg`` renders it as
-a self-contained ``<svg>`` element for the HTML dataset card; ``save_with_matplotlib``
-draws the same chart to PNG or SVG files for ``stats --plot``. Bars are horizontal so that
+a self-contained ``<svg>`` element for the HTML dataset card; ``draw_with_matplotlib``
+draws the same chart as PNG and SVG file contents for ``stats --plot``. Bars are horizontal so that
 48 template names stay readable.
 """
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from html import escape
-from pathlib import Path
 from typing import Literal
 
-__all__ = ["ANSWER_COLOURS", "SPLIT_COLOURS", "Chart", "save_with_matplotlib", "svg"]
+__all__ = ["ANSWER_COLOURS", "SPLIT_COLOURS", "Chart", "draw_with_matplotlib", "svg"]
 
 SPLIT_COLOURS = {"train": "#4c78a8", "valid": "#f58518", "test": "#54a24b"}
 ANSWER_COLOURS = ("#4c78a8", "#72b7b2", "#eeca3b", "#bab0ac")  # 1st, 2nd, 3rd answer, the rest
@@ -204,8 +204,13 @@ def _stacked_row(chart: Chart, number: int, x: float, y: float, scale: float) ->
 
 # --- matplotlib ----------------------------------------------------------------------------
 
-def save_with_matplotlib(chart: Chart, paths: Sequence[Path]) -> None:
-    """Draw the chart with matplotlib (imported by the caller) into each path (.png, .svg)."""
+def draw_with_matplotlib(chart: Chart, formats: Sequence[str] = ("png", "svg")
+                         ) -> dict[str, bytes]:
+    """The chart drawn with matplotlib (imported by the caller): {format: file content}.
+
+    The same chart gives the same bytes: SVG carries no date, and its element ids come from a
+    fixed salt instead of a random one.
+    """
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(figsize=(10, 1.2 + 0.28 * len(chart.rows) *
@@ -238,9 +243,14 @@ def save_with_matplotlib(chart: Chart, paths: Sequence[Path]) -> None:
         axes.legend(fontsize=8, loc="lower left", bbox_to_anchor=(0, 1.0), ncol=len(chart.series),
                     frameon=False)
     figure.tight_layout()
-    for path in paths:
-        figure.savefig(path, dpi=100)
+    drawn = {}
+    with plt.rc_context({"svg.hashsalt": "cxrvqa"}):
+        for suffix in formats:
+            buffer = io.BytesIO()
+            figure.savefig(buffer, format=suffix, dpi=100, metadata={"Date": None})
+            drawn[suffix] = buffer.getvalue()
     plt.close(figure)
+    return drawn
 
 
 def _segment_labels(axes: object, chart: Chart, series: int, lefts: Sequence[float],

@@ -152,7 +152,8 @@ class RetryPolicy:
     received). None: no limit."""
 
     def delay(self, attempt: int) -> float:
-        return min(self.backoff * 2**attempt, self.max_backoff)
+        # (ignore: int ** int is Any to mypy, as a negative power would be a float)
+        return min(self.backoff * 2**attempt, self.max_backoff)  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True)
@@ -178,7 +179,8 @@ class DownloadReport:
         return sum(outcome.size or 0 for outcome in self.files)
 
     def summary(self) -> str:
-        counts = {status: len(self.paths(status)) for status in ("downloaded", "complete", "planned")}
+        statuses: tuple[Status, ...] = ("downloaded", "complete", "planned")
+        counts = {status: len(self.paths(status)) for status in statuses}
         done = ", ".join(f"{count} {status}" for status, count in counts.items() if count)
         return f"{len(self.files)} files ({_human(self.total_bytes)}): {done or 'nothing to do'}"
 
@@ -591,7 +593,7 @@ def _transfer(http: _Http, job: _Job, on_bytes: Callable[[int], None]) -> None:
 
 
 def _parallel(
-    http: _Http, items: Sequence[T], action: Callable[[T], None], workers: int, done: Callable[[], None]
+    http: _Http, items: Sequence[T], action: Callable[[T], None], workers: int, done: Callable[[], object]
 ) -> None:
     """Run ``action`` on every item with at most ``workers`` threads; the first failure stops the rest."""
 

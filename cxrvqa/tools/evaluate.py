@@ -16,7 +16,8 @@ predictions, gold or ans2idx file that cannot be read at all raises ``DataError`
 
 Metrics, over the gold records:
 
-- exact-set accuracy, overall and per content type, semantic type and template program;
+- exact-set accuracy, overall and per content type, semantic type and template program,
+  each with its 95 % Wilson interval;
 - micro F1 over the answer vocabulary (one binary label per answer);
 - macro F1: the unweighted mean of the per-answer F1 over the whole vocabulary
   (an answer with no gold and no predicted occurrence scores 0, as sklearn's default),
@@ -25,6 +26,10 @@ Metrics, over the gold records:
   perfect prediction scores 1 on;
 - weighted F1: per-answer F1 weighted by gold support. The original MIMIC-CXR-VQA
   baselines reported this number as "macro F1"; it is labelled as what it is here.
+
+``compare`` scores two models' predictions on the same gold file and pairs them record by
+record: the accuracy difference with its 95 % interval and McNemar's exact p-value, overall
+and per content type (``cxrvqa evaluate --baseline``).
 
 Example:
     >>> report = evaluate("predictions.json", "mimiccxrvqa/dataset/test.json")  # doctest: +SKIP
@@ -44,9 +49,11 @@ from typing import Any
 from cxrvqa.build.jsonio import decode_json, not_utf8, refuse_device
 from cxrvqa.errors import DataError, printable
 from cxrvqa.tools.numbers import plain_int
+from cxrvqa.tools.uncertainty import mcnemar_exact, paired_difference, wilson
 from cxrvqa.vocab import VQA_ATTRIBUTES, VQA_OBJECTS, answer_vocabulary
 
-__all__ = ["EvaluationReport", "GroupScore", "default_vocabulary", "evaluate", "score"]
+__all__ = ["Comparison", "EvaluationReport", "GroupScore", "PairedScore", "compare",
+           "default_vocabulary", "evaluate", "score"]
 
 _Key = tuple[str, int]
 _SHOWN = 5  # examples listed per kind of problem
@@ -75,6 +82,11 @@ class GroupScore:
     def accuracy(self) -> float:
         return self.correct / self.total if self.total else 0.0
 
+    @property
+    def ci(self) -> tuple[float, float]:
+        """The 95 % Wilson interval of the accuracy."""
+        return wilson(self.correct, self.total)
+
 
 @dataclass
 class EvaluationReport:
@@ -92,15 +104,23 @@ class EvaluationReport:
     problems: dict[str, int] = field(default_factory=dict)
     examples: dict[str, list[str]] = field(default_factory=dict)
     hint: str | None = None  # why nothing was scored, when the files look mismatched
+    # (split, idx) of each gold record -> answered exactly right; what ``compare`` pairs
+    outcomes: dict[_Key, bool] = field(default_factory=dict, repr=False)
 
     @property
     def accuracy(self) -> float:
         return self.correct / self.total if self.total else 0.0
 
+    @property
+    def accuracy_ci(self) -> tuple[float, float]:
+        """The 95 % Wilson interval of the accuracy."""
+        return wilson(self.correct, self.total)
+
     def to_json(self) -> dict[str, Any]:
         """The report as plain JSON data (``json.dumps`` it for ``--json``)."""
         return {
             "total": self.total, "correct": self.correct, "accuracy": self.accuracy,
+            "accuracy_ci95": list(self.accuracy_ci),
             "micro_f1": self.micro_f1, "macro_f1": self.macro_f1,
             "weighted_f1": self.weighted_f1,
             "weighted_f1_note": "reported as 'macro F1' by the original baselines",
@@ -108,7 +128,8 @@ class EvaluationReport:
             "present_macro_f1": self.present_macro_f1, "present_answers": self.present_answers,
             "vocabulary_size": self.vocabulary_size,
             "groups": {name: {g.name: {"total": g.total, "correct": g.correct,
-                                       "accuracy": g.accuracy} for g in scores}
+                                       "accuracy": g.accuracy, "accuracy_ci95": list(g.ci)}
+                              for g in scores}
                        for name, scores in self.groups.items()},
             "problems": dict(self.problems), "examples": dict(self.examples),
             "hint": self.hint,
@@ -117,7 +138,8 @@ class EvaluationReport:
     def render(self) -> str:
         """A plain-text table: the headline metrics, each group, then the problems."""
         lines = [f"records             {self.total}",
-                 f"exact-set accuracy  {self.accuracy:.4f} ({self.correct}/{self.total})",
+                 f"exact-set accuracy  {self.accuracy:.4f} ({self.correct}/{self.total}; 95% "
+                 f"CI {_interval(self.accuracy_ci)}, Wilson)",
                  f"micro F1            {self.micro_f1:.4f}",
                  f"macro F1            {self.macro_f1:.4f}  (unweighted, all {self.vocabulary_size} "
                  f"answers)",
@@ -127,9 +149,9 @@ class EvaluationReport:
                  f"note: {MACRO_NOTE}"]
         for name, scores in self.groups.items():
             width = max([len(name), *(len(g.name) for g in scores)])
-            lines += ["", f"{name:<{width}}  {'n':>6}  {'correct':>7}  accuracy"]
-            lines += [f"{g.name:<{width}}  {g.total:>6}  {g.correct:>7}  {g.accuracy:.4f}"
-                      for g in scores]
+            lines += ["", f"{name:<{width}}  {'n':>6}  {'correct':>7}  accuracy  95% CI"]
+            lines += [f"{g.name:<{width}}  {g.total:>6}  {g.correct:>7}  {g.accuracy:.4f}    "
+                      f"{_interval(g.ci)}" for g in scores]
         lines += ["", "problems: " + (", ".join(f"{kind} {count}" for kind, count in
                                                 self.problems.items() if count) or "none")]
         lines += [f"  {kind}: {example}" for kind, shown in self.examples.items() for example in shown]
@@ -137,6 +159,73 @@ class EvaluationReport:
             lines.append(f"hint: {self.hint}")
         # Names come from the files: a line break or terminal escape in one is shown escaped.
         return "\n".join(map(printable, lines))
+
+
+def _interval(bounds: tuple[float, float]) -> str:
+    return f"[{bounds[0]:.4f}, {bounds[1]:.4f}]"
+
+
+@dataclass(frozen=True)
+class PairedScore:
+    """Two models on the same ``total`` gold records: each one's correct count, and how many
+    records only the first (``only_first``) or only the second answered exactly right."""
+
+    name: str
+    total: int
+    first_correct: int
+    second_correct: int
+    only_first: int
+    only_second: int
+
+    @property
+    def difference(self) -> tuple[float, float, float]:
+        """First minus second accuracy, and its 95 % interval (paired Wald)."""
+        return paired_difference(self.only_first, self.only_second, self.total)
+
+    @property
+    def p_value(self) -> float:
+        """McNemar's exact two-sided p-value."""
+        return mcnemar_exact(self.only_first, self.only_second)
+
+    def to_json(self) -> dict[str, Any]:
+        difference, low, high = self.difference
+        return {"total": self.total, "first_correct": self.first_correct,
+                "second_correct": self.second_correct, "only_first": self.only_first,
+                "only_second": self.only_second, "difference": difference,
+                "difference_ci95": [low, high], "mcnemar_p": self.p_value}
+
+
+@dataclass
+class Comparison:
+    """What ``compare`` found: both reports and the paired scores (all, then by content type)."""
+
+    first_path: Path
+    second_path: Path
+    first: EvaluationReport
+    second: EvaluationReport
+    paired: list[PairedScore]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"predictions": self.first.to_json(), "baseline": self.second.to_json(),
+                "paired": {score.name: score.to_json() for score in self.paired}}
+
+    def render(self) -> str:
+        """The first model's report, then the paired table."""
+        width = max(len(score.name) for score in self.paired)
+        lines = [self.first.render(), "",
+                 f"paired with the baseline {self.second_path}: difference = predictions - "
+                 f"baseline; 'only' counts the records exactly one of the two answers right; p: "
+                 f"McNemar's exact test",
+                 f"{'group':<{width}}  {'n':>6}  {'pred.':>6}  {'base.':>6}  difference  "
+                 f"95% CI              {'only pred.':>10}  {'only base.':>10}  p"]
+        for score in self.paired:
+            difference, low, high = score.difference
+            lines.append(
+                f"{score.name:<{width}}  {score.total:>6}  {score.first_correct / score.total:.4f}  "
+                f"{score.second_correct / score.total:.4f}  {difference:+.4f}     "
+                f"[{low:+.4f}, {high:+.4f}]  {score.only_first:>10}  {score.only_second:>10}  "
+                f"{score.p_value:.3g}")
+        return "\n".join(lines)
 
 
 class _Problems:
@@ -168,14 +257,62 @@ def evaluate(predictions_path: str | os.PathLike[str], gold_path: str | os.PathL
     Raises:
         DataError: the gold file or ans2idx file is missing or is not what a build writes.
     """
-    gold_path = Path(gold_path)
+    gold, vocabulary = _gold_and_vocabulary(Path(gold_path), ans2idx_path)
+    return _score_file(Path(predictions_path), gold, vocabulary)
+
+
+def compare(predictions_path: str | os.PathLike[str], baseline_path: str | os.PathLike[str],
+            gold_path: str | os.PathLike[str],
+            ans2idx_path: str | os.PathLike[str] | None = None) -> Comparison:
+    """Score two models' predictions on one gold file and pair them record by record.
+
+    Args:
+        predictions_path: the model to report on.
+        baseline_path: the model it is compared with.
+        gold_path, ans2idx_path: as for ``evaluate``.
+
+    Returns:
+        Both reports, and for all records and each content type: how many records only one
+        of the two answers exactly right, the accuracy difference (predictions minus
+        baseline) with its 95 % interval, and McNemar's exact p-value.
+
+    Raises:
+        DataError: as ``evaluate``.
+    """
+    gold, vocabulary = _gold_and_vocabulary(Path(gold_path), ans2idx_path)
+    first = _score_file(Path(predictions_path), gold, vocabulary)
+    second = _score_file(Path(baseline_path), gold, vocabulary)
+    groups: dict[str, list[_Key]] = {"all": []}
+    for record in gold:
+        key = (str(record["split"]), int(record["idx"]))
+        groups["all"].append(key)
+        groups.setdefault(f"content_type={record.get('content_type', '?')}", []).append(key)
+    return Comparison(Path(predictions_path), Path(baseline_path), first, second,
+                      [_paired(name, groups[name], first.outcomes, second.outcomes)
+                       for name in sorted(groups, key=lambda name: (name != "all", name))])
+
+
+def _gold_and_vocabulary(gold_path: Path, ans2idx_path: str | os.PathLike[str] | None
+                         ) -> tuple[list[dict[str, Any]], list[str]]:
     gold = _read_gold(gold_path)
-    vocabulary = _read_vocabulary(Path(ans2idx_path) if ans2idx_path is not None
-                                  else gold_path.with_name("ans2idx.json"), ans2idx_path is None,
-                                  gold)
+    return gold, _read_vocabulary(Path(ans2idx_path) if ans2idx_path is not None
+                                  else gold_path.with_name("ans2idx.json"),
+                                  ans2idx_path is None, gold)
+
+
+def _score_file(path: Path, gold: Sequence[Mapping[str, Any]], vocabulary: Sequence[str]
+                ) -> EvaluationReport:
     problems = _Problems()
-    data, names = _read_predictions(Path(predictions_path), problems)
+    data, names = _read_predictions(path, problems)
     return score(_predictions(data, problems, names), gold, vocabulary, problems)
+
+
+def _paired(name: str, keys: Sequence[_Key], first: Mapping[_Key, bool],
+            second: Mapping[_Key, bool]) -> PairedScore:
+    return PairedScore(
+        name, len(keys), sum(first[key] for key in keys), sum(second[key] for key in keys),
+        only_first=sum(first[key] and not second[key] for key in keys),
+        only_second=sum(second[key] and not first[key] for key in keys))
 
 
 def _read_predictions(path: Path, problems: _Problems) -> tuple[object, list[str] | None]:
@@ -269,7 +406,8 @@ def score(predictions: Mapping[_Key, Sequence[str]], gold: Sequence[Mapping[str,
         present_macro_f1=present[0], present_answers=present[1],
         groups={name: _group_scores(results, name) for name in _GROUPS},
         problems=dict(problems.counts), examples=problems.examples,
-        hint=_split_hint(predictions.keys(), gold_keys))
+        hint=_split_hint(predictions.keys(), gold_keys),
+        outcomes={(str(record["split"]), int(record["idx"])): ok for record, ok in results})
 
 
 def _split_hint(predicted: Collection[_Key], gold: Collection[_Key]) -> str | None:

@@ -386,7 +386,8 @@ def record_bindings(program: n.Program, record: Mapping[str, Any]) -> dict[str, 
 
 
 def explain_image(index: SceneIndex, image_id: str, program: n.Program,
-                  bindings: Mapping[str, str | None], *, rows: Iterable[Mapping[str, Any]] | None,
+                  bindings: Mapping[str, str | None], *,
+                  rows: Iterable[Mapping[str, Any]] | pd.DataFrame | None,
                   labels: str | None = None, expected: list[str] | None = None) -> Explanation:
     """Explain ``program`` on an indexed image with the silver or gold facts (default: whichever holds it)."""
     labels = labels or ("gold" if image_id in index.gold else "silver")
@@ -398,7 +399,7 @@ def explain_image(index: SceneIndex, image_id: str, program: n.Program,
 
 
 def explain_record(index: SceneIndex, record: Mapping[str, Any], *,
-                   rows: Iterable[Mapping[str, Any]] | None, labels: str,
+                   rows: Iterable[Mapping[str, Any]] | pd.DataFrame | None, labels: str,
                    programs: Mapping[str, n.Program] | None = None) -> Explanation:
     """Explain one built (or question) record; ``labels`` follows its file (test: gold)."""
     programs = programs if programs is not None else bundled_programs()

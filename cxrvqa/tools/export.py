@@ -75,7 +75,7 @@ class ExportReport:
         return self.records == self.exported
 
     def render(self) -> str:
-        rows = [("split", "records", "exported")]
+        rows: list[tuple[object, ...]] = [("split", "records", "exported")]
         rows += [(split, count, self.exported.get(split, "-"))
                  for split, count in self.records.items()]
         return f"{self.fmt} export: {self.out}\n{text_table(rows)}"
@@ -114,6 +114,7 @@ def _is_strings(value: Any) -> bool:
 def _row(record: dict[str, Any], path: Path, number: int) -> dict[str, Any]:
     """A record in table form; a record that would not round-trip is a DataError."""
     arguments = _argument_lists(record.get("template_arguments"))
+    problem: str | None
     if record.keys() != _KEY_SET:
         problem = f"expected exactly the keys {', '.join(OUTPUT_KEYS)}"
     else:

@@ -215,7 +215,8 @@ class Generated:
 
 
 class _Index(SilverIndex, Protocol):
-    gold: Mapping[str, ImageFacts]
+    @property
+    def gold(self) -> Mapping[str, ImageFacts]: ...
 
 
 def split_pools(index: _Index) -> dict[str, dict[str, ImageFacts]]:

@@ -33,10 +33,10 @@ b. **parser**: for wordings never seen, the terms found decide. Every program li
    bring wordings to these words before the terms are read.
 c. **unknown**: nothing fits, or a word looks like a vocabulary term that is not one (a
    misspelling, "left elbow"), or the question is negated ("free of …", "ruled out"), qualifies
-   a finding or place ("large", "new", "malpositioned", "outside the …", "at the … base"),
-   counts ("how many", "only one of", "at least two", "several"), says "all" or "every" in a
-   yes/no question ("are all abnormalities in the left lung?"; "at all" is not that),
-   compares a size the other way ("less than half"), or holds a pair word ("either", "both",
+   a finding or place ("large", "new", "malpositioned", "outside the …", "above the …",
+   "at the … base"), counts ("how many", "only one of", "at least two", "several"), says
+   "all" or "every" in a yes/no question ("are all abnormalities in the left lung?"; "at all"
+   is not that), compares a size the other way ("less than half"), or holds a pair word ("either", "both",
    "but", …) with no two terms to join. The answer names the closest template line and any
    misspelt term. A text over ``MAX_QUESTION_LENGTH`` characters is refused unread, and
    errors quote a long question's start only.
@@ -52,7 +52,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -114,10 +114,12 @@ _OTHER_TERMS: dict[str, dict[str, tuple[str, ...]]] = {
     "ratio": {"1/2": ("1/2", "half", "one half", "one-half", "50%", "50 %", "0.5", "0.50", ".5"),
               "1/3": ("1/3", "third", "one third", "one-third", "a third", "33%", "33 %",
                       "0.33", "0.333", ".33")},
-    "abnormal": {"abnormal": ("abnormal", "abnormality", "abnormalities", "abnormals",
-                              "abnormal finding", "abnormal findings", "anomaly", "anomalies",
-                              "pathology", "pathologies", "pathological finding",
-                              "pathological findings", "abnormally", "wrong")},
+    # The nouns name findings ("which abnormalities …" asks for them); the adjectives describe a
+    # place ("which is abnormal: X or Y?" asks to choose one).
+    "abnormal": {"abnormality": ("abnormality", "abnormalities", "abnormals", "abnormal finding",
+                                 "abnormal findings", "anomaly", "anomalies", "pathology",
+                                 "pathologies", "pathological finding", "pathological findings"),
+                 "abnormal": ("abnormal", "abnormally", "wrong")},
     "location": {"location": ("anatomical location", "anatomical locations", "location",
                               "locations", "anatomical region", "anatomical regions", "region",
                               "regions", "anatomical site", "anatomical sites", "site", "sites",
@@ -170,8 +172,8 @@ _PAIR_WORDS = ("either", "both", "or", "neither", "but", "except", "excluding", 
 
 _YES_NO = frozenset("is are does do did can could was were has have will would should may might "
                     "any anything whether".split())
-_WH = frozenset("what which where list enumerate name identify show give provide find report "
-                "specify mention describe".split())
+_WH = frozenset("what which where list enumerate itemise itemize name identify show give provide "
+                "find report specify mention describe".split())
 _BOTH = frozenset("both common shared share shares each simultaneously together overlap "
                   "overlapping intersection mutual".split())
 _FORM_WORDS = _YES_NO | _WH
@@ -206,6 +208,10 @@ _QUALIFIERS = frozenset("""
     main primary most mostly predominantly predominant dominant exclusively solely prominent
     pronounced better
     """.split())
+# Words that place a finding beside a region when a region follows ("above the left
+# hemidiaphragm") but compare a size otherwise ("above 0.33 of the chest width"). Not "between":
+# "between the trachea and the svc, which …" chooses between two regions.
+_RELATIVE = frozenset("above over".split())
 _PREPOSITIONS = frozenset("in of at on within from for regarding about involving".split())
 # Words that may stand beside terms without changing what is asked (besides template words).
 _FILLER = frozenset("""
@@ -218,7 +224,8 @@ _FILLER = frozenset("""
     finding findings sign signs evidence visible seen see shown present presence appear appears
     noted detected identified observed found seen located related relevant show shows showing
     displayed depicted demonstrated indicated visualized identifiable detectable observable
-    list enumerate name identify give provide report specify mention describe tell state
+    list enumerate itemise itemize name identify give provide report specify mention describe tell
+    state
     what which where whether if how one two following given current same provided above
     wider than width of thorax thoracic more greater larger exceed exceeds half third
     """.split())
@@ -325,6 +332,7 @@ class Recogniser:
                    if isinstance(item, str)}
         self._known = _FILLER | literal
         self._qualifiers = _QUALIFIERS - literal
+        self._relative = _RELATIVE - literal
         self._suspicious = frozenset(w for w in vocabulary_words if w not in self._known)
         self._phrases = sorted({" ".join(words) for entries in self._trie.values()
                                 for words, _ in entries})
@@ -421,8 +429,8 @@ class Recogniser:
         features = _features(items)
         if features.negated:
             return self._unknown(question, items, "negated questions are not asked", rule=True)
-        if not self._qualifiers.isdisjoint(items):
-            qualified = [w for w in items if w in self._qualifiers]
+        qualified = [w for w in items if w in self._qualifiers] or _relative_places(items, self._relative)
+        if qualified:
             return self._unknown(question, items, f"{qualified[0]!r} asks about more than a "
                                  f"finding's presence in a named region", rule=True)
         if features.loose:
@@ -461,8 +469,8 @@ class Recogniser:
                 if after in (",", "or", "and", "but") or after.__class__ is _Term:
                     strange.append(item)
                     continue
-            if len(item) > 4 and _close(item, self._vocabulary_words()):  # type: ignore[arg-type]
-                strange.append(item)  # type: ignore[arg-type]
+            if len(item) > 4 and _close(item, self._vocabulary_words()):
+                strange.append(item)
         return list(dict.fromkeys(strange))
 
     def _vocabulary_words(self) -> tuple[str, ...]:
@@ -586,7 +594,7 @@ def _features(items: Sequence[_Item]) -> _Features:
             places.setdefault(item.kind, []).append(number)
     counts = tuple(len(places.get(kind, ())) for kind in _COUNTED)
     pair = next(((p[0], p[1]) for kind in PARAM_KINDS
-                 if len(p := places.get(kind, ())) >= 2), None)
+                 if len(p := places.get(kind, [])) >= 2), None)
     conn, swap = _conn(items, pair, words) if pair else (None, False)
     form = _form(items, pair, conn, words)
     if form == "choice":
@@ -610,8 +618,9 @@ def _between_has(items: Sequence[_Item], pair: tuple[int, int] | None, words: fr
 def _conn(items: Sequence[_Item], pair: tuple[int, int], words: set[str]) -> tuple[str | None, bool]:
     """The connective between the pair's terms, else the one the whole question implies;
     and whether the excluded term comes first ("excluding the Y, … in the X")."""
-    if _between_has(items, pair, _NOT):
-        return "not", False
+    if _between_has(items, pair, _NOT) or any(
+            items[at] == "no" and items[at - 1] in ("but", "and") for at in range(*pair)):
+        return "not", False  # "… but not Y", "… but no Y"
     if any(i in _NOT for i in items[:pair[0]]):
         return "not", True
     # A union marker anywhere ("either", "at least one of", "…, or both") outranks a plain "and"
@@ -638,7 +647,7 @@ def _form(items: Sequence[_Item], pair: tuple[int, int] | None, conn: str | None
     first = items[at] if at is not None else None
     if isinstance(first, _Term):
         first = "where"
-    if first in _YES_NO and items[at + 1:at + 2] == ["you"]:  # type: ignore[operator]
+    if at is not None and first in _YES_NO and items[at + 1:at + 2] == ["you"]:
         first = _after_can_you(items[at + 2:])
     if first in _YES_NO or (first is None and "if" in words):  # "tell me if there is …"
         return "yn"
@@ -646,17 +655,26 @@ def _form(items: Sequence[_Item], pair: tuple[int, int] | None, conn: str | None
         # A fragment ("PA view?", "both X and Y?") may ask whether or ask for a list, unless it
         # asks for places or all; when a program of each form fits, it is refused as ambiguous.
         places = any(isinstance(i, _Term) and i.kind == "location" for i in items)
-        return "list" if places or words & {"all", "every"} else "fragment"
+        if places or words & {"all", "every"}:
+            return "list"
+        # "pneumonia: the left lung or the right lung?" may also ask to choose one of the two
+        return "open" if _offers_two(items, pair, conn, words) else "fragment"
     between = pair is not None and ("between" in items[:pair[0]] or conn == "or")
     if between and first == "which" and pair[1] < at:  # type: ignore[index, operator]
         # "between X and Y, which …?", "X or Y, which …?" (not "which … shared between X and Y")
         return "choice"
-    if pair is not None and conn == "or" and "either" not in words and "," in items[
-            max(pair[0] - 3, 0):pair[0]] and not _asks_for_findings(items):
+    if _offers_two(items, pair, conn, words) and not _asks_for_findings(items):
         return "choice"
     if _which_of(items, pair):
         return "choice"
     return "list"
+
+
+def _offers_two(items: Sequence[_Item], pair: tuple[int, int] | None, conn: str | None,
+                words: set[str]) -> bool:
+    """A clause mark just before "X or Y" (not "either"): the pair is offered as the options."""
+    return (pair is not None and conn == "or" and "either" not in words
+            and "," in items[max(pair[0] - 3, 0):pair[0]])
 
 
 _SEEK = frozenset("identify find see spot detect notice observe locate discern".split())
@@ -665,9 +683,12 @@ _ASKS = _YES_NO | _WH | _SEEK | {"if"}
 
 
 def _after_can_you(rest: Sequence[_Item]) -> str:
-    """What "can you …" asks: "can you list …" / "can you tell me which …" ask for a list;
-    "can you identify any …" / "can you see …" ask whether; "can you identify all …" lists."""
-    verb = next((i for i in rest if i in _ASKS), None)  # type: ignore[operator]
+    """What "can you …" asks: "can you list …" / "can you tell me which …" / "… tell me the X"
+    ask for a list; "can you identify any …" / "can you see …" ask whether; "can you identify
+    all …" lists."""
+    verb = next((i for i in rest if i in _ASKS), None)
+    if verb is None and rest[:1] == ["tell"]:
+        return "what"  # "can you tell me the patient's sex?" (not "… tell me if …")
     if verb in _SEEK:
         after = rest[rest.index(verb) + 1:rest.index(verb) + 2]
         return "what" if after and after[0] in _LISTING else "is"
@@ -681,7 +702,7 @@ def _is_where(item: _Item) -> bool:
 def _asks_for_findings(items: Sequence[_Item]) -> bool:
     """"what abnormalities …": the answer is findings, not one of two named places."""
     return any(a in ("what", "which") and isinstance(b, _Term) and b.kind == "abnormal"
-               for a, b in zip(items, items[1:]))
+               and b.value == "abnormality" for a, b in zip(items, items[1:]))
 
 
 def _which_of(items: Sequence[_Item], pair: tuple[int, int] | None) -> bool:
@@ -710,20 +731,20 @@ def _fixed_fit(line: _Line, items: Sequence[_Item]) -> bool:
     return True
 
 
-def _narrow(lines: list[_Line], keep: object, reason: str) -> tuple[list[_Line], str]:
-    kept = [line for line in lines if keep(line)]  # type: ignore[operator]
+def _narrow(lines: list[_Line], keep: Callable[[_Line], bool], reason: str) -> tuple[list[_Line], str]:
+    kept = [line for line in lines if keep(line)]
     if kept and len({line.program for line in kept}) < len({line.program for line in lines}):
         return kept, reason
     return lines, ""
 
 
 def _by_form(lines: list[_Line], f: _Features) -> tuple[list[_Line], str]:
-    forms = ("yn", "list") if f.form == "fragment" else (f.form,)
+    forms = {"fragment": ("yn", "list"), "open": ("yn", "list", "choice")}.get(f.form, (f.form,))
     kept = [line for line in lines if line.features.form in forms]
     if not kept and f.conn == "or":
         # "Is this an AP or a PA view?" asks to choose; so may "which …, X or Y" (a list).
         other = {"yn": ("choice",), "choice": ("list",), "list": ("choice",),
-                 "fragment": ("choice",)}[f.form]
+                 "fragment": ("choice",), "open": ()}[f.form]
         kept = [line for line in lines if line.features.form in other]
     if len({line.program for line in kept}) < len({line.program for line in lines}):
         return kept, f"form {f.form}"
@@ -747,6 +768,8 @@ def _by_location(lines: list[_Line], f: _Features) -> tuple[list[_Line], str]:
     if f.location:
         kept = [line for line in lines if line.features.location]
         return kept, ("asks for locations" if len(kept) < len(lines) else "")
+    if f.form == "open":
+        return lines, ""  # choosing one of two places asks for a location without saying so
     return _narrow(lines, lambda line: not line.features.location, "no location asked")
 
 
@@ -793,6 +816,17 @@ def _after(items: Sequence[_Item], at: int, step: int = 1) -> _Item:
     return items[at + step] if at + step < len(items) else ","
 
 
+def _relative_places(items: Sequence[_Item], words: frozenset[str]) -> list[str]:
+    """The ``words`` (of ``_RELATIVE``) that a region follows, "the" allowed between."""
+    found = []
+    for at, item in enumerate(items):
+        if item in words:
+            region = _after(items, at, 2 if _after(items, at) == "the" else 1)
+            if region.__class__ is _Term and region.kind == "object":
+                found.append(item)
+    return found
+
+
 def _says_all(items: Sequence[_Item]) -> bool:
     """"all" or "every", but not the "at all" of "is there any abnormality at all?"."""
     return any(item in _ALL and not (item == "all" and at and items[at - 1] == "at")
@@ -829,7 +863,7 @@ def _bind_in_order(program: Program, line: _Line, items: Sequence[_Item],
                    swap: bool = False) -> dict[str, dict[str, str]]:
     """Arguments from the question's terms: each kind's params take its free terms in order."""
     free: dict[str, list[str]] = {}
-    fixed = list(line.fixed)
+    fixed: list[tuple[str, str | None]] = list(line.fixed)
     for item in items:
         if isinstance(item, _Term) and item.kind in PARAM_KINDS:
             if (item.kind, item.value) in fixed:

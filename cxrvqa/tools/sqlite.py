@@ -123,7 +123,8 @@ class FuncVqa:
     def answer(self, question: str, study_id: object) -> int | str | None:
         """The SQL value for one question on one study (None when the index lacks the study)."""
         program, arguments = self._parse(question)
-        facts = self.images.get(_study_number(study_id))
+        number = _study_number(study_id)
+        facts = self.images.get(number) if number is not None else None
         if facts is None:
             return None
         try:

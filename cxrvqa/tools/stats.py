@@ -17,16 +17,17 @@ from itertools import combinations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cxrvqa.build.commit import naming_os_errors, settle
+from cxrvqa.build.commit import settle
 from cxrvqa.build.jsonio import decode_json, not_utf8
 from cxrvqa.build.layout import ANS2IDX_FILE, BUILT_FILES, QUESTION_FILES
+from cxrvqa.build.output import write_files_atomically
 from cxrvqa.errors import CxrvqaError, DataError, EvaluationError, printable
 from cxrvqa.facts import ImageFacts
 from cxrvqa.tools.charts import (
     ANSWER_COLOURS,
     SPLIT_COLOURS,
     Chart,
-    save_with_matplotlib,
+    draw_with_matplotlib,
 )
 from cxrvqa.vocab import FIXED_ANSWERS
 
@@ -365,11 +366,9 @@ def write_plots(stats: Stats, directory: Path) -> str:
     """
     require_matplotlib()
     made = charts(stats)
-    directory.mkdir(parents=True, exist_ok=True)
-    with naming_os_errors(directory):  # a full disk's error names no file
-        for chart in made:
-            save_with_matplotlib(chart, [directory / f"{chart.name}.png",
-                                         directory / f"{chart.name}.svg"])
+    files = {f"{chart.name}.{suffix}": data for chart in made
+             for suffix, data in draw_with_matplotlib(chart).items()}
+    write_files_atomically(directory, files)  # all charts or none, like the built splits
     return f"wrote {len(made)} charts (PNG and SVG) to {directory}"
 
 

@@ -273,10 +273,12 @@ class CompareReport:
     dataset_dir: Path
     other_dir: Path
     splits: tuple[SplitComparison, ...]
+    # Split files found in one folder only, not compared: (split, "ours" or "other").
+    unpaired: tuple[tuple[str, str], ...] = ()
 
     @property
     def ok(self) -> bool:
-        return all(split.ok for split in self.splits)
+        return all(split.ok for split in self.splits) and not self.unpaired
 
     def render(self) -> str:
         rows: list[Sequence[object]] = [("split", "ours", "other", "differing", "missing", "extra",
@@ -284,6 +286,7 @@ class CompareReport:
         rows += [(s.split, s.records, s.other_records, s.differing, len(s.missing), len(s.extra),
                   "differs" if s.order_differs else "same") for s in self.splits]
         lines = [f"ours: {self.dataset_dir}", f"other: {self.other_dir}", text_table(rows)]
+        lines += [f"{split}: only in {where}, not compared" for split, where in self.unpaired]
         for split in self.splits:
             lines += _split_details(split)
         return "\n".join(lines)
@@ -370,9 +373,24 @@ def compare_datasets(dataset_dir: Path, other_dir: Path, splits: Sequence[str] =
         number of differing records per template_program, the idx of records only in the
         other build (missing) or only in ours (extra), and whether the record order differs.
 
+        A split file in one folder only is named as unpaired (a difference); one in neither
+        folder is left out, so a ``--splits`` build compares with another of the same splits.
+
     Raises:
-        DataError: a split file is absent or malformed, or a record lacks an integer idx.
+        DataError: no split file is in both folders, one is malformed, or a record lacks an
+            integer idx.
     """
-    return CompareReport(dataset_dir, other_dir, tuple(
-        _compare_split(split, dataset_dir / f"{split}.json", other_dir / f"{split}.json", limit)
-        for split in splits))
+    settle(dataset_dir)
+    settle(other_dir)  # an interrupted commit is finished before its files are looked for
+    paired, unpaired = [], []
+    for split in splits:
+        ours, other = dataset_dir / f"{split}.json", other_dir / f"{split}.json"
+        if ours.exists() and other.exists():
+            paired.append(_compare_split(split, ours, other, limit))
+        elif ours.exists() or other.exists():
+            unpaired.append((split, "ours" if ours.exists() else "other"))
+    if not paired:
+        names = ", ".join(f"{split}.json" for split in splits)
+        raise DataError(f"{dataset_dir} and {other_dir}: no split file in both folders "
+                        f"(looked for {names})")
+    return CompareReport(dataset_dir, other_dir, tuple(paired), tuple(unpaired))

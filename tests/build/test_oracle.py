@@ -7,6 +7,8 @@ cannot hide behind agreement.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -208,3 +210,16 @@ def test_ans2idx_matches_the_published_file(tmp_path: Path) -> None:
     assert len(ans2idx) == 110
     assert {"abdomen": 0, "ap": 4, "f": 27, "left lung": 47, "m": 57, "no": 65, "pa": 66,
             "yes": 109}.items() <= ans2idx.items()
+
+
+def test_oracle_imports_nothing_from_cxrvqa() -> None:
+    # Independence is the oracle's point: a fresh interpreter that imports all of it must not
+    # have loaded any cxrvqa module (directly or through a test helper such as treebuilder).
+    oracle_dir = Path(__file__).resolve().parents[1] / "oracle"
+    modules = sorted(path.stem for path in oracle_dir.glob("*.py") if path.stem != "__init__")
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import importlib; "
+            f"[importlib.import_module('oracle.' + name) for name in {modules!r}]; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'cxrvqa'))")
+    done = subprocess.run([sys.executable, "-c", code, str(oracle_dir.parent)],
+                          capture_output=True, text=True, check=True)
+    assert len(modules) >= 6 and done.stdout.strip() == "[]"

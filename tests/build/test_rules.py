@@ -140,6 +140,18 @@ def test_object_propagation_and_tie_rule(tmp_path: Path) -> None:
         ["yes"], ["left lower lung zone", "left lung"], ["yes"], ["no"], ["no"], ["yes"]]
 
 
+def test_attribute_propagation_comes_before_object_propagation(tmp_path: Path) -> None:
+    tree = SourceTree()
+    a = _image(tree, 1)
+    tree.silver(a, "left lower lung zone", "consolidation", 1, sent=2)
+    tree.silver(a, "left upper lung zone", "atelectasis", 0, sent=2)
+    _ask(tree, a, LUNG, "lung opacity")
+    # Step 4 gives each zone a lung opacity row (lower: 1, upper: 0); step 5 copies both to the
+    # left lung, and the lower zone, later in the walk, wins: yes. Objects first would give the
+    # left lung consolidation 1 and atelectasis 0, and then atelectasis' copy would win: no.
+    assert _answers(_build(tree, tmp_path)["train"]) == [["yes"]]
+
+
 def test_propagation_is_one_level(tmp_path: Path) -> None:
     tree = SourceTree()
     tree.ontology["all_children"]["upper mediastinum"] = ["trachea"]
@@ -197,6 +209,21 @@ def test_artifact_exempt_from_possible_pairs(tmp_path: Path) -> None:
     tree.ask("_train_part1", a, "program_25", category=["technicalassessment"])
     # No possible_attribute_of entry is needed for artifact; it is removed later anyway.
     assert _answers(_build(tree, tmp_path)["train"]) == [["rotated"]]
+
+
+@pytest.mark.parametrize("label", ["normal", "abnormal"])
+def test_only_artifact_is_exempt_from_possible_pairs(tmp_path: Path, label: str) -> None:
+    # normal/abnormal rows go in step 1 only by their category nlp; under another category
+    # they are labels like any other (§4 step 6 exempts artifact alone).
+    tree = SourceTree()
+    tree.ontology["possible_attribute_of"][label] = ["right lung"]
+    a = _image(tree, 1)
+    tree.silver(a, LUNG, label, 1, category="anatomicalfinding")
+    tree.silver(a, LUNG, "pneumonia", 1)
+    tree.ask("_train_part1", a, "program_7", object=[LUNG], category=["anatomicalfinding"])
+    assert _answers(_build(tree, tmp_path)["train"]) == [[]]
+    del tree.ontology["possible_attribute_of"][label]
+    _fails(tree, tmp_path / "no entry")
 
 
 @pytest.mark.parametrize("label", ["rotated", "skin fold"])
@@ -297,6 +324,34 @@ def test_width_outliers_use_all_rows_and_3_sd(tmp_path: Path) -> None:
     _fails(_outlier_tree(asked=1), tmp_path / "outside")
 
 
+def _edge_width_tree(low: int, *asked: int) -> SourceTree:
+    """trachea widths 67 (the filler image's default), 9 x 68, 9 x 66, then 76 and ``low``."""
+    tree = SourceTree()
+    for n, width in enumerate([68] * 9 + [66] * 9):
+        tree.silver_box_rows.append((f"filler{n}", "trachea", Box(10, 10 + width)))
+    edges = [_image(tree, n, boxes=False, view=view) for n, view in ((1, "AP"), (2, "PA"))]
+    for image, width in zip(edges, (76, low)):
+        tree.boxes(image, {"trachea": Box(10, 10 + width)})
+        tree.silver(image, LUNG, "pneumonia", 1)
+    for number in asked:
+        tree.ask("_train_part1", edges[number], "program_43")
+    return tree
+
+
+def test_widths_exactly_3_sd_from_the_mean_are_kept(tmp_path: Path) -> None:
+    # mean 67 and sample sd sqrt((18 + 2 * 81) / 20) = 3, exact in floats: 76 and 58 sit on
+    # mean ± 3 sd, and "below" / "above" are strict, so both edge images stay.
+    built = _build(_edge_width_tree(58, 0, 1), tmp_path)
+    assert sorted(_trachea_widths(tmp_path)) == [58.0, *[66.0] * 9, 67.0, *[68.0] * 9, 76.0]
+    assert _answers(built["train"]) == [["ap"], ["pa"]]
+
+
+def test_narrow_outliers_are_dropped_too(tmp_path: Path) -> None:
+    # With 57 instead of 58: mean - 3 sd ≈ 57.49 > 57, while 76 < mean + 3 sd ≈ 76.41.
+    assert _answers(_build(_edge_width_tree(57, 0), tmp_path)["train"]) == [["ap"]]
+    _fails(_edge_width_tree(57, 1), tmp_path / "narrow")
+
+
 def _box_count_tree(*asked: str) -> SourceTree:
     tree = SourceTree()
     images = {"35 boxes": _image(tree, 1, boxes=False), "no boxes": _image(tree, 2, boxes=False),
@@ -376,6 +431,22 @@ def test_study_order_tie_sees_only_six_leading_study_id_digits(tmp_path: Path) -
     # so only the first six digits break the tie: 50200001 and 50200002 share order 20 and both
     # stay in the cohort.
     assert _answers(_build(_tie_tree(50_200_001, 50_200_002, 1), tmp_path)["train"]) == [["pa"]]
+
+
+def test_study_order_is_dense_after_a_shared_order(tmp_path: Path) -> None:
+    # Two studies at one instant whose ids share six leading digits share order 19; the next
+    # study is the 20th (a dense rank), not the 21st (a "min" rank or a plain count), and stays.
+    tree = SourceTree()
+    subject = SUBJECT + 1
+    for day in range(1, 19):
+        tree.silver(tree.image(subject, STUDY + day * 10_000, date=_day(day)), LUNG, "pneumonia")
+    tied = [tree.image(subject, study, date=_day(19), time=93000.25)
+            for study in (50_990_001, 50_990_002)]
+    last = tree.image(subject, STUDY + 20 * 10_000, date=_day(20), view="AP")
+    for image in (*tied, last):
+        tree.silver(image, LUNG, "pneumonia")
+        tree.ask("_train_part1", image, "program_43")
+    assert _answers(_build(tree, tmp_path)["train"]) == [["pa"], ["pa"], ["ap"]]
 
 
 def _one_per_study_tree(*asked: str) -> SourceTree:
@@ -471,6 +542,24 @@ def test_labels_and_boxes_follow_the_question_file(tmp_path: Path,
 
 # --- §5: answers ------------------------------------------------------------------------------
 
+def test_abnormality_is_four_categories_not_technicalassessment(tmp_path: Path) -> None:
+    tree = SourceTree()
+    a, b = _image(tree, 1), _image(tree, 2)
+    for label in ("airspace opacity", "pneumonia", "rotated", "chest tube", "prosthetic valve"):
+        tree.silver(a, LUNG, label, 1)
+    tree.silver(b, LUNG, "rotated", 1)
+    tree.ask("_train_part1", a, "program_8", object=[LUNG])
+    tree.ask("_train_part1", a, "program_27")
+    tree.ask("_train_part1", b, "program_1", object=[LUNG], category=["technicalassessment"])
+    tree.ask("_train_part1", b, "program_3", object=[LUNG])
+    tree.ask("_train_part1", b, "program_20")
+    tree.ask("_train_part1", b, "program_33", object=[LUNG, "right lung"])
+    abnormal = ["airspace opacity", "chest tube", "pneumonia", "prosthetic valve"]
+    # anatomicalfinding, disease, tubesandlines and device count; "rotated" does not.
+    assert _answers(_build(tree, tmp_path)["train"]) == [
+        abnormal, abnormal, ["yes"], ["no"], ["no"], []]
+
+
 def _size_tree(boxes: list[dict[str, Box]], program: str = "program_47") -> SourceTree:
     tree = SourceTree()
     for n, overrides in enumerate(boxes, start=1):
@@ -502,6 +591,17 @@ def test_silver_x_truncated_toward_zero(tmp_path: Path) -> None:
     # int(): thorax 181 - 0 = 181, heart 91 -> yes (floor or floats give 182 -> exactly 1/2);
     # heart 150 - 60 = 90 of 180 -> no (floats 90.7, rounding 91 would say yes).
     assert _answers(_build(tree, tmp_path)["train"]) == [["yes"], ["no"]]
+
+
+def test_gold_sizes_read_coord224_at_the_boundary(tmp_path: Path) -> None:
+    tree = SourceTree()
+    for n, heart in enumerate((Box(40, 130), Box(40, 131)), start=1):
+        image = _image(tree, n)
+        tree.gold(image, LUNG, "pneumonia", 1)
+        tree.gold_boxes(image, {**THORAX_180, "cardiac silhouette": heart})
+        tree.ask("_test", image, "program_47")
+    # coord224 "[40, 30, 130, 190]": 90 / 180 is exactly 1/2, so "no"; 91 / 180 says "yes".
+    assert _answers(_build(tree, tmp_path)["test"]) == [["no"], ["yes"]]
 
 
 def test_size_ratios_are_strict_divisions(tmp_path: Path) -> None:
@@ -588,6 +688,37 @@ def test_ontology_edits_hilar_structures_and_mediastinum(tmp_path: Path) -> None
         ["aortic arch", "mediastinum"], ["mediastinum", "svc"]]
 
 
+def test_object_maps_skip_children_outside_the_vocabulary(tmp_path: Path) -> None:
+    tree = SourceTree()
+    tree.ontology["all_children"]["mediastinum"].append("hilar structures")
+    tree.ontology["possible_attribute_of"]["enlarged hilum"] = ["hilar structures"]
+    a = _image(tree, 1)
+    tree.silver(a, "mediastinum", "enlarged hilum", 1)
+    tree.silver(a, LUNG, "pneumonia", 1)
+    tree.ask("_train_part1", a, "program_31", attribute=["enlarged hilum"])
+    # hilar structures is not among the 38 objects, so it is nobody's child: mediastinum never
+    # joins enlarged hilum's possible objects and the row is dropped.
+    assert _answers(_build(tree, tmp_path)["train"]) == [[]]
+
+
+def _cue_label_tree(bbox: str) -> SourceTree:
+    """One image whose only row is the texture label "opacity" (outside the five categories)."""
+    tree = SourceTree()
+    tree.ontology["possible_attribute_of"]["opacity"] = ["left lower lung zone"]
+    a = _image(tree, 1)
+    tree.silver(a, bbox, "opacity", 1, category="texture")
+    tree.ask("_train_part1", a, "program_43")
+    return tree
+
+
+def test_possible_pairs_grow_only_for_vocabulary_attributes(tmp_path: Path) -> None:
+    # At its listed object the row survives step 6, so the image has labels ...
+    assert _answers(_build(_cue_label_tree("left lower lung zone"), tmp_path)["train"]) == [["pa"]]
+    # ... but "opacity" is not in the attribute vocabulary, so its list does not gain the
+    # zone's parent: the left lung row is dropped and the image has no labels.
+    _fails(_cue_label_tree(LUNG), tmp_path / "parent")
+
+
 @pytest.mark.parametrize(("chain_first", "expected"), [
     (True, ["mediastinum", "trachea", "upper mediastinum"]),
     (False, ["trachea", "upper mediastinum"]),
@@ -650,6 +781,23 @@ def test_records_keep_question_fields_and_order(tmp_path: Path) -> None:
     assert first["image_path"] == f"p12/p12345678/s56789012/{a}.jpg"
     assert (first["idx"], first["question"], first["content_type"]) == (
         41, "Is there pneumonia?", "attribute")
+
+
+def test_arguments_bind_by_key_not_by_file_order(tmp_path: Path) -> None:
+    tree = SourceTree()
+    a = _image(tree, 1)
+    tree.silver(a, LUNG, "pneumonia", 1)
+    tree.silver(a, "right lung", "pneumonia", 1)
+    tree.silver(a, "right lung", "atelectasis", 1)
+    record = tree.ask("_train_part1", a, "program_36", attribute=["pneumonia", "atelectasis"])
+    record["template_arguments"]["attribute"] = {"1": "atelectasis", "0": "pneumonia"}
+    built = _build(tree, tmp_path)
+    # Key "0" is the first attribute wherever it sits: objects with pneumonia minus objects
+    # with atelectasis (file order would give right lung minus both lungs, []).
+    assert _answers(built["train"]) == [[LUNG]]
+    # The arguments are copied unchanged, their key order too.
+    text = (tmp_path / "mimiccxrvqa/dataset/train.json").read_text()
+    assert '"attribute": {\n                "1": "atelectasis",\n                "0": "pneumonia"' in text
 
 
 PUBLISHED_ANS2IDX_SAMPLE = {"abdomen": 0, "ap": 4, "f": 27, "m": 57, "no": 65, "pa": 66,

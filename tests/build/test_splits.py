@@ -66,3 +66,24 @@ def test_normal_means_no_positive_finding_and_empty_index_gives_nothing() -> Non
     index = _index({"a": (10_000_001, False), "b": (10_000_002, True)})
     assert assign_splits(index) == {"a": "valid", "b": "valid"}  # each group of one: ceil -> 1
     assert assign_splits(_index({})) == {}
+
+
+def test_any_positive_finding_makes_a_study_abnormal_technical_ones_too() -> None:
+    # Abnormal is "at least one positive finding" (§7), not an ABN category: the subject with
+    # only a technicalassessment finding joins the 20 abnormal ones (21 -> positions 19 and 16).
+    index = _index({f"img{s}": (s, True) for s in range(10_000_001, 10_000_021)})
+    index.silver["img10000021"] = ImageFacts([("left lung", "rotated", "technicalassessment")],
+                                             "AP", "F", {})
+    index.meta["img10000021"] = SimpleNamespace(subject_id=10_000_021, study_id=1, viewpos="AP")
+    assert _valid(assign_splits(index)) == {"img10000020", "img10000017"}
+
+
+def test_scattered_subject_ids_are_sorted_before_the_permutation() -> None:
+    # Contiguous ids iterate in order as a Python set anyway; scattered 8-digit ids, like
+    # MIMIC's, do not, so only an explicit ascending sort gives positions 19 and 16 here.
+    subjects = [10000032, 10000980, 10001217, 10002428, 10003400, 10004235, 10005348, 10006580,
+                10007795, 10008454, 10010867, 10012261, 10013049, 10014354, 10015931, 10017531,
+                10018081, 10019003, 10019568, 10020740, 10021487]
+    assert list({*subjects}) != subjects  # the premise: set order is not numeric order
+    index = _index({f"img{s}": (s, True) for s in reversed(subjects)})
+    assert _valid(assign_splits(index)) == {"img10020740", "img10018081"}

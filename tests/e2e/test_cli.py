@@ -191,7 +191,7 @@ def test_evaluate_exit_codes(demo: SimpleNamespace, tmp_path: Path,
     lines.write_text("".join(json.dumps({"split": r["split"], "idx": r["idx"],
                                          "answer": r["answer"]}) + "\n" for r in records))
     code, out, _ = run(capsys, "evaluate", "--predictions", str(lines), "--gold", str(gold))
-    assert code == 0 and f"({len(records)}/{len(records)})" in out
+    assert code == 0 and f"1.0000 ({len(records)}/{len(records)}; 95% CI" in out
     assert "macro F1 (present)  1.0000" in out and "count as 0" in out
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import stat
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -168,25 +169,75 @@ def test_every_reader_finishes_an_interrupted_commit_first(
     assert _state(out, BUILT, old, new) == {"new"}
 
 
-def test_two_processes_finishing_one_commit_both_succeed(
+def _paused_settle(monkeypatch: pytest.MonkeyPatch, folder: Path
+                   ) -> tuple[threading.Thread, threading.Event, list[bool]]:
+    """A thread settling ``folder`` that stops once it has read the journal, until released."""
+    has_read, release, result = threading.Event(), threading.Event(), []
+    read_journal = commit._read_journal
+
+    def read_then_wait(directory: Path) -> list[dict[str, str]] | None:
+        entries = read_journal(directory)
+        has_read.set()
+        release.wait(10)
+        return entries
+
+    monkeypatch.setattr(commit, "_read_journal", read_then_wait)
+    thread = threading.Thread(target=lambda: result.append(settle(folder)))
+    thread.start()
+    assert has_read.wait(10)
+    monkeypatch.setattr(commit, "_read_journal", read_journal)  # for every later reader
+    return thread, release, result
+
+
+def test_a_second_settle_waits_and_finds_the_commit_finished(
         demo: SimpleNamespace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # A reader settles a journal while another process (the writer, another reader) finishes
-    # the same commit: its renames and the journal's removal meet files already gone. Before,
-    # that FileNotFoundError became "an interrupted cxrvqa commit cannot be finished".
+    # Two readers settle one interrupted commit: the second waits for the first, then finds
+    # nothing left to do (before the journal lock both renamed and removed at once).
     out = tmp_path / "out"
     new, old, run = _old_set_then_build(demo, out)
     _killed_at_rename(monkeypatch, out, old, run, 1)
+    first, release, first_result = _paused_settle(monkeypatch, out)
+    second_result: list[bool] = []
+    second = threading.Thread(target=lambda: second_result.append(settle(out)))
+    second.start()
+    second.join(0.3)
+    waited = second.is_alive()
+    release.set()
+    first.join(10)
+    second.join(10)
+    assert waited and first_result == [True] and second_result == [False]
+    assert _state(out, BUILT, old, new) == {"new"} and _leftovers(out) == []
+
+
+def test_a_settle_never_removes_the_journal_of_a_later_commit(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A reader settles commit 1 while commit 2 journals and is killed before its renames.
+    # Commit 2's journal must survive the reader, so that the next command rolls it forward;
+    # before the journal lock the reader removed it, and the folder kept commit 1's files.
+    out = tmp_path / "out"
+    names = ("a.json", "b.json")
+    write_files_atomically(out, {name: b"0" for name in names})
+
+    def staged_commit(content: bytes) -> list[dict[str, str]]:
+        entries = []
+        for name in names:
+            staged = f".cxrvqa-{os.getppid()}-{os.urandom(4).hex()}.{name}.tmp"  # a live pid
+            (out / staged).write_bytes(content)
+            entries.append({"staged": staged, "final": name, "sha256": ""})
+        return entries
+
+    commit._place_journal(out, staged_commit(b"1"))
+    later = staged_commit(b"2")
+    reader, release, _ = _paused_settle(monkeypatch, out)
+    writer = threading.Thread(target=commit._place_journal, args=(out, later))
+    writer.start()
+    writer.join(0.3)  # without the lock commit 2's journal is in place by now
+    release.set()
+    reader.join(10)
+    writer.join(10)
     assert (out / JOURNAL).is_file()
-    real_replace = os.replace
-
-    def other_process_first(source: Any, target: Any) -> None:
-        monkeypatch.setattr(os, "replace", real_replace)
-        settle(out)  # the other process finishes the whole commit, journal included
-        raise FileNotFoundError(2, "No such file or directory", str(source))
-
-    monkeypatch.setattr(os, "replace", other_process_first)
-    assert settle(out)
-    assert _state(out, BUILT, old, new) == {"new"} and not (out / JOURNAL).exists()
+    assert settle(out)  # the next command
+    assert {(out / name).read_bytes() for name in names} == {b"2"} and _leftovers(out) == []
 
 
 def test_verify_names_a_mixed_set(demo: SimpleNamespace, tmp_path: Path,

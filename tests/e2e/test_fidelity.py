@@ -1,7 +1,8 @@
 """Differential test: ``cxrvqa build`` and the reference oracle on generated source trees.
 
 Each tree comes from ``cxrvqa.synth`` (later sentences that flip earlier ones, parent and
-child labels, impossible pairs, removed and nlp rows, box outliers, > 20 studies, …).
+child labels, impossible pairs, removed and nlp rows, box outliers, > 20 studies, …; the second
+also with the rare real-file quirks of ``SynthConfig.rare_quirks``).
 The build must write exactly the oracle's records, byte for byte once serialised, and its
 per-image facts must equal the oracle's positive findings, views, genders and boxes for
 every labelled image, not only the ones the questions happen to ask about.
@@ -23,8 +24,9 @@ from treebuilder import build_argv, read_built
 
 from cxrvqa.cli import main
 
-# (patients incl. the 500 gold ones, seed, questions per template and split, gzip)
-CONFIGS = [(620, 11, 3, False), (800, 23, 3, True)]
+# (patients incl. the 500 gold ones, seed, questions per template and split, gzip, rare quirks:
+# .dcm silver ids, boxes off the integer grid and past the canvas, quoted gold sentences, ...)
+CONFIGS = [(620, 11, 3, False, False), (800, 23, 3, True, True)]
 
 
 @dataclass
@@ -44,10 +46,10 @@ def tree(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     from cxrvqa.build.layout import SourceLayout
     from cxrvqa.synth import SynthConfig, write_questions, write_sources
 
-    patients, seed, per_template, gzip = request.param
+    patients, seed, per_template, gzip, rare = request.param
     root = tmp_path_factory.mktemp(f"synth{seed}")
     config = SynthConfig(patients=patients, seed=seed, questions_per_template=per_template,
-                         gzip=gzip)
+                         gzip=gzip, rare_quirks=rare)
     write_sources(root, config)
     index = load_index(SourceLayout.from_root(root))
     write_questions(root, index, config)

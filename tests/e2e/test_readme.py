@@ -258,6 +258,10 @@ def test_readme_outputs(session: list[Ran]) -> None:
     scored = json.loads(by_command["cxrvqa evaluate --predictions preds.json --gold "
                                    "mimiccxrvqa/dataset/test.json --json"].stdout)
     assert 0 < scored["accuracy"] < 1
+    paired = by_command["cxrvqa evaluate --predictions preds.jsonl --baseline preds.json --gold "
+                        "mimiccxrvqa/dataset/test.json"].stdout
+    assert "paired with the baseline preds.json" in paired
+    assert re.search(r"\nall +\d+ +1\.0000 +0\.\d{4} +\+0\.\d{4} +\[\+0\.\d{4}, \+0\.\d{4}\]", paired)
     api = next(ran for ran in session if ran.section == "Python API")
     assert re.search(r"BuildReport\(counts=\{'train': \d+, 'valid': \d+, 'test': \d+\}, "
                      r"output_dir='rebuilt', seconds=\d+\.\d\d\)", api.stdout)

@@ -67,3 +67,13 @@ def test_binder_takes_the_fast_path_for_released_arguments() -> None:
     plan, (_, bind) = argument_plan(PROGRAMS["program_30"]), runner(PROGRAMS["program_30"])
     assert bind(arguments) == checked_arguments(PROGRAMS["program_30"], plan, arguments)
     assert bind(arguments) == ["left lung", "right lung", "pneumonia"]
+
+
+def test_both_binders_read_arguments_by_key_not_by_file_order() -> None:
+    # pipeline.md §5: values bind in key order "0", "1" however the file orders the keys.
+    arguments = {"object": {"1": "right lung", "0": "left lung"}, "attribute": {"0": "pneumonia"},
+                 "category": {}, "viewpos": {}, "gender": {}}
+    program = PROGRAMS["program_30"]
+    expected = ["left lung", "right lung", "pneumonia"]
+    assert checked_arguments(program, argument_plan(program), arguments) == expected
+    assert runner(program)[1](arguments) == expected

@@ -138,3 +138,11 @@ def test_parser_cache_lives_in_the_user_cache_folder(tmp_path: Path,
     assert parser._cache_file() == str(tmp_path / "cxrvqa" / "parser.lark-cache")
     monkeypatch.setenv("CXRVQA_NO_CACHE", "1")
     assert parser._cache_file() is False
+
+
+def test_a_byte_order_mark_in_a_string_is_not_program_text() -> None:
+    # A file read with encoding="utf-8" keeps the BOM; before, parse() stopped at 1:1 on it.
+    text = HEAD + "exists(findings)"
+    assert parse("\ufeff" + text) == parse(text)
+    with pytest.raises(ProgramSyntaxError, match=r"<string>:1:9: error"):
+        parse("\ufeffprogram 1p")  # columns count from the first character after the mark

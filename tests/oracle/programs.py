@@ -189,12 +189,22 @@ def _format(answer: Answer) -> list[str]:
     return sorted(value.lower() for value in answer)
 
 
+def _in_key_order(kind: str, values: dict[str, str]) -> list[str]:
+    """§5: the arguments of a kind are the values of keys "0", "1", ... in that order,
+    however the file happens to order the keys."""
+    try:
+        return [values[str(position)] for position in range(len(values))]
+    except KeyError:
+        raise OracleError(f"{kind}: argument keys {list(values)} are not 0..{len(values) - 1}"
+                          ) from None
+
+
 def run_program(name: str, features: pd.DataFrame,
                 arguments: dict[str, dict[str, str]]) -> list[str]:
     """Answer one question: the program's boolean masks on the image's features, formatted."""
     if name not in PROGRAMS:
         raise OracleError(f"unknown template_program {name!r}")
     counts, program = PROGRAMS[name]
-    args = {kind: list(arguments[kind].values()) for kind in KINDS.values()}
+    args = {kind: _in_key_order(kind, arguments[kind]) for kind in KINDS.values()}
     _check_counts(name, counts, args)
     return _format(program(features, args))

@@ -174,8 +174,9 @@ def zip_graphs(tree: SynthManifest) -> dict[str, dict]:
                 for name in names}
 
 
-def _assert_tables_flatten(graphs: dict[str, dict], root: Path) -> None:
-    """Each table line is the flattening of the graphs, numbers written as the JSON has them."""
+def _assert_tables_flatten(graphs: dict[str, dict], root: Path, image_suffix: str = "") -> None:
+    """Each table line is the flattening of the graphs, numbers written as the JSON has them
+    (label rows' image ids with ``image_suffix``)."""
     label_lines, box_lines = [], []
     for image_id in sorted(graphs):
         graph = graphs[image_id]
@@ -185,7 +186,8 @@ def _assert_tables_flatten(graphs: dict[str, dict], root: Path) -> None:
                 for tag in tags:
                     category, polarity, label = tag.split("|")
                     label_lines.append("\t".join(map(str, (
-                        graph["study_id"], image_id, phrase_id, phrase_id.split("|")[-1],
+                        graph["study_id"], image_id + image_suffix, phrase_id,
+                        phrase_id.split("|")[-1],
                         entry["bbox_name"], category, label, int(polarity == "yes"), polarity))))
         box_lines += ["\t".join(map(str, obj.values())) for obj in graph["objects"]]
     for name, lines in (("attribute_relations_tabular.txt", label_lines),
@@ -197,6 +199,46 @@ def test_zip_graphs_flatten_to_the_tables(tree: SynthManifest,
                                           zip_graphs: dict[str, dict]) -> None:
     assert len(zip_graphs) == tree.scene_graphs
     _assert_tables_flatten(zip_graphs, tree.root)
+
+
+@pytest.fixture(scope="module")
+def rare(tmp_path_factory: pytest.TempPathFactory) -> SynthManifest:
+    """The smallest tree with the rare real-file quirks (``SynthConfig.rare_quirks``)."""
+    config = SynthConfig(patients=501, seed=3, scene_graphs="zip", rare_quirks=True)
+    return write_sources(tmp_path_factory.mktemp("rare"), config)
+
+
+def test_rare_quirks_tables_name_images_with_dcm(rare: SynthManifest) -> None:
+    # Scene graphs name images without ".dcm" (source-formats.md §3.1.1); the tables may not.
+    with zipfile.ZipFile(rare.root / CIG / "silver_dataset" / "scene_graph.zip") as archive:
+        graphs = {name[len("scene_graph/"):-len("_SceneGraph.json")]: json.loads(archive.read(name))
+                  for name in archive.namelist()}
+    assert not any(graph["image_id"].endswith(".dcm") for graph in graphs.values())
+    _assert_tables_flatten(graphs, rare.root, image_suffix=".dcm")
+
+
+def test_rare_quirks_move_boxes_off_the_grid_and_past_the_canvas(rare: SynthManifest) -> None:
+    frame = pd.read_csv(rare.root / SCENE_TABULAR / "bbox_objects_tabular.txt", sep="\t")
+    image = frame["object_id"].str.split("_").str[0]
+    moved = image.isin(rare.quirks["off_grid"])
+    fractional = (frame["x2"] % 1 != 0) | (frame["x1"] % 1 != 0)
+    assert 0.05 < moved.groupby(image).first().mean() < 0.3
+    assert fractional[moved].all() and not fractional[~moved].any()
+    # int() truncates toward zero: a negative fraction is where it differs from floor().
+    assert ((frame["x1"] < 0) & (frame["x1"] % 1 != 0)).any() and (frame["x2"] > 224).any()
+    assert (frame["width"] == (frame["x2"] - frame["x1"]).round(2)).all()
+
+
+def test_rare_quirks_quote_gold_sentences_and_drop_whole_seconds_point(
+        rare: SynthManifest) -> None:
+    gold = rare.root / GOLD / "gold_attributes_relations_500pts_500studies1st.txt"
+    assert '\t" ' in gold.read_text() and '""compare with the prior""' in gold.read_text()
+    sentences = pd.read_csv(gold, sep="\t", keep_default_na=False)["sentence"]
+    quoted = sentences[sentences.str.contains('"compare with the prior"', regex=False)]
+    assert len(quoted) and quoted.str.startswith(" ").all() and quoted.str.endswith(" ").all()
+    lines = (rare.root / CXR / "mimic-cxr-2.0.0-metadata.csv").read_text().splitlines()[1:]
+    times = [line.split(",")[8] for line in lines]
+    assert any("." not in time for time in times) and any(time.endswith(".0") for time in times)
 
 
 def test_scene_graph_keys(zip_graphs: dict[str, dict]) -> None:

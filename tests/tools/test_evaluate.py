@@ -12,8 +12,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cxrvqa.cli import main
 from cxrvqa.errors import DataError
-from cxrvqa.tools.evaluate import default_vocabulary, evaluate, score
+from cxrvqa.tools.evaluate import compare, default_vocabulary, evaluate, score
+from cxrvqa.tools.uncertainty import mcnemar_exact, paired_difference, wilson
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 VOCAB = ["left lung", "no", "pneumonia", "right lung", "yes"]
@@ -247,6 +249,8 @@ def test_example_script_runs(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, str(EXAMPLES / "evaluate_predictions.py"),
                              str(tmp_path)], capture_output=True, text=True, check=True)
     assert "exact-set accuracy" in result.stdout and "weighted F1" in result.stdout
+    # the majority baseline gets two of the four right, always "yes" one (idx 0, as both do)
+    assert "\nall: +0.250 [" in result.stdout and "p = 1\n" in result.stdout
 
 
 def test_without_ans2idx_the_gold_answers_join_the_vocabulary(tmp_path: Path) -> None:
@@ -259,3 +263,49 @@ def test_without_ans2idx_the_gold_answers_join_the_vocabulary(tmp_path: Path) ->
     assert report.problems["unknown_answer"] == 1
     assert report.examples["unknown_answer"] == ["test:0: '7'"]
     assert report.present_answers == 5  # yes, no, left lung, right lung and "3"
+
+
+def test_accuracies_carry_wilson_intervals(files: dict[str, Path]) -> None:
+    predictions = write(files["dir"] / "p.json", {"test:0": ["yes"], "test:3": []})
+    report = evaluate(predictions, files["gold"])
+    assert report.accuracy_ci == wilson(2, 4)
+    assert report.to_json()["accuracy_ci95"] == list(wilson(2, 4))
+    anatomy = report.to_json()["groups"]["content_type"]["anatomy"]
+    assert anatomy["accuracy_ci95"] == list(wilson(1, 2))
+    low, high = wilson(2, 4)
+    assert f"0.5000 (2/4; 95% CI [{low:.4f}, {high:.4f}], Wilson)" in report.render()
+
+
+def test_compare_pairs_two_models_record_by_record(files: dict[str, Path],
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    # ours: right on 0, 2, 3; the baseline: right on 1 and 3.
+    ours = write(files["dir"] / "ours.json", {"test:0": ["yes"], "test:1": ["yes"],
+                                             "test:2": ["right lung", "left lung"], "test:3": []})
+    base = write(files["dir"] / "base.json", {"test:0": ["no"], "test:1": ["no"],
+                                             "test:2": ["left lung"], "test:3": []})
+    result = compare(ours, base, files["gold"])
+    assert (result.first.correct, result.second.correct) == (3, 2)
+    paired = {s.name: (s.total, s.first_correct, s.second_correct, s.only_first, s.only_second)
+              for s in result.paired}
+    assert paired == {"all": (4, 3, 2, 2, 1), "content_type=attribute": (2, 1, 1, 1, 1),
+                      "content_type=anatomy": (2, 2, 1, 1, 0)}
+    assert list(paired) == ["all", "content_type=anatomy", "content_type=attribute"]
+    every = result.to_json()["paired"]["all"]
+    assert every["difference"] == 0.25 and every["mcnemar_p"] == mcnemar_exact(2, 1) == 1.0
+    assert every["difference_ci95"] == list(paired_difference(2, 1, 4)[1:])
+    assert main(["evaluate", "--predictions", str(ours), "--baseline", str(base),
+                 "--gold", str(files["gold"])]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("records             4\n")
+    assert f"paired with the baseline {base}" in out
+    assert "\ncontent_type=anatomy 2 1.0000 0.5000 +0.5000 [" in "\n".join(
+        " ".join(line.split()) for line in out.splitlines())
+    assert main(["evaluate", "--predictions", str(ours), "--baseline", str(base),
+                 "--gold", str(files["gold"]), "--json"]) == 0
+    assert set(json.loads(capsys.readouterr().out)) == {"predictions", "baseline", "paired"}
+
+
+def test_an_unreadable_baseline_is_a_data_error(files: dict[str, Path]) -> None:
+    ours = write(files["dir"] / "ours.json", {"test:0": ["yes"]})
+    with pytest.raises(DataError, match=r"missing\.json: cannot read the predictions"):
+        compare(ours, files["dir"] / "missing.json", files["gold"])

@@ -144,6 +144,16 @@ OWN = [
      {"attribute": {"0": "cardiac pacer and wires", "1": "enteric tube"}}),
     ("Is there a chest port in the superior vena cava?", "program_2",
      {"object": {"0": "svc"}, "attribute": {"0": "chest port"}}),
+    # From the first measurement of heldout3.tsv: "abnormal" describes a place to choose (was
+    # program_16, the abnormalities of either); "but no" excludes like "but not"; "itemise" lists;
+    # "can you tell me the X" asks for it.
+    ("which is abnormal: the neck or the left upper lung zone?", "program_33",
+     {"object": {"0": "neck", "1": "left upper lung zone"}}),
+    ("Where is there pneumonia but no atelectasis?", "program_36",
+     {"attribute": {"0": "pneumonia", "1": "atelectasis"}}),
+    ("Itemise the devices seen in the trachea that are not seen in the svc.", "program_15",
+     {"object": {"0": "trachea", "1": "svc"}, "category": {"0": "device"}}),
+    ("Can you tell me the patient's sex?", "program_46", {}),
 ]
 
 
@@ -191,6 +201,9 @@ def test_parser_reads_unseen_wordings(recogniser: Recogniser, question: str, pro
     ("abnormalities common to the trachea and the svc?", "ambiguous",
      "could be program_12 or program_17"),
     ("Is the upper mediastinum narrower than a third of the chest?", "unknown", "unknown question"),
+    # "X: A or B?" may ask whether X is in either, or which of the two (was: whether, program_30)
+    ("lung opacity: the right lung or the left hilar structures?", "ambiguous",
+     "could be program_30 or program_32"),
 ])
 def test_refusals(recogniser: Recogniser, question: str, layer: str, message: str) -> None:
     found = recogniser.recognise(question)
@@ -219,6 +232,9 @@ def test_refusals(recogniser: Recogniser, question: str, layer: str, message: st
     ("Is there pneumonia other than in the left lung?", "'other' asks about more"),
     ("Is there lung opacity behind the cardiac silhouette?", "'behind' asks about more"),
     ("Is there pneumonia at the left lung base?", "'base' asks about more"),
+    # "above"/"over" also compare sizes ("above 0.33 of the chest width"): refused before a region
+    ("Is there any abnormality above the left hemidiaphragm?", "'above' asks about more"),
+    ("Is there pleural effusion over the right lung?", "'over' asks about more"),
     ("Is there pneumonia in the left lung apex?", "'apex' asks about more"),
     ("Is there pneumonia in the left lung before surgery?", "'before' asks about more"),
     ("Is pneumonia doubtful?", "negated"),

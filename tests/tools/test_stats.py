@@ -16,6 +16,7 @@ from cxrvqa.build.layout import SourceLayout
 from cxrvqa.errors import CxrvqaError, DataError
 from cxrvqa.programs import answer, bundled_programs
 from cxrvqa.synth import SynthConfig, write_sources
+from cxrvqa.tools import stats as stats_module
 from cxrvqa.tools.generate import GenerateOptions, generate, question_bytes
 from cxrvqa.tools.stats import (
     PLOT_EXTRA_MESSAGE,
@@ -113,6 +114,37 @@ def test_plots_are_png_and_svg_files(tmp_path: Path) -> None:
     for name in names:
         assert (tmp_path / "plots" / f"{name}.png").read_bytes().startswith(b"\x89PNG")
         assert b"<svg" in (tmp_path / "plots" / f"{name}.svg").read_bytes()
+
+
+def test_plots_are_the_same_bytes_every_time(tmp_path: Path) -> None:
+    # Before, each SVG carried the time it was drawn and randomly salted element ids.
+    pytest.importorskip("matplotlib")
+    stats = compute_stats([_write(tmp_path / "a.json", HAND_MADE)])
+    write_plots(stats, tmp_path / "first")
+    write_plots(stats, tmp_path / "second")
+    for path in (tmp_path / "first").iterdir():
+        assert path.read_bytes() == (tmp_path / "second" / path.name).read_bytes(), path.name
+
+
+def test_plots_are_written_all_or_none(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Before, a failure at the fourth chart left three charts of the new audit beside old ones.
+    pytest.importorskip("matplotlib")
+    stats = compute_stats([_write(tmp_path / "a.json", HAND_MADE)])
+    out = tmp_path / "plots"
+    write_plots(stats, out)
+    before = {path.name: path.read_bytes() for path in out.iterdir()}
+    drawn = []
+
+    def fourth_fails(chart: Any, *args: Any) -> dict[str, bytes]:
+        drawn.append(chart)
+        if len(drawn) == 4:
+            raise OSError(28, "No space left on device")
+        return {"png": b"new", "svg": b"new"}
+
+    monkeypatch.setattr(stats_module, "draw_with_matplotlib", fourth_fails)
+    with pytest.raises(OSError):
+        write_plots(stats, out)
+    assert {path.name: path.read_bytes() for path in out.iterdir()} == before
 
 
 def test_plots_without_matplotlib_name_the_extra(tmp_path: Path,

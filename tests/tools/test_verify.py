@@ -223,10 +223,27 @@ def test_malformed_split_files_are_data_errors(built: Path, other: Path, content
         compare_datasets(built, other, splits=("test",))
 
 
-def test_absent_or_invalid_split_file_is_a_data_error(built: Path, other: Path) -> None:
+def test_a_split_in_one_folder_only_is_named_and_the_others_compared(built: Path,
+                                                                     other: Path) -> None:
+    # Before, the comparison stopped at the first absent file (exit 3) and compared nothing.
     (other / "valid.json").unlink()
-    with pytest.raises(DataError, match=r"valid\.json: file not found"):
-        compare_datasets(built, other)
+    (built / "test.json").unlink()
+    report = compare_datasets(built, other)
+    assert [split.split for split in report.splits] == ["train"] and report.splits[0].ok
+    assert report.unpaired == (("valid", "ours"), ("test", "other")) and not report.ok
+    assert "valid: only in ours, not compared" in report.render()
+    (other / "test.json").unlink()  # in neither folder: left out, as after two --splits builds
+    assert compare_datasets(built, other).unpaired == (("valid", "ours"),)
+    (other / "valid.json").write_bytes((built / "valid.json").read_bytes())
+    assert compare_datasets(built, other).ok
+
+
+def test_no_split_in_both_folders_is_a_data_error(built: Path, tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=r"no split file in both folders \(looked for train"):
+        compare_datasets(built, tmp_path / "nothing here")
+
+
+def test_invalid_split_file_is_a_data_error(built: Path, other: Path) -> None:
     (other / "valid.json").write_text("[{")
     with pytest.raises(DataError, match=r"valid\.json:1:3: invalid JSON"):
         compare_datasets(built, other, splits=("valid",))
