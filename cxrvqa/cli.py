@@ -313,9 +313,16 @@ def _add_fmt(subparsers: Any) -> None:
 
 
 def _run_fmt(args: argparse.Namespace) -> int:
+    from cxrvqa.build.output import write_files_atomically
     from cxrvqa.lang.fmt import format_paths
 
-    return format_paths(args.paths, check=args.check, out=sys.stdout)
+    def replace(path: Path, text: str) -> None:
+        # Staged and renamed: a full disk or a kill leaves the old program, never a truncated
+        # one. A linked program file keeps its link; the file it points to is replaced.
+        target = path.resolve()
+        write_files_atomically(target.parent, {target.name: text.encode("utf-8")})
+
+    return format_paths(args.paths, check=args.check, out=sys.stdout, write=replace)
 
 
 # --- generate / stats ---------------------------------------------------------------------
@@ -860,8 +867,21 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or "(no message)"
 
 
+def _printable_stdout() -> None:
+    """Let stdout show any text: a terminal or locale that is not UTF-8 (LANG=en_US.ISO-8859-1,
+    PYTHONIOENCODING=ascii) gets escapes for what it cannot encode, as stderr always does,
+    instead of a UnicodeEncodeError on the first '…' or non-ASCII answer."""
+    reconfigure = getattr(sys.stdout, "reconfigure", None)
+    if reconfigure is not None and getattr(sys.stdout, "errors", None) == "strict":
+        try:
+            reconfigure(errors="backslashreplace")
+        except (ValueError, OSError):  # a stream that cannot change now: leave it
+            pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (see ``EXIT_CODES``)."""
+    _printable_stdout()
     try:
         args = _parser().parse_args(argv)
     except SystemExit as exc:  # --help, --version (0) and usage errors (2): a code, not an exit

@@ -32,6 +32,7 @@ import os
 import re
 import secrets
 import shutil
+import stat
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -79,6 +80,9 @@ def check_output_dir(directory: Path, names: tuple[str, ...] = ()) -> None:
     """
     if directory.exists() and not directory.is_dir():
         raise DataError(f"{directory}: is a file; expected a folder to write into")
+    if directory.is_symlink() and not directory.exists():
+        raise DataError(f"{directory}: is a link to nowhere (dangling, or a loop); expected a "
+                        f"folder to write into")
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
@@ -91,12 +95,25 @@ def check_output_dir(directory: Path, names: tuple[str, ...] = ()) -> None:
         if (directory / name).is_dir():
             raise DataError(f"{directory / name}: is a folder; expected a file (or nothing) "
                             f"there")
+        _refuse_special(directory / name)
     probe = directory / stage_name("probe")
     try:
         probe.touch(exist_ok=False)
         probe.unlink()
     except OSError as exc:
         raise DataError(f"{directory}: cannot write here: {exc.strerror or exc}") from None
+
+
+def _refuse_special(path: Path) -> None:
+    """Fail if ``path`` is a device, FIFO or socket: the rename that commits a file would
+    replace it (as root, `--out /dev/null` replaced the system's /dev/null with a file)."""
+    try:
+        mode = path.lstat().st_mode
+    except OSError:
+        return  # absent: it is created
+    if not (stat.S_ISREG(mode) or stat.S_ISLNK(mode) or stat.S_ISDIR(mode)):
+        raise DataError(f"{path}: is a device, FIFO or socket, which writing here would "
+                        f"replace; expected a file (or nothing) there")
 
 
 # --- recovery ---------------------------------------------------------------------------------

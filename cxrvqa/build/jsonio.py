@@ -16,7 +16,7 @@ from typing import Any
 from cxrvqa.errors import DataError
 
 __all__ = ["MAX_DEPTH", "MAX_INT_DIGITS", "JSONLimitError", "decode_json", "paused_gc",
-           "not_found", "read_json", "refuse_device"]
+           "not_found", "not_utf8", "read_json", "refuse_device"]
 
 MAX_DEPTH = 200
 """Nesting always accepted; cxrvqa's inputs nest at most 5 levels. Deeper input is refused where
@@ -151,6 +151,15 @@ def refuse_device(path: Path) -> None:
         raise DataError(f"{path}: is a device, not a file")
 
 
+def not_utf8(data: bytes, offset: int, first_line: int = 1) -> str:
+    """'line:column: ...' for the byte at ``offset`` of ``data`` that is not UTF-8 (the column
+    counts characters; ``data`` starts at line ``first_line``)."""
+    start = data.rfind(b"\n", 0, offset) + 1
+    line = first_line + data.count(b"\n", 0, offset)
+    column = len(data[start:offset].decode("utf-8", "replace")) + 1
+    return f"{line}:{column}: byte 0x{data[offset]:02x} is not UTF-8; expected UTF-8 text"
+
+
 def not_found(path: Path, expected: str) -> DataError:
     """The error for an input file that is absent; ``expected`` says what it should be."""
     return DataError(f"{path}: file not found: expected {expected}")
@@ -174,5 +183,9 @@ def read_json(path: Path, expected: str) -> Any:
         raise DataError(f"{path}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from None
     except JSONLimitError as exc:
         raise DataError(f"{path}:{exc}") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
+        if isinstance(exc.object, bytes):
+            raise DataError(f"{path}:{not_utf8(exc.object, exc.start)}") from None
+        raise DataError(f"{path}: cannot read: {exc}") from None
+    except OSError as exc:
         raise DataError(f"{path}: cannot read: {exc}") from None

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from cxrvqa.build.jsonio import read_json
+from cxrvqa.build.jsonio import not_utf8, read_json
 from cxrvqa.errors import DataError
 
 if TYPE_CHECKING:
@@ -66,7 +66,7 @@ def read_table(path: Path, columns: Sequence[str], *, sep: str = ",",
         header = pd.read_csv(path, sep=sep, nrows=0).columns
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError,
             EOFError, zlib.error) as exc:
-        raise DataError(f"{_display(path)}: cannot read the header: {_one_line(exc)}") from None
+        raise _unreadable(path, exc, "cannot read the header: ") from None
     missing = [column for column in columns if column not in header]
     if missing:
         raise DataError(f"{_display(path)}: missing column(s) {', '.join(map(repr, missing))}; "
@@ -75,10 +75,32 @@ def read_table(path: Path, columns: Sequence[str], *, sep: str = ",",
         frame = pd.read_csv(path, sep=sep, usecols=list(columns), dtype=dtype, nrows=nrows)
     except (ValueError, pd.errors.ParserError, UnicodeDecodeError, OSError, EOFError,
             zlib.error) as exc:  # EOFError, zlib.error: a truncated or damaged .gz
-        raise DataError(f"{_display(path)}: {_one_line(exc)}") from None
+        raise _unreadable(path, exc) from None
     if require_rows and frame.empty:  # an emptied table is damage, not an empty cohort
         raise DataError(f"{_display(path)}: no rows after the header")
     return frame
+
+
+def _unreadable(path: Path, exc: BaseException, what: str = "") -> DataError:
+    """The one-line error for a text file that cannot be read; bad UTF-8 is placed by its line
+    and column (read_csv's "position" counts from the start of one of its buffers)."""
+    if isinstance(exc, UnicodeDecodeError):
+        return DataError(f"{_display(path)}:{_first_bad_utf8(path)}")
+    return DataError(f"{_display(path)}: {what}{_one_line(exc)}")
+
+
+def _first_bad_utf8(path: Path) -> str:
+    """'line:column: ...' of the first byte of ``path`` (uncompressed) that is not UTF-8."""
+    try:
+        with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as stream:
+            for number, line in enumerate(stream, start=1):
+                try:
+                    line.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    return not_utf8(line, exc.start, number)
+    except (OSError, EOFError, zlib.error) as exc:
+        return f" {_one_line(exc)}"
+    return " not UTF-8 text; expected UTF-8"  # read_csv saw what this scan did not
 
 
 def _one_line(exc: BaseException) -> str:
@@ -316,7 +338,7 @@ def _boxes_by_chunks(path: Path, columns: list[str]) -> pd.DataFrame:
             return silver_boxes_from_frames(chunks, path, first_line=2, lines_per_frame=BOX_CHUNK)
     except (ValueError, pd.errors.ParserError, UnicodeDecodeError, OSError, EOFError,
             zlib.error) as exc:
-        raise DataError(f"{_display(path)}: {_one_line(exc)}") from None
+        raise _unreadable(path, exc) from None
 
 
 def _require_some_numbers(boxes: pd.DataFrame, columns: Sequence[str], path: Path) -> None:
@@ -421,7 +443,7 @@ def _read_lines(path: Path) -> list[str]:
         with path.open(encoding="utf-8-sig") as handle:
             return handle.readlines()
     except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{_display(path)}: {_one_line(exc)}") from None
+        raise _unreadable(path, exc) from None
 
 
 def read_objects_file(path: Path) -> list[str]:

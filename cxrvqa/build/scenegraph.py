@@ -60,7 +60,7 @@ from cxrvqa.build.layout import (
     find_scene_graphs,
     is_graph_name,
 )
-from cxrvqa.build.stages import progress_bar
+from cxrvqa.build.stages import ignore_interrupt, progress_bar
 from cxrvqa.build.zipsalvage import Salvaged, read_member, salvage
 from cxrvqa.errors import DataError, printable
 
@@ -128,7 +128,10 @@ _BOX_TEXTS = itemgetter(*(i for i, kinds in enumerate(_BOX_KINDS.values()) if ki
 _SYNSETS_AT = list(BOX_COLUMNS).index("synsets")
 
 _ZIP_READ_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError,
-                    RuntimeError)
+                    RuntimeError, UnicodeDecodeError, KeyError)
+# What zipfile raises on a central directory it cannot use: besides BadZipFile, an entry that
+# asks for a newer zip version, or a name flagged UTF-8 that is not.
+_ZIP_DIRECTORY_ERRORS = (zipfile.BadZipFile, NotImplementedError, UnicodeDecodeError)
 # Error messages quote the offending value, shortened only when it is really long.
 _REPR = reprlib.Repr()
 _REPR.maxstring = _REPR.maxother = 120
@@ -320,7 +323,7 @@ def _catalog(source: SceneGraphSource, skip_bad: bool) -> tuple[_Catalog, list[t
         try:
             with zipfile.ZipFile(source.path) as archive:
                 catalog = _Catalog(source, _graph_order(archive.namelist()))
-        except zipfile.BadZipFile as exc:
+        except _ZIP_DIRECTORY_ERRORS as exc:
             if not skip_bad:
                 raise DataError(
                     f"{source.path}: central directory: not readable ({_one_line(exc)}), the zip "
@@ -378,9 +381,10 @@ class _ZipReader:
         self._archive = zipfile.ZipFile(path)
 
     def read(self, name: str) -> bytes:
-        # zipfile stops at the size the directory gives (and fails the CRC if there is more).
-        _bounded(self._archive.getinfo(name).file_size)
         try:
+            # zipfile stops at the size the directory gives (and fails the CRC if there is
+            # more). KeyError: the archive was replaced since it was listed.
+            _bounded(self._archive.getinfo(name).file_size)
             return self._archive.read(name)
         except _ZIP_READ_ERRORS as exc:
             raise _BadGraph(f"unreadable zip member ({_one_line(exc)})") from None
@@ -510,6 +514,7 @@ _worker_scanner: _Scanner | None = None
 def _start_worker(task: _Task) -> None:
     # Each worker opens the archive once and keeps it for all its tasks.
     global _worker_scanner
+    ignore_interrupt()
     _worker_scanner = _Scanner(task)
 
 

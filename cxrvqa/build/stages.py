@@ -6,6 +6,7 @@ import ctypes
 import ctypes.util
 import functools
 import resource
+import signal
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -13,7 +14,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["StageTime", "Stages", "peak_rss_mb", "progress_bar", "release_free_memory"]
+__all__ = ["StageTime", "Stages", "ignore_interrupt", "peak_rss_mb", "progress_bar",
+           "release_free_memory"]
 
 
 class _NoBar:
@@ -115,3 +117,13 @@ def release_free_memory() -> None:
     trim = _malloc_trim()
     if trim is not None:
         trim(0)
+
+
+def ignore_interrupt() -> None:
+    """Make a pool's worker process ignore Ctrl-C (the initializer of every process pool).
+
+    A terminal's Ctrl-C reaches every process of the group. The parent stops the pool and
+    reports "interrupted" once; a worker that raised KeyboardInterrupt too printed its own
+    traceback (from inside multiprocessing when it was waiting for a task) and died.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -17,6 +17,7 @@ from cxrvqa.errors import (
     ProgramNameError,
     ProgramSyntaxError,
     ProgramTypeError,
+    printable,
 )
 from cxrvqa.lang.source import Source, Span
 
@@ -86,21 +87,25 @@ class Diagnostic:
               a |
                  ^
         """
-        name = self.source.name if self.source is not None else "<program>"
+        # Control characters (a line break in a file name, a terminal escape in the text) are
+        # shown escaped: each diagnostic line stays one line and cannot restyle the terminal.
+        name = printable(self.source.name) if self.source is not None else "<program>"
+        message = printable(self.message)
         if self.span is None or self.source is None:
-            lines = [f"{name}: error: {self.message}"]
+            lines = [f"{name}: error: {message}"]
         else:
             # Tabs are expanded before placing the caret, so it lines up in a terminal.
-            line = self.source.line_text(self.span.line).expandtabs()
-            indent = len(self.source.line_text(self.span.line)[: self.span.column - 1].expandtabs())
+            text = self.source.line_text(self.span.line)
+            line = printable(text.expandtabs())
+            indent = len(printable(text[: self.span.column - 1].expandtabs()))
             line, indent = _window(line, indent)
             lines = [
-                f"{name}:{self.span.line}:{self.span.column}: error: {self.message}",
+                f"{name}:{self.span.line}:{self.span.column}: error: {message}",
                 f"  {line}",
                 f"  {' ' * indent}^",
             ]
         if self.hint is not None:
-            lines.append(f"  hint: {self.hint}")
+            lines.append(f"  hint: {printable(self.hint)}")
         return "\n".join(lines)
 
     @property

@@ -18,7 +18,7 @@ from __future__ import annotations
 import difflib
 import re
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -121,8 +121,12 @@ def _blank_between(lines: list[str], above: int, below: int) -> bool:
 
 
 def format_paths(paths: Iterable[str | Path], check: bool = False,
-                 out: TextIO | None = None) -> int:
+                 out: TextIO | None = None,
+                 write: Callable[[Path, str], None] | None = None) -> int:
     """Format ``.cxr`` files and folders in place, or with ``check`` only report what would change.
+
+    ``write(path, text)`` replaces a file (default ``Path.write_text``, which truncates first);
+    the command line passes a staged, all-or-nothing writer, which this layer cannot import.
 
     Returns:
         0 when every file is (now) formatted; 1 if ``check`` found a file to change, a file
@@ -155,7 +159,10 @@ def format_paths(paths: Iterable[str | Path], check: bool = False,
                                                 f"{path}", f"{path} (formatted)"))
             status = 1
         else:
-            path.write_text(formatted, encoding="utf-8")
+            if write is None:
+                path.write_text(formatted, encoding="utf-8")
+            else:
+                write(path, formatted)
     verb = "would reformat" if check else "reformatted"
     print(f"{verb} {changed} of {total} file(s)", file=out)
     return status

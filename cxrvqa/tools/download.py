@@ -41,7 +41,7 @@ from urllib.parse import quote, urlsplit
 from tqdm import tqdm
 
 from cxrvqa.build.commit import naming_os_errors, settle
-from cxrvqa.build.jsonio import decode_json, refuse_device
+from cxrvqa.build.jsonio import decode_json, not_utf8, refuse_device
 from cxrvqa.build.layout import (
     CHEST_IMAGENOME,
     LOCAL_PREFIX,
@@ -764,6 +764,8 @@ def image_paths_from_dataset(dataset_dir: Path, splits: Sequence[str]) -> list[s
             records = decode_json(source.read_bytes())
         except FileNotFoundError:
             raise DataError(f"{source}: not found; run `cxrvqa build` first") from None
+        except UnicodeDecodeError as error:
+            raise DataError(f"{source}:{not_utf8(error.object, error.start)}") from None
         except (OSError, ValueError) as error:  # ValueError: not JSON, or too deep
             raise DataError(f"{source}: cannot read it as JSON: {error}") from None
         if not isinstance(records, list):

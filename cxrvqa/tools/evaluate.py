@@ -46,8 +46,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cxrvqa.build.jsonio import decode_json, refuse_device
-from cxrvqa.errors import DataError
+from cxrvqa.build.jsonio import decode_json, not_utf8, refuse_device
+from cxrvqa.errors import DataError, printable
 from cxrvqa.tools.numbers import plain_int
 from cxrvqa.tools.uncertainty import mcnemar_exact, paired_difference, wilson
 from cxrvqa.vocab import VQA_ATTRIBUTES, VQA_OBJECTS, answer_vocabulary
@@ -157,7 +157,8 @@ class EvaluationReport:
         lines += [f"  {kind}: {example}" for kind, shown in self.examples.items() for example in shown]
         if self.hint:
             lines.append(f"hint: {self.hint}")
-        return "\n".join(lines)
+        # Names come from the files: a line break or terminal escape in one is shown escaped.
+        return "\n".join(map(printable, lines))
 
 
 def _interval(bounds: tuple[float, float]) -> str:
@@ -323,7 +324,7 @@ def _read_predictions(path: Path, problems: _Problems) -> tuple[object, list[str
     except OSError as exc:  # no predictions at all is an error, not a report of zeros
         raise DataError(f"{path}: cannot read the predictions: {exc.strerror or exc}") from None
     except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: cannot read the predictions ({exc})") from None
+        raise DataError(f"{path}:{not_utf8(exc.object, exc.start)}") from None
     try:
         data = decode_json(text)
         # JSON Lines of a single record parse as one object; no 'split:idx' key is "idx".

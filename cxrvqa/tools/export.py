@@ -15,6 +15,7 @@ without datasets.
 
 from __future__ import annotations
 
+import errno
 import importlib
 import json
 import os
@@ -180,8 +181,25 @@ def _split_table(path: Path, records: list[dict[str, Any]], ans2idx: dict[str, i
     with paused_gc():
         rows = [_row(record, path, number) for number, record in enumerate(records)]
     schema = _schema(len(ans2idx))
-    table = pa.Table.from_pylist(rows, schema=schema.remove(len(OUTPUT_KEYS)))
+    try:
+        table = pa.Table.from_pylist(rows, schema=schema.remove(len(OUTPUT_KEYS)))
+    except UnicodeEncodeError:
+        raise _not_utf8(path, records) from None
     return table.append_column(schema.field(MULTIHOT_COLUMN), _multihot(path, records, ans2idx))
+
+
+def _not_utf8(path: Path, records: list[dict[str, Any]]) -> DataError:
+    """The error for the first record holding a string UTF-8 cannot hold (Arrow's strings are
+    UTF-8): a lone surrogate, which JSON's \\ud800 escape can spell and a build copies."""
+    for number, record in enumerate(records):
+        for key in OUTPUT_KEYS:
+            try:
+                json.dumps(record[key], ensure_ascii=False).encode("utf-8")
+            except UnicodeEncodeError as exc:
+                return DataError(f"{_label(path, number, record)}: {key}: holds "
+                                 f"{exc.object[exc.start:exc.end]!r}, a lone surrogate; "
+                                 f"expected text that UTF-8 can hold")
+    return DataError(f"{path}: a string cannot be written as UTF-8")  # not reached: one failed
 
 
 # --- writers -------------------------------------------------------------------------------
@@ -203,8 +221,11 @@ def _write_hf(tables: dict[str, pa.Table], folder: Path) -> None:
     # The library stays quiet by default; datasets' switch is global, so restore it after.
     was_disabled = datasets.are_progress_bars_disabled()
     datasets.disable_progress_bars()
+    # datasets writes as many shards as rows up to its size rule, so an empty split (a small
+    # build's train.json is []) would get no shard and not load back: give it one.
+    shards = {split: 1 if table.num_rows == 0 else None for split, table in tables.items()}
     try:
-        splits.save_to_disk(str(folder))
+        splits.save_to_disk(str(folder), num_shards=shards)
     finally:
         if not was_disabled:
             datasets.enable_progress_bars()
@@ -241,7 +262,7 @@ def _stage(out: Path) -> Path:
     if this one is killed.
     """
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise ExportError(f"{out}: exists and is not an empty folder; choose a new output folder")
+        raise _in_the_way(out)
     check_output_dir(out.parent)
     remove_stale(out.parent)
     staging = out.parent / stage_name(out.name)
@@ -250,12 +271,21 @@ def _stage(out: Path) -> Path:
     return staging
 
 
+def _in_the_way(out: Path) -> ExportError:
+    return ExportError(f"{out}: exists and is not an empty folder; choose a new output folder")
+
+
 def _publish(staging: Path, out: Path) -> None:
     # One rename publishes the whole folder; its files are on disk before it.
     sync_tree(staging)
-    if out.is_dir():
-        out.rmdir()  # empty, as _stage checked; a rename onto a folder is not portable
-    os.replace(staging, out)
+    try:
+        if out.is_dir():
+            out.rmdir()  # empty, as _stage checked; a rename onto a folder is not portable
+        os.replace(staging, out)
+    except OSError as exc:  # another export published there since _stage looked
+        if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
+            raise _in_the_way(out) from None
+        raise
 
 
 def export_dataset(dataset_dir: Path, out: Path, fmt: str) -> ExportReport:

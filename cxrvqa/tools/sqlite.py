@@ -159,6 +159,9 @@ class FuncVqa:
     @contextmanager
     def named_errors(self) -> Iterator[None]:
         """Re-raise SQLite's generic error from this function with the message that names the question."""
+        # A statement can fail before the function runs (an argument SQLite cannot hand to
+        # Python): then an earlier statement's message must not be taken for its own.
+        self._errors.message = None
         try:
             yield
         except sqlite3.OperationalError as exc:

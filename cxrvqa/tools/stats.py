@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cxrvqa.build.commit import settle
-from cxrvqa.build.jsonio import decode_json
+from cxrvqa.build.jsonio import decode_json, not_utf8
 from cxrvqa.build.layout import ANS2IDX_FILE, BUILT_FILES, QUESTION_FILES
 from cxrvqa.build.output import write_files_atomically
-from cxrvqa.errors import CxrvqaError, DataError, EvaluationError
+from cxrvqa.errors import CxrvqaError, DataError, EvaluationError, printable
 from cxrvqa.facts import ImageFacts
 from cxrvqa.tools.charts import (
     ANSWER_COLOURS,
@@ -160,6 +160,8 @@ def read_records(paths: Sequence[Path]) -> list[dict[str, Any]]:
     for path in paths:
         try:
             items = decode_json(Path(path).read_bytes())
+        except UnicodeDecodeError as exc:
+            raise DataError(f"{path}:{not_utf8(exc.object, exc.start)}") from None
         except (OSError, ValueError) as exc:  # ValueError: not JSON, too deep, too long an int
             raise DataError(f"{path}: cannot read a JSON list of records ("
                             f"{getattr(exc, 'strerror', None) or exc})") from None
@@ -322,7 +324,8 @@ def render_stats(stats: Stats) -> str:
         flag = "  <- OVERLAP" if overlap.flagged else ""
         lines.append(f"shared {overlap.splits}: {overlap.images} images, {patients} patients{flag}")
     lines.append("duplicate questions on one image: " + _pairs(stats.duplicates))
-    return "\n".join(lines)
+    # Names come from the files: a line break or terminal escape in one is shown escaped.
+    return "\n".join(map(printable, lines))
 
 
 def _pairs(counts: Mapping[str, int]) -> str:

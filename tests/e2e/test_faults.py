@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -317,3 +318,71 @@ def test_output_path_problems_are_found_before_anything_is_replaced(
         assert main([*argv, "--output-dir", str(target)]) == 3
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and str(target) in err and "Traceback" not in err
+
+
+def test_two_exports_into_one_folder_the_later_one_says_it_is_taken(
+        demo: SimpleNamespace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # Two exports to one new folder: both find it free, the first publishes, the second's
+    # rename meets a full folder. Before: "cxrvqa: error: <out>: Directory not empty".
+    pytest.importorskip("pyarrow")
+    from cxrvqa.tools import export
+
+    out = tmp_path / "export"
+    real = export._write_parquet
+
+    def the_other_export_first(tables: Any, folder: Path) -> None:
+        real(tables, folder)
+        out.mkdir()
+        (out / "train.parquet").write_bytes(b"the other export's")
+
+    monkeypatch.setattr(export, "_write_parquet", the_other_export_first)
+    assert main(["export", "--format", "parquet", "--out", str(out), "--dataset-dir",
+                 str(demo.dataset)]) == 3
+    err = capsys.readouterr().err
+    assert err == f"cxrvqa: error: {out}: exists and is not an empty folder; choose a new " \
+                  f"output folder\n"
+    assert os.listdir(out) == ["train.parquet"]
+    assert [name for name in os.listdir(tmp_path) if is_temporary(name)] == []
+
+
+@pytest.mark.parametrize("link", ["dangling", "loop"])
+def test_an_output_folder_that_is_a_broken_link_is_named_so(
+        link: str, demo: SimpleNamespace, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # Before: "cannot create the folder: a part of the path is a file", for a path with no file.
+    out = tmp_path / "out"
+    if link == "dangling":
+        out.symlink_to(tmp_path / "gone" / "built")
+    else:
+        out.symlink_to(tmp_path / "other")
+        (tmp_path / "other").symlink_to(out)
+    assert main(["build", "--physionet-root", str(demo.root), "--dataset-dir",
+                 str(demo.dataset), "--output-dir", str(out)]) == 3
+    err = capsys.readouterr().err
+    assert err == f"cxrvqa: error: {out}: is a link to nowhere (dangling, or a loop); " \
+                  f"expected a folder to write into\n"
+    assert not (tmp_path / "gone").exists()
+
+
+def test_a_device_or_fifo_named_as_an_output_file_is_never_replaced(
+        demo: SimpleNamespace, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # A file is committed by renaming onto its name, which replaces whatever is there. Before,
+    # `generate --out /dev/null` run as root (a container) replaced the system's /dev/null
+    # with a regular file; a FIFO named as --out was replaced likewise.
+    specials = [tmp_path / "fifo"]
+    os.mkfifo(specials[0])
+    if os.geteuid() == 0:  # only root may make a device node (a copy of /dev/null's)
+        specials.append(tmp_path / "null")
+        os.mknod(specials[1], 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    for special in specials:
+        kind = os.lstat(special).st_mode
+        for argv in (["generate", "--physionet-root", str(demo.root), "--split", "test",
+                      "--per-template", "1", "--templates", "program_1", "--out", str(special)],
+                     ["stats", str(demo.dataset), "--report", str(special)]):
+            assert main(argv) == 3, argv
+            err = capsys.readouterr().err
+            assert err == f"cxrvqa: error: {special}: is a device, FIFO or socket, which " \
+                          f"writing here would replace; expected a file (or nothing) there\n"
+            assert os.lstat(special).st_mode == kind
+    assert [name for name in os.listdir(tmp_path) if is_temporary(name)] == []

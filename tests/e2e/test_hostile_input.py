@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import errno
 import gzip
+import io
 import json
 import os
 import shutil
 import signal
+import subprocess
 import sys
+import time
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
@@ -22,6 +26,7 @@ from cxrvqa.build import commit
 from cxrvqa.build.output import write_files_atomically
 from cxrvqa.cli import main
 from cxrvqa.errors import DataError
+from cxrvqa.synth import SynthConfig, write_sources
 from tests.helpers import built_demo
 
 CXR = Path("physionet.org/files/mimic-cxr-jpg/2.0.0")
@@ -180,6 +185,41 @@ def test_damaged_build_input_names_its_file(case: str, tree: Path,
     assert (tree / DATASET / "train.json").read_bytes() == before  # nothing replaced
 
 
+def _latin1_at_line_4(path: Path) -> str:
+    lines = path.read_bytes().splitlines(keepends=True)
+    at = lines[3].index(b'"') + 1 if path.suffix == ".json" else 0
+    lines[3] = lines[3][:at] + b"\xe9" + lines[3][at:]
+    path.write_bytes(b"".join(lines))
+    return f"{path}:4:{at + 1}: byte 0xe9 is not UTF-8; expected UTF-8 text"
+
+
+def test_a_byte_that_is_not_utf8_is_placed_by_line_and_column(
+        demo: SimpleNamespace, tree: Path, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # Before: "'utf-8' codec can't decode byte 0xe9 in position 2618: invalid continuation
+    # byte", where the position counted from the start of the file, or (for tables) of one
+    # of read_csv's buffers.
+    build = ["build", "--physionet-root", str(tree), "--dataset-dir", str(tree / DATASET)]
+    for source in (METADATA, SEMANTICS / "attribute_relations_v1.txt"):
+        original = (tree / source).read_bytes()
+        expected = _latin1_at_line_4(tree / source)
+        code, err = _run(build, capsys)
+        assert code == 3
+        _one_line(err, expected)
+        (tree / source).write_bytes(original)
+    gold = tree / DATASET / "test.json"
+    expected = _latin1_at_line_4(gold)
+    for argv in (["stats", str(gold)], ["evaluate", "--predictions", str(gold), "--gold",
+                                        str(demo.dataset / "test.json")],
+                 ["evaluate", "--predictions", str(demo.dataset / "test.json"), "--gold",
+                  str(gold)],
+                 ["download-images", "--dataset-dir", str(gold.parent), "--root",
+                  str(tmp_path), "--splits", "test", "--dry-run"]):
+        code, err = _run(argv, capsys)
+        assert code == 3, argv
+        _one_line(err, expected)
+
+
 def test_mistyped_dataset_dir_leaves_no_folder(demo: SimpleNamespace, tmp_path: Path,
                                                capsys: pytest.CaptureFixture[str]) -> None:
     # Before: the output folder (by default the dataset folder) was made, then the question
@@ -234,6 +274,42 @@ def test_hostile_scene_graph_member_is_named(member: bytes, what: str, tmp_path:
     assert what in err
 
 
+def _zip_with_a_bad_directory(tmp_path: Path, damage: Callable[[bytes], bytes]) -> Path:
+    """A scene_graph.zip of one valid graph whose central directory ``damage`` rewrites."""
+    chest = tmp_path / "cig"
+    (chest / "silver_dataset").mkdir(parents=True)
+    graph = {"image_id": "img", "study_id": 1, "attributes": [], "objects": []}
+    member = io.BytesIO()
+    with zipfile.ZipFile(member, "w") as archive:  # the é makes zipfile flag the name UTF-8
+        archive.writestr("scene_graph/\u00e9_SceneGraph.json", json.dumps(graph))
+    data = member.getvalue()
+    directory = data.index(b"PK\x01\x02")
+    (chest / "silver_dataset" / "scene_graph.zip").write_bytes(
+        data[:directory] + damage(data[directory:]))
+    return chest
+
+
+@pytest.mark.parametrize("damage, what", [
+    # "version needed to extract" 9.9: zipfile raised NotImplementedError
+    (lambda directory: directory[:6] + bytes([99]) + directory[7:], "zip file version"),
+    # a name flagged UTF-8 that is not: zipfile raised UnicodeDecodeError
+    (lambda directory: directory.replace("\u00e9".encode(), b"\xff\xfe"), "utf-8"),
+], ids=["newer zip version", "name not utf-8"])
+def test_a_zip_directory_zipfile_cannot_use_is_named(
+        damage: Callable[[bytes], bytes], what: str, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # Before: an internal error (exit 70). The local header is intact, so --skip-bad
+    # reads the graph from there, as for a truncated archive.
+    chest = _zip_with_a_bad_directory(tmp_path, damage)
+    code, err = _run(["scene-tabular", "--chest-imagenome-dir", str(chest)], capsys)
+    assert code == 3
+    _one_line(err, "scene_graph.zip: central directory: not readable")
+    assert what in err
+    assert main(["scene-tabular", "--chest-imagenome-dir", str(chest), "--skip-bad"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == "" and "read 1 scene graphs (0 skipped)" in captured.out
+
+
 def _records(demo: SimpleNamespace, split: str = "test") -> list[dict]:
     return json.loads((demo.dataset / f"{split}.json").read_text())
 
@@ -250,6 +326,28 @@ def test_stats_with_a_wrong_split_value(split: object, demo: SimpleNamespace, tm
     _one_line(err, "odd.json: record 0")
 
 
+def test_reports_show_control_characters_of_the_files_escaped(
+        demo: SimpleNamespace, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Names in a report come from the files. Before: a terminal escape in a template name,
+    # content type or answer reached the terminal as is, and a line break split a table row.
+    clean = _records(demo)
+    records = _records(demo)
+    records[0].update(template_program="program_\x1b[2J\nevil", content_type="x\x1b[31m",
+                      answer=["\x1b[31mred"])
+    path = tmp_path / "odd.json"
+    path.write_text(json.dumps(records))
+    (tmp_path / "clean.json").write_text(json.dumps(clean))
+    gold = str(demo.dataset / "test.json")
+    for argv in (["stats", "{}"], ["evaluate", "--predictions", gold, "--gold", "{}"]):
+        shown = {}
+        for name in ("clean.json", "odd.json"):
+            assert main([part.format(tmp_path / name) for part in argv]) == 0
+            shown[name] = capsys.readouterr().out
+        assert "\x1b" not in shown["odd.json"], argv
+        assert "program_\\x1b[2J\\nevil" in shown["odd.json"], argv
+        assert shown["odd.json"].count("\n") <= shown["clean.json"].count("\n") + 2, argv
+
+
 def test_export_with_a_huge_idx(demo: SimpleNamespace, tmp_path: Path,
                                 capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("pyarrow")
@@ -264,6 +362,24 @@ def test_export_with_a_huge_idx(demo: SimpleNamespace, tmp_path: Path,
         assert code == 3
         _one_line(err, name)
     assert not (tmp_path / "out").exists()
+
+
+def test_export_with_a_lone_surrogate(demo: SimpleNamespace, tmp_path: Path,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    # JSON's "\\udc00" escape spells a string UTF-8 cannot hold; a build copies it from a
+    # question file. Before: an internal error (UnicodeEncodeError inside pyarrow).
+    pytest.importorskip("pyarrow")
+    dataset = tmp_path / "dataset"
+    shutil.copytree(demo.dataset, dataset)
+    records = _records(demo)
+    records[1]["question"] = "is there \udc00?"
+    (dataset / "test.json").write_text(json.dumps(records, indent=4))  # ASCII: escaped
+    code, err = _run(["export", "--format", "parquet", "--out", str(tmp_path / "out"),
+                      "--dataset-dir", str(dataset)], capsys)
+    assert code == 3
+    _one_line(err, "test.json: record 1 (idx 1): question: holds '\\udc00', a lone surrogate")
+    assert not (tmp_path / "out").exists()
+    assert [name for name in os.listdir(tmp_path) if name.startswith(".cxrvqa-")] == []
 
 
 def test_explain_record_with_a_non_ascii_digit(demo: SimpleNamespace,
@@ -404,6 +520,37 @@ def test_disk_full_is_one_line_naming_the_file_and_keeps_the_old_files(
     assert list(card.parent.iterdir()) == []
 
 
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs Linux's /dev/full")
+def test_fmt_on_a_full_disk_keeps_the_program(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    # Before: fmt rewrote a file with Path.write_text, which truncates it first: on a full disk
+    # (or killed mid-write) the author's program was left empty. Now it is staged and renamed.
+    source = (Path(__file__).parents[2] / "programs" / "program_1.cxr").read_text()
+    untidy = source.replace("exists(findings[object = $object, category = $category])",
+                            "exists( findings[object=$object,category=$category] )")
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    program = folder / "program_1.cxr"
+    program.write_text(untidy)
+    (tmp_path / "program_1.cxr").symlink_to(program)  # fmt through a link keeps the link
+    real_open = commit.StagedFiles.open
+
+    def onto_full_disk(self: commit.StagedFiles, name: str) -> object:
+        writer = real_open(self, name)
+        writer.stream.close()
+        writer.stream = open("/dev/full", "wb")  # closed by StagedFiles
+        return writer
+
+    with monkeypatch.context() as patch:
+        patch.setattr(commit.StagedFiles, "open", onto_full_disk)
+        code, err = _run(["fmt", str(program)], capsys)
+    assert code == 3
+    _one_line(err, f"{program}: disk full")
+    assert program.read_text() == untidy and os.listdir(folder) == ["program_1.cxr"]
+    assert main(["fmt", str(tmp_path / "program_1.cxr")]) == 0
+    assert (tmp_path / "program_1.cxr").is_symlink() and program.read_text() == source
+
+
 def test_a_journal_that_cannot_be_written_leaves_no_temporary(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # The disk fills up between the staged files and the journal: the old file stays and
@@ -474,6 +621,27 @@ def test_closed_stdout_ends_quietly(demo: SimpleNamespace, monkeypatch: pytest.M
     assert code == 141 and capsys.readouterr().err == ""
 
 
+def test_a_stdout_that_is_not_utf8_gets_escapes(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    # LANG=en_US.ISO-8859-1 or PYTHONIOENCODING=ascii: before, the first character the
+    # encoding lacks (check's "…" around a long line, a lone surrogate in a record) ended
+    # the command in an internal UnicodeEncodeError.
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "program_1.cxr").write_text(
+        'program program_1\ntemplate "Is ${object}?"\nparam object: object\nreturns bool\n\n'
+        + "not(" * 150 + "exists(findings[object = $object])" + ")" * 150 + "\n")
+    raw = io.BytesIO()
+    stdout = io.TextIOWrapper(raw, encoding="ascii")
+    monkeypatch.setattr(sys, "stdout", stdout)
+    code = main(["check", str(folder)])
+    stdout.flush()
+    monkeypatch.undo()
+    assert code == 1
+    assert b"nested more than 100 levels deep" in raw.getvalue()
+    assert b"\\u2026not(not(" in raw.getvalue()
+
+
 def test_sigterm_is_handled_like_an_interrupt(demo: SimpleNamespace, tree: Path,
                                               monkeypatch: pytest.MonkeyPatch,
                                               capsys: pytest.CaptureFixture[str]) -> None:
@@ -492,6 +660,52 @@ def test_sigterm_is_handled_like_an_interrupt(demo: SimpleNamespace, tree: Path,
     assert code == 143 and err == "cxrvqa: terminated\n"
     assert (tree / DATASET / "train.json").read_bytes() == before
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+_SLOW_WORKERS = """
+import os, sys, time
+from pathlib import Path
+from cxrvqa.build import scenegraph
+from cxrvqa.cli import main
+
+real = scenegraph._Scanner.scan
+
+def slow(self, names):
+    if names[0] == first:  # one worker is busy; the other reads the rest, then waits idle
+        Path(sys.argv[1], "busy").touch()
+        time.sleep(3)
+    return real(self, names)
+
+first = min(scenegraph._graph_order(os.listdir(Path(sys.argv[2], "silver_dataset", "scene_graph"))))
+
+scenegraph._Scanner.scan = slow
+os.cpu_count = lambda: 2  # a pool of workers even on a one-core machine
+sys.exit(main(["scene-tabular", "--chest-imagenome-dir", sys.argv[2]]))
+"""
+
+
+def test_ctrl_c_during_a_parallel_read_is_one_line(tmp_path: Path) -> None:
+    # A terminal's Ctrl-C signals the whole process group: the scene-graph workers too.
+    # Before: a worker waiting for its next task printed a KeyboardInterrupt traceback from
+    # inside multiprocessing.
+    root = tmp_path / "tree"
+    write_sources(root, SynthConfig(patients=501, seed=3, scene_graphs="dir"))
+    chest = root / CIG
+    for graph in sorted((chest / "silver_dataset" / "scene_graph").iterdir())[24:]:
+        graph.unlink()
+    process = subprocess.Popen([sys.executable, "-c", _SLOW_WORKERS, str(tmp_path), str(chest)],
+                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "busy").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(1)  # the other worker reads its graphs and waits for a task
+        os.killpg(process.pid, signal.SIGINT)
+        _, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 130 and err == "cxrvqa: interrupted\n", err
+    assert not (chest / TABULAR).exists()
 
 
 # --- random byte-level corruption ------------------------------------------------------------

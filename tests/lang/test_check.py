@@ -168,3 +168,21 @@ def test_every_expression_node_has_checker_and_interpreter_visitors() -> None:
     for cls in typing.get_args(n.Expr):
         assert hasattr(Checker, f"visit_{cls.__name__}"), cls
         assert hasattr(CodeGenerator, f"visit_{cls.__name__}"), cls
+
+
+
+def test_control_characters_in_names_and_text_are_shown_escaped(tmp_path: Path) -> None:
+    # Before: a line break in a file name split the diagnostic's first line in two, and a
+    # terminal escape in the name or the source line reached the terminal as is.
+    folder = tmp_path / "odd\nname \x1b[31m"
+    folder.mkdir()
+    (folder / "program_1.cxr").write_text(
+        'program program_1\ntemplate "Is ${object}?"\nparam object: object\nreturns bool\n\n'
+        'exists(findings[object = $object, attribute = attribute "\x1b[2J"]) %\n')
+    out = io.StringIO()
+    assert check_paths([folder / "program_1.cxr"], out=out) == 1
+    first, source, caret = out.getvalue().splitlines()[:3]
+    escaped = str(tmp_path / "odd\\nname \\x1b[31m" / "program_1.cxr")
+    assert first == f"{escaped}:6:66: error: unexpected character '%'"
+    assert source == '  exists(findings[object = $object, attribute = attribute "\\x1b[2J"]) %'
+    assert caret == " " * source.index("%") + "^"  # under the '%' as shown

@@ -261,3 +261,18 @@ def test_a_generated_complete_file_without_ans2idx_gets_the_builds_vocabulary(tm
     ans2idx = json.loads(written)
     rows = pq.read_table(tmp_path / "out" / "test.parquet").to_pylist()
     assert [_as_json_record(row, ans2idx) for row in rows] == records
+
+
+def test_an_empty_split_exports_and_loads_back(tmp_path: Path) -> None:
+    # A small build's train.json is [] (the 501-patient demo has no train images). Before,
+    # datasets wrote no data shard for it, so the published hf folder did not load and the
+    # export ended in an internal error (IndexError from load_from_disk).
+    datasets = pytest.importorskip("datasets")
+    dataset = _build(tmp_path / "dataset")
+    (dataset / "train.json").write_bytes(dataset_bytes([]))
+    for fmt in ("hf", "parquet"):
+        report = export_dataset(dataset, tmp_path / fmt, fmt)
+        assert report.ok and report.exported == {"train": 0, "valid": 5, "test": 5}
+    loaded = datasets.load_from_disk(str(tmp_path / "hf"))
+    assert loaded["train"].num_rows == 0
+    assert loaded["train"].column_names == loaded["test"].column_names

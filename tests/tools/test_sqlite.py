@@ -133,6 +133,21 @@ def test_unknown_question_error_names_the_question(demo: SimpleNamespace) -> Non
         conn.execute(query).fetchall()
 
 
+def test_named_errors_never_reports_an_earlier_statements_error(demo: SimpleNamespace) -> None:
+    # A lone surrogate cannot be bound, so func_vqa never runs and sets no error of its own;
+    # after an earlier failed call Python 3.11 reports the failed bind as SQLite's generic
+    # "user-defined function raised exception". Before: named_errors() gave that the previous
+    # statement's message, naming its question ('is there a unicorn?').
+    conn = studies_connection(demo.index)
+    vqa = register(conn, demo.index)
+    with pytest.raises(sqlite3.OperationalError, match="unicorn"), vqa.named_errors():
+        conn.execute("select func_vqa(?, 1)", ("is there a unicorn?",)).fetchall()
+    with pytest.raises((sqlite3.OperationalError, UnicodeEncodeError)) as raised, \
+            vqa.named_errors():
+        conn.execute("select func_vqa(?, 1)", ("is there \udc00?",)).fetchall()
+    assert "unicorn" not in str(raised.value)
+
+
 def test_named_errors_reports_this_threads_error(demo: SimpleNamespace) -> None:
     # One registered function serving a connection per thread: thread A's statement fails, then
     # thread B's fails with another question before A's named_errors() reads the message.
