@@ -275,6 +275,21 @@ def read_built(dataset_dir: Path) -> dict[str, list[dict[str, Any]]]:
             for split in ("train", "valid", "test")}
 
 
+def build_checked(tree: SourceTree, root: Path) -> dict[str, list[dict[str, Any]]]:
+    """Write ``tree`` under ``root`` and build it with cxrvqa and with the independent oracle
+    (tests/oracle); they must agree record for record. The built records, per split."""
+    from oracle import build_reference
+
+    from cxrvqa.cli import main
+
+    dataset = tree.write(root)
+    expected = build_reference(root, dataset)
+    assert main(build_argv(root)) == 0
+    built = read_built(dataset)
+    assert built == expected
+    return built
+
+
 def _dicom_id(number: int) -> str:
     return f"{number:08x}-{number * 7919 % 2**32:08x}-0c0ffee0-{number:08x}-d1c0d1c0"
 

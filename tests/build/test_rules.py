@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from oracle import OracleError, build_reference, reference_ans2idx
-from treebuilder import Box, SourceTree, build_argv, read_built
+from treebuilder import Box, SourceTree, build_argv, build_checked
 
 from cxrvqa.cli import main
 
@@ -32,16 +32,6 @@ def _image(tree: SourceTree, n: int, **kwargs: Any) -> str:
 
 def _ask(tree: SourceTree, image: str, obj: str, attribute: str) -> None:
     tree.ask("_train_part1", image, "program_2", object=[obj], attribute=[attribute])
-
-
-def _build(tree: SourceTree, root: Path) -> Records:
-    """Build with cxrvqa and with the oracle; they must agree record for record."""
-    dataset = tree.write(root)
-    expected = build_reference(root, dataset)
-    assert main(build_argv(root)) == 0
-    built = read_built(dataset)
-    assert built == expected
-    return built
 
 
 def _fails(tree: SourceTree, root: Path) -> None:
@@ -71,7 +61,7 @@ def test_later_sentence_wins(tmp_path: Path) -> None:
         _ask(tree, image, LUNG, "pneumonia")
     # Sentence 10 decides each time (10 > 9 and 10 > 2 as numbers, not text), wherever it
     # sits in the file.
-    assert _answers(_build(tree, tmp_path)["train"]) == [["no"], ["yes"], ["no"]]
+    assert _answers(build_checked(tree, tmp_path)["train"]) == [["no"], ["yes"], ["no"]]
 
 
 def test_equal_sent_loc_last_in_file_wins(tmp_path: Path) -> None:
@@ -83,7 +73,7 @@ def test_equal_sent_loc_last_in_file_wins(tmp_path: Path) -> None:
     tree.silver(b, LUNG, "pneumonia", 1, sent=3)
     _ask(tree, a, LUNG, "pneumonia")
     _ask(tree, b, LUNG, "pneumonia")
-    assert _answers(_build(tree, tmp_path)["train"]) == [["no"], ["yes"]]
+    assert _answers(build_checked(tree, tmp_path)["train"]) == [["no"], ["yes"]]
 
 
 # --- §4 steps 4–5: propagation ----------------------------------------------------------------
@@ -96,7 +86,7 @@ def test_attribute_propagation_gives_parent_label_and_category(tmp_path: Path) -
     tree.ask("_train_part1", a, "program_7", object=[LUNG], category=["disease"])
     tree.ask("_train_part1", a, "program_7", object=[LUNG], category=["anatomicalfinding"])
     # Both parents get a copy, each in its own category (disease / anatomicalfinding).
-    assert _answers(_build(tree, tmp_path)["train"]) == [
+    assert _answers(build_checked(tree, tmp_path)["train"]) == [
         ["fluid overload/heart failure"], ["lung opacity", "pulmonary edema/hazy opacity"]]
 
 
@@ -115,7 +105,7 @@ def test_attribute_propagation_tie_rule(tmp_path: Path) -> None:
         _ask(tree, image, LUNG, "lung opacity")
     # a: the copy beats the original at equal sent_loc; b: the later original wins;
     # c, d: atelectasis follows consolidation in the walk, so its copy wins whatever the file order.
-    assert _answers(_build(tree, tmp_path)["train"]) == [["yes"], ["no"], ["no"], ["yes"]]
+    assert _answers(build_checked(tree, tmp_path)["train"]) == [["yes"], ["no"], ["no"], ["yes"]]
 
 
 def test_object_propagation_and_tie_rule(tmp_path: Path) -> None:
@@ -136,7 +126,7 @@ def test_object_propagation_and_tie_rule(tmp_path: Path) -> None:
         _ask(tree, image, LUNG, "pneumonia")
     # a: attribute copies propagate to the parent object too. b: copy beats original;
     # c: later original wins; d, e: the lower zone comes after the upper zone in the walk.
-    assert _answers(_build(tree, tmp_path)["train"]) == [
+    assert _answers(build_checked(tree, tmp_path)["train"]) == [
         ["yes"], ["left lower lung zone", "left lung"], ["yes"], ["no"], ["no"], ["yes"]]
 
 
@@ -149,7 +139,7 @@ def test_attribute_propagation_comes_before_object_propagation(tmp_path: Path) -
     # Step 4 gives each zone a lung opacity row (lower: 1, upper: 0); step 5 copies both to the
     # left lung, and the lower zone, later in the walk, wins: yes. Objects first would give the
     # left lung consolidation 1 and atelectasis 0, and then atelectasis' copy would win: no.
-    assert _answers(_build(tree, tmp_path)["train"]) == [["yes"]]
+    assert _answers(build_checked(tree, tmp_path)["train"]) == [["yes"]]
 
 
 def test_propagation_is_one_level(tmp_path: Path) -> None:
@@ -162,7 +152,7 @@ def test_propagation_is_one_level(tmp_path: Path) -> None:
     _ask(tree, a, LUNG, "lung opacity")
     tree.ask("_train_part1", b, "program_31", attribute=["tortuous aorta"])
     # The grandparents (lung opacity, mediastinum) get nothing.
-    assert _answers(_build(tree, tmp_path)["train"]) == [
+    assert _answers(build_checked(tree, tmp_path)["train"]) == [
         ["yes"], ["no"], ["trachea", "upper mediastinum"]]
 
 
@@ -179,7 +169,7 @@ def test_negative_child_rows_override_parents(tmp_path: Path) -> None:
     _ask(tree, b, LUNG, "pneumonia")
     _ask(tree, c, LUNG, "lung opacity")
     # Negative rows propagate; a later negative child silences the parent (c: earlier one does not).
-    assert _answers(_build(tree, tmp_path)["train"]) == [["no"], ["no"], ["yes"]]
+    assert _answers(build_checked(tree, tmp_path)["train"]) == [["no"], ["no"], ["yes"]]
 
 
 # --- §4 steps 6–7: possible pairs and removals ------------------------------------------------
@@ -197,7 +187,7 @@ def test_impossible_pairs_dropped_after_propagation(tmp_path: Path) -> None:
     tree.ask("_train_part1", b, "program_7", object=[LUNG], category=["anatomicalfinding"])
     tree.ask("_train_part1", c, "program_31", attribute=["pneumonia"])
     # The impossible rows reach their parents before they are dropped themselves.
-    assert _answers(_build(tree, tmp_path)["train"]) == [[LUNG], ["lung opacity"], []]
+    assert _answers(build_checked(tree, tmp_path)["train"]) == [[LUNG], ["lung opacity"], []]
 
 
 def test_artifact_exempt_from_possible_pairs(tmp_path: Path) -> None:
@@ -208,7 +198,7 @@ def test_artifact_exempt_from_possible_pairs(tmp_path: Path) -> None:
     tree.silver(a, LUNG, "rotated", 1)
     tree.ask("_train_part1", a, "program_25", category=["technicalassessment"])
     # No possible_attribute_of entry is needed for artifact; it is removed later anyway.
-    assert _answers(_build(tree, tmp_path)["train"]) == [["rotated"]]
+    assert _answers(build_checked(tree, tmp_path)["train"]) == [["rotated"]]
 
 
 @pytest.mark.parametrize("label", ["normal", "abnormal"])
@@ -221,7 +211,7 @@ def test_only_artifact_is_exempt_from_possible_pairs(tmp_path: Path, label: str)
     tree.silver(a, LUNG, label, 1, category="anatomicalfinding")
     tree.silver(a, LUNG, "pneumonia", 1)
     tree.ask("_train_part1", a, "program_7", object=[LUNG], category=["anatomicalfinding"])
-    assert _answers(_build(tree, tmp_path)["train"]) == [[]]
+    assert _answers(build_checked(tree, tmp_path)["train"]) == [[]]
     del tree.ontology["possible_attribute_of"][label]
     _fails(tree, tmp_path / "no entry")
 
@@ -253,7 +243,7 @@ def test_removals_apply_after_propagation(tmp_path: Path) -> None:
     tree.ask("_train_part1", a, "program_25", category=["device"])
     # Removed labels reach their parents first; sternotomy wires is outside the attribute
     # vocabulary, so it has no parents at all.
-    assert _answers(_build(tree, tmp_path)["train"]) == [
+    assert _answers(build_checked(tree, tmp_path)["train"]) == [
         ["lung opacity"], ["left chest wall"], []]
 
 
@@ -267,7 +257,7 @@ def test_nlp_and_unknown_rows_dropped(tmp_path: Path) -> None:
     tree.ask("_train_part1", a, "program_22", attribute=["lung opacity"])
     tree.ask("_train_part1", a, "program_31", attribute=["pneumonia"])
     # Both positive rows go in step 1, even though "unknown" is a possible object here.
-    assert _answers(_build(tree, tmp_path)["train"]) == [["no"], []]
+    assert _answers(build_checked(tree, tmp_path)["train"]) == [["no"], []]
 
 
 ROWS_WITHOUT_LABELS = {
@@ -313,7 +303,7 @@ def _trachea_widths(root: Path) -> list[float]:
 
 
 def test_width_outliers_use_all_rows_and_3_sd(tmp_path: Path) -> None:
-    _build(_outlier_tree(asked=0), tmp_path / "inside")
+    build_checked(_outlier_tree(asked=0), tmp_path / "inside")
     widths = _trachea_widths(tmp_path / "inside")
     # Hand check of the premise: the statistics include the 20 box-only filler rows, and
     # 112.6 < mean + 3 sample sd ≈ 113.30 < 113.5 (with the population sd, 112.37, the
@@ -341,14 +331,14 @@ def _edge_width_tree(low: int, *asked: int) -> SourceTree:
 def test_widths_exactly_3_sd_from_the_mean_are_kept(tmp_path: Path) -> None:
     # mean 67 and sample sd sqrt((18 + 2 * 81) / 20) = 3, exact in floats: 76 and 58 sit on
     # mean ± 3 sd, and "below" / "above" are strict, so both edge images stay.
-    built = _build(_edge_width_tree(58, 0, 1), tmp_path)
+    built = build_checked(_edge_width_tree(58, 0, 1), tmp_path)
     assert sorted(_trachea_widths(tmp_path)) == [58.0, *[66.0] * 9, 67.0, *[68.0] * 9, 76.0]
     assert _answers(built["train"]) == [["ap"], ["pa"]]
 
 
 def test_narrow_outliers_are_dropped_too(tmp_path: Path) -> None:
     # With 57 instead of 58: mean - 3 sd ≈ 57.49 > 57, while 76 < mean + 3 sd ≈ 76.41.
-    assert _answers(_build(_edge_width_tree(57, 0), tmp_path)["train"]) == [["ap"]]
+    assert _answers(build_checked(_edge_width_tree(57, 0), tmp_path)["train"]) == [["ap"]]
     _fails(_edge_width_tree(57, 1), tmp_path / "narrow")
 
 
@@ -367,7 +357,7 @@ def _box_count_tree(*asked: str) -> SourceTree:
 
 def test_box_less_and_36_distinct_box_images_are_kept(tmp_path: Path) -> None:
     tree = _box_count_tree("no boxes", "duplicate")
-    assert _answers(_build(tree, tmp_path)["train"]) == [["yes"], ["yes"]]
+    assert _answers(build_checked(tree, tmp_path)["train"]) == [["yes"], ["yes"]]
 
 
 def test_35_box_images_are_dropped(tmp_path: Path) -> None:
@@ -398,7 +388,7 @@ def _order_tree(*asked: str) -> SourceTree:
 def test_study_order_counts_all_views(tmp_path: Path) -> None:
     # Study X ranks first (its lateral image is the subject's earliest), so the day-20 study is
     # the 20th and is kept.
-    assert _answers(_build(_order_tree("x", "20th"), tmp_path)["train"]) == [["pa"], ["pa"]]
+    assert _answers(build_checked(_order_tree("x", "20th"), tmp_path)["train"]) == [["pa"], ["pa"]]
 
 
 def test_study_order_above_20_is_cut(tmp_path: Path) -> None:
@@ -421,7 +411,8 @@ def _tie_tree(first_study: int, second_study: int, asked: int) -> SourceTree:
 
 
 def test_study_order_ties_broken_by_study_id(tmp_path: Path) -> None:
-    assert _answers(_build(_tie_tree(50_200_000, 50_300_000, 0), tmp_path)["train"]) == [["pa"]]
+    built = build_checked(_tie_tree(50_200_000, 50_300_000, 0), tmp_path)
+    assert _answers(built["train"]) == [["pa"]]
     # 50300000 is the 21st study.
     _fails(_tie_tree(50_200_000, 50_300_000, 1), tmp_path / "second")
 
@@ -430,7 +421,8 @@ def test_study_order_tie_sees_only_six_leading_study_id_digits(tmp_path: Path) -
     # The published builder appends study_id to the millisecond datetime text and re-parses it,
     # so only the first six digits break the tie: 50200001 and 50200002 share order 20 and both
     # stay in the cohort.
-    assert _answers(_build(_tie_tree(50_200_001, 50_200_002, 1), tmp_path)["train"]) == [["pa"]]
+    built = build_checked(_tie_tree(50_200_001, 50_200_002, 1), tmp_path)
+    assert _answers(built["train"]) == [["pa"]]
 
 
 def test_study_order_is_dense_after_a_shared_order(tmp_path: Path) -> None:
@@ -446,7 +438,7 @@ def test_study_order_is_dense_after_a_shared_order(tmp_path: Path) -> None:
     for image in (*tied, last):
         tree.silver(image, LUNG, "pneumonia")
         tree.ask("_train_part1", image, "program_43")
-    assert _answers(_build(tree, tmp_path)["train"]) == [["pa"], ["pa"], ["ap"]]
+    assert _answers(build_checked(tree, tmp_path)["train"]) == [["pa"], ["pa"], ["ap"]]
 
 
 def _one_per_study_tree(*asked: str) -> SourceTree:
@@ -474,7 +466,7 @@ def _one_per_study_tree(*asked: str) -> SourceTree:
 def test_one_frontal_image_per_study(tmp_path: Path) -> None:
     # The lateral image is earlier still but not frontal; the kept images are both AP.
     tree = _one_per_study_tree("earliest", "smaller id")
-    assert _answers(_build(tree, tmp_path)["train"]) == [["ap"], ["ap"]]
+    assert _answers(build_checked(tree, tmp_path)["train"]) == [["ap"], ["ap"]]
 
 
 @pytest.mark.parametrize("asked", ["later", "larger id", "lateral"])
@@ -501,7 +493,7 @@ def _gold_tree(file: str, asked: str) -> SourceTree:
 
 
 def test_gold_image_replaces_first_study_image(tmp_path: Path) -> None:
-    assert _answers(_build(_gold_tree("_test", "named"), tmp_path)["test"]) == [["ap"]]
+    assert _answers(build_checked(_gold_tree("_test", "named"), tmp_path)["test"]) == [["ap"]]
 
 
 @pytest.mark.parametrize(("file", "asked"), [("_test", "rule's pick"), ("_valid", "second study")])
@@ -526,7 +518,7 @@ def test_labels_and_boxes_follow_the_question_file(tmp_path: Path,
         tree.ask(file, image, "program_22", attribute=["pneumonia"])
         tree.ask(file, image, "program_47")
     tree.questions["_test"][0]["split"] = "train"
-    built = _build(tree, tmp_path)
+    built = build_checked(tree, tmp_path)
     # Gold labels and coord224 boxes for the test file, whatever the record's split says;
     # silver labels and (default, 80/180) silver boxes for valid and train.
     assert _answers(built["test"]) == [[], ["yes"], ["yes"]]
@@ -556,7 +548,7 @@ def test_abnormality_is_four_categories_not_technicalassessment(tmp_path: Path) 
     tree.ask("_train_part1", b, "program_33", object=[LUNG, "right lung"])
     abnormal = ["airspace opacity", "chest tube", "pneumonia", "prosthetic valve"]
     # anatomicalfinding, disease, tubesandlines and device count; "rotated" does not.
-    assert _answers(_build(tree, tmp_path)["train"]) == [
+    assert _answers(build_checked(tree, tmp_path)["train"]) == [
         abnormal, abnormal, ["yes"], ["no"], ["no"], []]
 
 
@@ -580,7 +572,7 @@ def test_first_box_row_wins(tmp_path: Path) -> None:
     tree.silver_box_rows.append((first, "cardiac silhouette", Box(70, 150)))
     tree.silver_box_rows.append((second, "cardiac silhouette", Box(40, 131)))
     # 91/180 > 1/2 for the first image's first row; 80/180 for the second's.
-    assert _answers(_build(tree, tmp_path)["train"]) == [["yes"], ["no"]]
+    assert _answers(build_checked(tree, tmp_path)["train"]) == [["yes"], ["no"]]
 
 
 def test_silver_x_truncated_toward_zero(tmp_path: Path) -> None:
@@ -590,7 +582,7 @@ def test_silver_x_truncated_toward_zero(tmp_path: Path) -> None:
     ])
     # int(): thorax 181 - 0 = 181, heart 91 -> yes (floor or floats give 182 -> exactly 1/2);
     # heart 150 - 60 = 90 of 180 -> no (floats 90.7, rounding 91 would say yes).
-    assert _answers(_build(tree, tmp_path)["train"]) == [["yes"], ["no"]]
+    assert _answers(build_checked(tree, tmp_path)["train"]) == [["yes"], ["no"]]
 
 
 def test_gold_sizes_read_coord224_at_the_boundary(tmp_path: Path) -> None:
@@ -601,7 +593,7 @@ def test_gold_sizes_read_coord224_at_the_boundary(tmp_path: Path) -> None:
         tree.gold_boxes(image, {**THORAX_180, "cardiac silhouette": heart})
         tree.ask("_test", image, "program_47")
     # coord224 "[40, 30, 130, 190]": 90 / 180 is exactly 1/2, so "no"; 91 / 180 says "yes".
-    assert _answers(_build(tree, tmp_path)["test"]) == [["no"], ["yes"]]
+    assert _answers(build_checked(tree, tmp_path)["test"]) == [["no"], ["yes"]]
 
 
 def test_size_ratios_are_strict_divisions(tmp_path: Path) -> None:
@@ -616,7 +608,7 @@ def test_size_ratios_are_strict_divisions(tmp_path: Path) -> None:
         tree.ask("_train_part1", image, "program_48")
     # 90/180 is not > 1/2; -60 / -100 = 0.6 > 1/2 (a division, not a cross-multiplication);
     # 60/180 is not > 1/3; 61/180 is.
-    assert _answers(_build(tree, tmp_path)["train"]) == [["no"], ["yes"], ["no"], ["yes"]]
+    assert _answers(build_checked(tree, tmp_path)["train"]) == [["no"], ["yes"], ["no"], ["yes"]]
 
 
 def test_view_and_gender_answers(tmp_path: Path) -> None:
@@ -631,7 +623,7 @@ def test_view_and_gender_answers(tmp_path: Path) -> None:
         tree.ask("_valid", image, "program_44", gender=["F"])
         tree.ask("_valid", image, "program_45")
         tree.ask("_valid", image, "program_46")
-    assert _answers(_build(tree, tmp_path)["valid"]) == [
+    assert _answers(build_checked(tree, tmp_path)["valid"]) == [
         ["yes"], ["ap"], ["ap"], ["yes"], ["f"], ["f"],
         ["no"], ["pa"], ["pa"], ["no"], ["m"], ["m"]]
 
@@ -645,7 +637,7 @@ def test_view_of_a_gold_image_without_view_position(tmp_path: Path) -> None:
     tree.ask("_test", gold, "program_41", viewpos=["PA"])
     # The named gold image replaces its study's frontal image whatever its own view; an
     # unknown view equals no argument.
-    assert _answers(_build(tree, tmp_path)["test"]) == [["no"], ["no"]]
+    assert _answers(build_checked(tree, tmp_path)["test"]) == [["no"], ["no"]]
 
 
 def _no_gender_tree(program: str, gender: list[str]) -> SourceTree:
@@ -660,7 +652,7 @@ def test_missing_gender_compares_unequal(tmp_path: Path) -> None:
     tree = _no_gender_tree("program_44", ["M"])
     tree.ask("_train_part1", tree.questions["_train_part1"][0]["image_id"], "program_44",
              gender=["F"])
-    assert _answers(_build(tree, tmp_path)["train"]) == [["no"], ["no"]]
+    assert _answers(build_checked(tree, tmp_path)["train"]) == [["no"], ["no"]]
 
 
 def test_missing_gender_has_no_gender_answer(tmp_path: Path) -> None:
@@ -683,7 +675,7 @@ def test_ontology_edits_hilar_structures_and_mediastinum(tmp_path: Path) -> None
     for attribute in ("enlarged hilum", "tortuous aorta", "vascular congestion"):
         tree.ask("_train_part1", a, "program_31", attribute=[attribute])
     # The added edges both propagate the rows and make the parents possible objects.
-    assert _answers(_build(tree, tmp_path)["train"]) == [
+    assert _answers(build_checked(tree, tmp_path)["train"]) == [
         ["left hilar structures", "left lung", "right hilar structures", "right lung"],
         ["aortic arch", "mediastinum"], ["mediastinum", "svc"]]
 
@@ -698,7 +690,7 @@ def test_object_maps_skip_children_outside_the_vocabulary(tmp_path: Path) -> Non
     tree.ask("_train_part1", a, "program_31", attribute=["enlarged hilum"])
     # hilar structures is not among the 38 objects, so it is nobody's child: mediastinum never
     # joins enlarged hilum's possible objects and the row is dropped.
-    assert _answers(_build(tree, tmp_path)["train"]) == [[]]
+    assert _answers(build_checked(tree, tmp_path)["train"]) == [[]]
 
 
 def _cue_label_tree(bbox: str) -> SourceTree:
@@ -713,7 +705,8 @@ def _cue_label_tree(bbox: str) -> SourceTree:
 
 def test_possible_pairs_grow_only_for_vocabulary_attributes(tmp_path: Path) -> None:
     # At its listed object the row survives step 6, so the image has labels ...
-    assert _answers(_build(_cue_label_tree("left lower lung zone"), tmp_path)["train"]) == [["pa"]]
+    built = build_checked(_cue_label_tree("left lower lung zone"), tmp_path)
+    assert _answers(built["train"]) == [["pa"]]
     # ... but "opacity" is not in the attribute vocabulary, so its list does not gain the
     # zone's parent: the left lung row is dropped and the image has no labels.
     _fails(_cue_label_tree(LUNG), tmp_path / "parent")
@@ -736,7 +729,7 @@ def test_possible_pairs_walk_grows_as_it_goes(tmp_path: Path, chain_first: bool,
     tree.ask("_train_part1", a, "program_31", attribute=["tortuous aorta"])
     # trachea -> upper mediastinum is always added. Only when the walk meets trachea before
     # upper mediastinum does the appended parent bring in mediastinum, keeping that row.
-    assert _answers(_build(tree, tmp_path)["train"]) == [expected]
+    assert _answers(build_checked(tree, tmp_path)["train"]) == [expected]
 
 
 @pytest.mark.parametrize(("grandchild_first", "expected"), [(True, ["spine"]), (False, [])])
@@ -757,7 +750,7 @@ def test_attribute_possible_pairs_grow_in_key_order(tmp_path: Path, grandchild_f
     tree.silver(a, LUNG, "pneumonia", 0)
     tree.ask("_train_part1", a, "program_31", attribute=["lung opacity"])
     # spine reaches atelectasis, and reaches lung opacity only if atelectasis is visited after.
-    assert _answers(_build(tree, tmp_path)["train"]) == [expected]
+    assert _answers(build_checked(tree, tmp_path)["train"]) == [expected]
 
 
 # --- §6: records and ans2idx ------------------------------------------------------------------
@@ -770,7 +763,7 @@ def test_records_keep_question_fields_and_order(tmp_path: Path) -> None:
     tree.ask("_train_part1", a, "program_22", attribute=["pneumonia"])
     tree.questions["_train_part1"][0].update({"idx": 41, "question": "Is there pneumonia?",
                                               "content_type": "attribute"})
-    built = _build(tree, tmp_path)
+    built = build_checked(tree, tmp_path)
     first, second = built["train"]
     assert list(first) == ["split", "idx", "subject_id", "study_id", "image_id", "image_path",
                            "question", "semantic_type", "content_type", "template",
@@ -791,7 +784,7 @@ def test_arguments_bind_by_key_not_by_file_order(tmp_path: Path) -> None:
     tree.silver(a, "right lung", "atelectasis", 1)
     record = tree.ask("_train_part1", a, "program_36", attribute=["pneumonia", "atelectasis"])
     record["template_arguments"]["attribute"] = {"1": "atelectasis", "0": "pneumonia"}
-    built = _build(tree, tmp_path)
+    built = build_checked(tree, tmp_path)
     # Key "0" is the first attribute wherever it sits: objects with pneumonia minus objects
     # with atelectasis (file order would give right lung minus both lungs, []).
     assert _answers(built["train"]) == [[LUNG]]
@@ -806,7 +799,7 @@ PUBLISHED_ANS2IDX_SAMPLE = {"abdomen": 0, "ap": 4, "f": 27, "m": 57, "no": 65, "
 
 def test_ans2idx(tmp_path: Path) -> None:
     tree = SourceTree()
-    _build(tree, tmp_path)
+    build_checked(tree, tmp_path)
     ans2idx = json.loads((tmp_path / "mimiccxrvqa/dataset/ans2idx.json").read_text())
     assert ans2idx == reference_ans2idx(tmp_path)
     assert len(ans2idx) == 110 and list(ans2idx.values()) == list(range(110))

@@ -12,20 +12,11 @@ from typing import Any
 
 import pytest
 from oracle import OracleError, build_reference
-from treebuilder import SourceTree, build_argv, read_built
+from treebuilder import SourceTree, build_argv, build_checked
 
 from cxrvqa.cli import main
 
 LUNG = "left lung"
-
-
-def _build(tree: SourceTree, root: Path) -> dict[str, list[dict[str, Any]]]:
-    dataset = tree.write(root)
-    expected = build_reference(root, dataset)
-    assert main(build_argv(root)) == 0
-    built = read_built(dataset)
-    assert built == expected
-    return built
 
 
 def _answers(records: list[dict[str, Any]]) -> list[list[str]]:
@@ -52,7 +43,7 @@ def test_a_leaked_cue_row_that_the_ontology_allows_changes_no_answer(tmp_path: P
     # ones and its label no attribute, so no question sees it.
     tree, _ = _cue_tree()
     tree.ontology["possible_attribute_of"]["mild"] = [LUNG]
-    assert _answers(_build(tree, tmp_path)["train"]) == [["no"], [], ["no"], ["no"]]
+    assert _answers(build_checked(tree, tmp_path)["train"]) == [["no"], [], ["no"], ["no"]]
 
 
 def test_a_leaked_cue_row_that_the_ontology_lacks_is_an_input_error(
