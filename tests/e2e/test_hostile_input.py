@@ -250,6 +250,15 @@ def test_demo_never_writes_over_other_files(tmp_path: Path,
     assert (demo / DATASET / "test.json").is_file()
 
 
+def _scene_tabular_refuses(chest: Path, names: str, what: str,
+                           capsys: pytest.CaptureFixture[str]) -> None:
+    """scene-tabular on ``chest`` stops with one line (exit 3) naming ``names`` and ``what``."""
+    code, err = _run(["scene-tabular", "--chest-imagenome-dir", str(chest)], capsys)
+    assert code == 3
+    _one_line(err, names)
+    assert what in err
+
+
 def _graph_folder(tmp_path: Path, member: bytes) -> Path:
     chest = tmp_path / "cig"
     folder = chest / "silver_dataset" / "scene_graph"
@@ -267,11 +276,7 @@ def _graph_folder(tmp_path: Path, member: bytes) -> Path:
 ])
 def test_hostile_scene_graph_member_is_named(member: bytes, what: str, tmp_path: Path,
                                              capsys: pytest.CaptureFixture[str]) -> None:
-    chest = _graph_folder(tmp_path, member)
-    code, err = _run(["scene-tabular", "--chest-imagenome-dir", str(chest)], capsys)
-    assert code == 3
-    _one_line(err, "bad_SceneGraph.json")
-    assert what in err
+    _scene_tabular_refuses(_graph_folder(tmp_path, member), "bad_SceneGraph.json", what, capsys)
 
 
 def _zip_with_a_bad_directory(tmp_path: Path, damage: Callable[[bytes], bytes]) -> Path:
@@ -301,10 +306,7 @@ def test_a_zip_directory_zipfile_cannot_use_is_named(
     # Before: an internal error (exit 70). The local header is intact, so --skip-bad
     # reads the graph from there, as for a truncated archive.
     chest = _zip_with_a_bad_directory(tmp_path, damage)
-    code, err = _run(["scene-tabular", "--chest-imagenome-dir", str(chest)], capsys)
-    assert code == 3
-    _one_line(err, "scene_graph.zip: central directory: not readable")
-    assert what in err
+    _scene_tabular_refuses(chest, "scene_graph.zip: central directory: not readable", what, capsys)
     assert main(["scene-tabular", "--chest-imagenome-dir", str(chest), "--skip-bad"]) == 0
     captured = capsys.readouterr()
     assert captured.err == "" and "read 1 scene graphs (0 skipped)" in captured.out
@@ -484,6 +486,17 @@ def test_unwritable_outputs_are_one_line(demo: SimpleNamespace, tmp_path: Path,
         _one_line(err, str(blocker))
 
 
+_real_staged_open = commit.StagedFiles.open
+
+
+def _onto_full_disk(self: commit.StagedFiles, name: str) -> object:
+    """StagedFiles.open whose file writes to /dev/full: ENOSPC, as a full disk fails."""
+    writer = _real_staged_open(self, name)
+    writer.stream.close()
+    writer.stream = open("/dev/full", "wb")  # closed by StagedFiles
+    return writer
+
+
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs Linux's /dev/full")
 def test_disk_full_is_one_line_naming_the_file_and_keeps_the_old_files(
         demo: SimpleNamespace, tree: Path, monkeypatch: pytest.MonkeyPatch,
@@ -491,17 +504,9 @@ def test_disk_full_is_one_line_naming_the_file_and_keeps_the_old_files(
     # Every staged file writes to /dev/full, which fails as a full disk does: ENOSPC with no
     # file name, on a large write at once and on a small one when it is flushed. Before, the
     # line said "cxrvqa: error: cxrvqa: disk full ...", naming no path.
-    real_open = commit.StagedFiles.open
-
-    def onto_full_disk(self: commit.StagedFiles, name: str) -> object:
-        writer = real_open(self, name)
-        writer.stream.close()
-        writer.stream = open("/dev/full", "wb")  # closed by StagedFiles
-        return writer
-
     dataset = tree / DATASET
     before = {path.name: path.read_bytes() for path in dataset.iterdir()}
-    monkeypatch.setattr(commit.StagedFiles, "open", onto_full_disk)
+    monkeypatch.setattr(commit.StagedFiles, "open", _onto_full_disk)
     code, err = _run(["build", "--physionet-root", str(tree), "--dataset-dir", str(dataset)],
                      capsys)
     assert code == 3
@@ -533,16 +538,8 @@ def test_fmt_on_a_full_disk_keeps_the_program(tmp_path: Path, monkeypatch: pytes
     program = folder / "program_1.cxr"
     program.write_text(untidy)
     (tmp_path / "program_1.cxr").symlink_to(program)  # fmt through a link keeps the link
-    real_open = commit.StagedFiles.open
-
-    def onto_full_disk(self: commit.StagedFiles, name: str) -> object:
-        writer = real_open(self, name)
-        writer.stream.close()
-        writer.stream = open("/dev/full", "wb")  # closed by StagedFiles
-        return writer
-
     with monkeypatch.context() as patch:
-        patch.setattr(commit.StagedFiles, "open", onto_full_disk)
+        patch.setattr(commit.StagedFiles, "open", _onto_full_disk)
         code, err = _run(["fmt", str(program)], capsys)
     assert code == 3
     _one_line(err, f"{program}: disk full")
