@@ -179,7 +179,7 @@ class PairedScore:
 
     @property
     def difference(self) -> tuple[float, float, float]:
-        """First minus second accuracy, and its 95 % interval (paired Wald)."""
+        """First minus second accuracy, and its 95 % interval (paired, adjusted Wald)."""
         return paired_difference(self.only_first, self.only_second, self.total)
 
     @property
@@ -211,17 +211,19 @@ class Comparison:
 
     def render(self) -> str:
         """The first model's report, then the paired table."""
-        width = max(len(score.name) for score in self.paired)
+        # Names come from the gold file: control characters are shown escaped, as in render()
+        names = [printable(score.name) for score in self.paired]
+        width = max(map(len, names))
         lines = [self.first.render(), "",
-                 f"paired with the baseline {self.second_path}: difference = predictions - "
-                 f"baseline; 'only' counts the records exactly one of the two answers right; p: "
-                 f"McNemar's exact test",
+                 f"paired with the baseline {printable(str(self.second_path))}: difference = "
+                 f"predictions - baseline; 'only' counts the records exactly one of the two "
+                 f"answers right; p: McNemar's exact test",
                  f"{'group':<{width}}  {'n':>6}  {'pred.':>6}  {'base.':>6}  difference  "
                  f"95% CI              {'only pred.':>10}  {'only base.':>10}  p"]
-        for score in self.paired:
+        for name, score in zip(names, self.paired):
             difference, low, high = score.difference
             lines.append(
-                f"{score.name:<{width}}  {score.total:>6}  {score.first_correct / score.total:.4f}  "
+                f"{name:<{width}}  {score.total:>6}  {score.first_correct / score.total:.4f}  "
                 f"{score.second_correct / score.total:.4f}  {difference:+.4f}     "
                 f"[{low:+.4f}, {high:+.4f}]  {score.only_first:>10}  {score.only_second:>10}  "
                 f"{score.p_value:.3g}")

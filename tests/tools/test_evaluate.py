@@ -309,3 +309,11 @@ def test_an_unreadable_baseline_is_a_data_error(files: dict[str, Path]) -> None:
     ours = write(files["dir"] / "ours.json", {"test:0": ["yes"]})
     with pytest.raises(DataError, match=r"missing\.json: cannot read the predictions"):
         compare(ours, files["dir"] / "missing.json", files["gold"])
+
+
+def test_the_paired_table_shows_control_characters_escaped(files: dict[str, Path]) -> None:
+    # A content type read from the gold file reached the terminal raw, and split the table row.
+    gold = write(files["dir"] / "odd.json", [gold_record(0, ["yes"], content="a\x1b[31m\nb")])
+    ours = write(files["dir"] / "ours.json", {"test:0": ["yes"]})
+    rendered = compare(ours, ours, gold).render()
+    assert "\x1b" not in rendered and "content_type=a\\x1b[31m\\nb" in rendered
