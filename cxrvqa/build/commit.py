@@ -16,9 +16,11 @@ A crash before step 3 leaves the old set plus temporaries; a crash after it leav
 ``settle(folder)`` - run by every command that writes or reads such a folder, and by
 ``verify`` - renames the staged files a complete journal still lists and removes the journal,
 so readers never keep a mixed set; ``remove_stale(folder)`` removes temporaries of processes
-that are gone. Placing a journal and settling one hold an exclusive ``flock`` on the folder,
-so a settle that read one journal never removes the next one another process put in its place
-(where ``fcntl`` is missing, e.g. on Windows, that lock is not taken). A build also stages
+that are gone (and, of this process, those no StagedFiles still uses). Placing a journal and
+settling one hold an exclusive ``flock`` on the folder, so a settle that read one journal never
+removes the next one another process put in its place, and a writer that finds another's
+journal not yet settled finishes that commit before placing its own (where ``fcntl`` is
+missing, e.g. on Windows, that lock is not taken). A build also stages
 ``.cxrvqa-manifest.json`` (the SHA-256 of each file it wrote) so that ``cxrvqa verify`` can
 name files that do not belong to the same build.
 """
@@ -51,6 +53,9 @@ __all__ = ["JOURNAL", "MANIFEST", "StagedFiles", "check_output_dir", "is_tempora
 JOURNAL = ".cxrvqa-commit.json"
 MANIFEST = ".cxrvqa-manifest.json"
 _TEMPORARY = re.compile(r"\.cxrvqa-(\d{1,10})-[0-9a-f]{8}\..+\.tmp")
+# Staged names this process still writes or commits: remove_stale leaves them to their owner
+# (another StagedFiles of this process, in another thread or a caller's loop).
+_IN_USE: set[str] = set()
 
 
 def stage_name(name: str) -> str:
@@ -185,23 +190,28 @@ def settle(directory: Path) -> bool:
         with _journal_lock(directory):
             if not journal.is_file():
                 return False  # another process finished it while this one waited
-            for entry in _read_journal(directory) or ():
-                try:
-                    os.replace(directory / entry["staged"], directory / entry["final"])
-                except FileNotFoundError:
-                    pass  # renamed already, by a run that was killed before removing the journal
-            _fsync_dir(directory)
-            journal.unlink(missing_ok=True)  # removed by hand while this one waited: done too
-            _fsync_dir(directory)
+            _roll_forward(directory)
     except OSError as exc:
         raise DataError(f"{journal}: an interrupted cxrvqa commit cannot be finished "
                         f"({exc.strerror or exc}); make the folder writable and rerun") from None
     return True
 
 
+def _roll_forward(directory: Path) -> None:
+    """Rename what the journal lists and remove it; the caller holds the journal lock."""
+    for entry in _read_journal(directory) or ():
+        try:
+            os.replace(directory / entry["staged"], directory / entry["final"])
+        except FileNotFoundError:
+            pass  # renamed already, by a run that was killed before removing the journal
+    _fsync_dir(directory)
+    (directory / JOURNAL).unlink(missing_ok=True)  # removed by hand meanwhile: done too
+    _fsync_dir(directory)
+
+
 def _pid_alive(pid: int) -> bool:
     if pid == os.getpid():
-        return False  # ours from an earlier, failed call in this process
+        return False  # ours, and not in use (see _IN_USE): left by an earlier, failed call
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -219,7 +229,7 @@ def remove_stale(directory: Path) -> int:
     removed = 0
     for entry in os.scandir(directory):
         match = _TEMPORARY.fullmatch(entry.name)
-        if match is None or _pid_alive(int(match[1])):
+        if match is None or _pid_alive(int(match[1])) or entry.name in _IN_USE:
             continue
         if entry.is_dir(follow_symlinks=False):
             shutil.rmtree(entry.path, ignore_errors=True)
@@ -269,16 +279,23 @@ class _HashingWriter:
 def _place_journal(directory: Path, entries: list[dict[str, str]]) -> None:
     """Stage the journal and rename it into place under the lock: it is absent or complete."""
     temporary = directory / stage_name(JOURNAL)
+    _IN_USE.add(temporary.name)
     try:
         with temporary.open("wb") as stream:
             stream.write(json.dumps({"format": 1, "files": entries}, indent=1).encode("utf-8"))
             stream.flush()
             os.fsync(stream.fileno())
         with _journal_lock(directory):
+            if (directory / JOURNAL).is_file():
+                # Another writer's commit, journaled but not yet settled: finish it first, or
+                # replacing its journal would lose its files while it reports success.
+                _roll_forward(directory)
             os.replace(temporary, directory / JOURNAL)
     except BaseException:  # a full disk, Ctrl-C: no journal, so the old set stays
         temporary.unlink(missing_ok=True)
         raise
+    finally:
+        _IN_USE.discard(temporary.name)
 
 
 class StagedFiles:
@@ -300,6 +317,7 @@ class StagedFiles:
     def open(self, name: str) -> _HashingWriter:
         """A new staged file for ``name``, open for binary writes."""
         staged = stage_name(name)
+        _IN_USE.add(staged)
         fd = os.open(self.directory / staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         writer = _HashingWriter(os.fdopen(fd, "wb"), self.directory / name)
         self._staged[name] = (staged, writer)
@@ -312,14 +330,17 @@ class StagedFiles:
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
-        if exc_type is None:
-            try:
-                self.commit()
-            except BaseException:
+        try:
+            if exc_type is None:
+                try:
+                    self.commit()
+                except BaseException:
+                    self._abandon()
+                    raise
+            else:
                 self._abandon()
-                raise
-        else:
-            self._abandon()
+        finally:  # committed, removed or left for the next command: no longer in use here
+            _IN_USE.difference_update(staged for staged, _ in self._staged.values())
 
     def commit(self) -> None:
         for _staged, writer in self._staged.values():

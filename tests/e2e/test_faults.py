@@ -386,3 +386,38 @@ def test_a_device_or_fifo_named_as_an_output_file_is_never_replaced(
                           f"writing here would replace; expected a file (or nothing) there\n"
             assert os.lstat(special).st_mode == kind
     assert [name for name in os.listdir(tmp_path) if is_temporary(name)] == []
+
+
+def test_a_second_writer_finishes_an_unsettled_commit_before_replacing_its_journal(
+        tmp_path: Path) -> None:
+    # Writer 1 journals a.json and has not settled yet when writer 2 journals b.json. Before,
+    # writer 2's journal replaced writer 1's: a.json never landed though writer 1 succeeded.
+    out = tmp_path / "out"
+    write_files_atomically(out, {"a.json": b"0", "b.json": b"0"})
+
+    def staged(name: str, content: bytes) -> list[dict[str, str]]:
+        temporary = f".cxrvqa-{os.getppid()}-{os.urandom(4).hex()}.{name}.tmp"  # a live pid
+        (out / temporary).write_bytes(content)
+        return [{"staged": temporary, "final": name, "sha256": ""}]
+
+    commit._place_journal(out, staged("a.json", b"1"))
+    commit._place_journal(out, staged("b.json", b"2"))
+    assert (out / "a.json").read_bytes() == b"1"  # writer 1's commit, finished first
+    assert settle(out)  # writer 2's own settle
+    assert [(out / name).read_bytes() for name in ("a.json", "b.json")] == [b"1", b"2"]
+    assert _leftovers(out) == []
+
+
+def test_two_staged_sets_of_one_process_keep_each_others_files(tmp_path: Path) -> None:
+    # Two StagedFiles on one folder in one process (two threads, or a caller's nesting): the
+    # second one's clean-up of this process's temporaries removed the first one's staged file,
+    # and the first then "committed" nothing.
+    out = tmp_path / "out"
+    write_files_atomically(out, {"a.json": b"old", "b.json": b"old"})
+    first = commit.StagedFiles(out, ("a.json",))
+    first.write("a.json", b"new a")
+    with commit.StagedFiles(out, ("b.json",)) as second:
+        second.write("b.json", b"new b")
+    first.__exit__(None)
+    assert [(out / name).read_bytes() for name in ("a.json", "b.json")] == [b"new a", b"new b"]
+    assert _leftovers(out) == []
