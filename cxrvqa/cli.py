@@ -318,9 +318,12 @@ def _run_fmt(args: argparse.Namespace) -> int:
 
     def replace(path: Path, text: str) -> None:
         # Staged and renamed: a full disk or a kill leaves the old program, never a truncated
-        # one. A linked program file keeps its link; the file it points to is replaced.
+        # one. A linked program file keeps its link; the file it points to is replaced, with
+        # its permissions (a new file would get the umask's).
         target = path.resolve()
+        mode = target.stat().st_mode & 0o7777
         write_files_atomically(target.parent, {target.name: text.encode("utf-8")})
+        target.chmod(mode)
 
     return format_paths(args.paths, check=args.check, out=sys.stdout, write=replace)
 

@@ -537,6 +537,7 @@ def test_fmt_on_a_full_disk_keeps_the_program(tmp_path: Path, monkeypatch: pytes
     folder.mkdir()
     program = folder / "program_1.cxr"
     program.write_text(untidy)
+    program.chmod(0o600)  # an author's private file stays private
     (tmp_path / "program_1.cxr").symlink_to(program)  # fmt through a link keeps the link
     with monkeypatch.context() as patch:
         patch.setattr(commit.StagedFiles, "open", _onto_full_disk)
@@ -546,6 +547,7 @@ def test_fmt_on_a_full_disk_keeps_the_program(tmp_path: Path, monkeypatch: pytes
     assert program.read_text() == untidy and os.listdir(folder) == ["program_1.cxr"]
     assert main(["fmt", str(tmp_path / "program_1.cxr")]) == 0
     assert (tmp_path / "program_1.cxr").is_symlink() and program.read_text() == source
+    assert program.stat().st_mode & 0o777 == 0o600  # was 0o644: a staged file gets the umask's
 
 
 def test_a_journal_that_cannot_be_written_leaves_no_temporary(
