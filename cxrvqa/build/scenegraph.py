@@ -33,7 +33,6 @@ import reprlib
 import zipfile
 import zlib
 from collections.abc import Collection, Iterator, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -60,7 +59,7 @@ from cxrvqa.build.layout import (
     find_scene_graphs,
     is_graph_name,
 )
-from cxrvqa.build.stages import ignore_interrupt, progress_bar
+from cxrvqa.build.stages import ignore_interrupt, process_pool, progress_bar
 from cxrvqa.build.zipsalvage import Salvaged, read_member, salvage
 from cxrvqa.errors import DataError, printable
 
@@ -535,18 +534,14 @@ def _scanning(task: _Task, workers: int) -> Iterator[Iterator[_Piece]]:
         with _Scanner(task) as scanner:
             yield map(scanner.scan, chunks)
         return
-    pool = ProcessPoolExecutor(min(workers, len(chunks)), initializer=_start_worker,
-                               initargs=(task,))
-    try:
-        yield pool.map(_scan_in_worker, chunks)
-    except BrokenProcessPool:
-        raise DataError(f"{task.catalog.source.path}: a scene-graph reading process ended "
-                        f"without finishing its graphs (killed, or out of memory?); nothing "
-                        f"was written") from None
-    finally:
-        # After a complete read the workers are idle and leave at once; after an error or an
-        # interrupt, the chunks not yet started are dropped rather than read to the end.
-        pool.shutdown(wait=True, cancel_futures=True)
+    with process_pool(min(workers, len(chunks)), initializer=_start_worker,
+                      initargs=(task,)) as pool:
+        try:
+            yield pool.map(_scan_in_worker, chunks)
+        except BrokenProcessPool:
+            raise DataError(f"{task.catalog.source.path}: a scene-graph reading process ended "
+                            f"without finishing its graphs (killed, or out of memory?); nothing "
+                            f"was written") from None
 
 
 def _chunks(names: Sequence[str], workers: int) -> list[Sequence[str]]:

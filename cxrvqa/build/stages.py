@@ -10,12 +10,13 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["StageTime", "Stages", "ignore_interrupt", "peak_rss_mb", "progress_bar",
-           "release_free_memory"]
+__all__ = ["StageTime", "Stages", "ignore_interrupt", "peak_rss_mb", "process_pool",
+           "progress_bar", "release_free_memory"]
 
 
 class _NoBar:
@@ -117,6 +118,18 @@ def release_free_memory() -> None:
     trim = _malloc_trim()
     if trim is not None:
         trim(0)
+
+
+@contextmanager
+def process_pool(workers: int, **options: Any) -> Iterator[ProcessPoolExecutor]:
+    """A ProcessPoolExecutor (``options`` as its own) that drops the tasks not yet started when
+    the block is left, e.g. by an error or Ctrl-C: its workers ignore Ctrl-C (``ignore_interrupt``),
+    so a plain ``with`` would first run the whole queue to its end."""
+    pool = ProcessPoolExecutor(workers, **options)
+    try:
+        yield pool
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def ignore_interrupt() -> None:

@@ -30,7 +30,6 @@ import multiprocessing
 import random
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence, Set
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -40,7 +39,7 @@ from cxrvqa.build.answering import image_identity
 from cxrvqa.build.index import ImageMeta
 from cxrvqa.build.output import OUTPUT_KEYS, dataset_bytes, write_files_atomically
 from cxrvqa.build.splits import SilverIndex, assign_splits
-from cxrvqa.build.stages import ignore_interrupt
+from cxrvqa.build.stages import ignore_interrupt, process_pool
 from cxrvqa.errors import DataError, EvaluationError
 from cxrvqa.facts import Finding, ImageFacts
 from cxrvqa.lang import nodes as n
@@ -340,8 +339,8 @@ def _map(state: _State, names: list[str]) -> Iterator[tuple[list[dict[str, Any]]
     global _FORKED
     _FORKED = state
     try:
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
-                                 initializer=ignore_interrupt) as pool:
+        with process_pool(workers, mp_context=multiprocessing.get_context("fork"),
+                          initializer=ignore_interrupt) as pool:
             return iter(list(pool.map(_forked_template_records, names)))
     finally:
         _FORKED = None
