@@ -191,10 +191,13 @@ def _run_build(args: argparse.Namespace) -> int:
     missing = layout.missing()
     if missing:
         names = ", ".join(str(path) for path in missing[:3]) + (" …" if len(missing) > 3 else "")
-        mix_ups = [hint for hint in map(layout.mix_up, missing) if hint]
-        advice = "; ".join(mix_ups) or ("get them with `cxrvqa download` (PhysioNet credentials "
-                                        "needed) or point --physionet-root at a download")
-        print(f"cxrvqa: error: missing source file(s): {names}; {advice}", file=sys.stderr)
+        hints = [layout.mix_up(path) for path in missing]
+        advice = [hint for hint in hints if hint]
+        if None in hints:  # the files no known mix-up explains are still to be downloaded
+            advice.append("get them with `cxrvqa download` (PhysioNet credentials needed) or "
+                          "point --physionet-root at a download")
+        print(f"cxrvqa: error: missing source file(s): {names}; {'; '.join(advice)}",
+              file=sys.stderr)
         return EXIT_DATA
     started = time.perf_counter()
     report = build(layout, args.dataset_dir, args.output_dir, args.splits, progress=_progress(),
