@@ -511,8 +511,8 @@ def _parse_checksums(path: Path, source: str | None = None) -> dict[str, str]:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as error:
         path.unlink(missing_ok=True)
-        raise DownloadError(f"{source}: not a checksum list (not UTF-8 text at byte "
-                            f"{error.start}); removed") from None
+        raise DownloadError(f"{source}:{not_utf8(error.object, error.start)}: not a checksum "
+                            f"list; removed") from None
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue

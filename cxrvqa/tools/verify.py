@@ -23,7 +23,7 @@ from typing import Any
 
 from cxrvqa.build import layout
 from cxrvqa.build.commit import MANIFEST, read_manifest, settle
-from cxrvqa.build.jsonio import not_found, paused_gc, read_json, refuse_device
+from cxrvqa.build.jsonio import not_found, not_utf8, paused_gc, read_json, refuse_device
 from cxrvqa.build.layout import ANS2IDX_FILE
 from cxrvqa.build.output import write_files_atomically
 from cxrvqa.errors import DataError
@@ -144,7 +144,9 @@ def _read_checksums(path: Path) -> list[tuple[str, str]]:
     except FileNotFoundError:
         raise not_found(path, "a '<sha256> <relative path>' list (give one with --checksums "
                               "FILE)") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}:{not_utf8(exc.object, exc.start)}") from None
+    except OSError as exc:
         raise DataError(f"{path}: cannot read: {exc}") from None
     entries = []
     for number, line in enumerate(text.splitlines(), start=1):

@@ -665,3 +665,16 @@ def test_a_trickling_transfer_stops_at_the_per_file_limit(root: Path) -> None:
     finally:
         stop.set()
     assert time.monotonic() - started < 4
+
+
+def test_a_checksum_list_that_is_not_utf8_is_placed_by_line_and_column(tmp_path: Path) -> None:
+    # Before: "not UTF-8 text at byte 70", counted from the file's start.
+    from cxrvqa.tools.download import _parse_checksums
+
+    part = tmp_path / "SHA256SUMS.txt.part"
+    part.write_bytes(b"0" * 64 + b"  a.txt\n" + b"0" * 64 + b"  \xff.txt\n")
+    with pytest.raises(DownloadError) as error:
+        _parse_checksums(part, "https://example.org/SHA256SUMS.txt")
+    assert str(error.value) == ("https://example.org/SHA256SUMS.txt:2:67: byte 0xff is not UTF-8; "
+                                "expected UTF-8 text: not a checksum list; removed")
+    assert not part.exists()

@@ -247,3 +247,12 @@ def test_invalid_split_file_is_a_data_error(built: Path, other: Path) -> None:
     (other / "valid.json").write_text("[{")
     with pytest.raises(DataError, match=r"valid\.json:1:3: invalid JSON"):
         compare_datasets(built, other, splits=("valid",))
+
+
+def test_a_checksum_list_that_is_not_utf8_is_placed_by_line_and_column(built: Path) -> None:
+    # Before: "cannot read: 'utf-8' codec can't decode byte 0xff in position 70: ...".
+    listed = built / "SHA256SUMS.txt"
+    listed.write_bytes(b"0" * 64 + b"  train.json\n" + b"0" * 64 + b"  t\xffst.json\n")
+    with pytest.raises(DataError) as info:
+        verify_checksums(built)
+    assert str(info.value) == f"{listed}:2:68: byte 0xff is not UTF-8; expected UTF-8 text"
