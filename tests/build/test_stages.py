@@ -23,8 +23,10 @@ def test_leaving_the_pool_early_drops_the_tasks_not_started() -> None:
     with pytest.raises(KeyboardInterrupt):
         with process_pool(1, mp_context=multiprocessing.get_context("fork"),
                           initializer=ignore_interrupt) as pool:
-            futures = [pool.submit(_nap, 0.3) for _ in range(6)]
+            futures = [pool.submit(_nap, 0.2) for _ in range(20)]
             time.sleep(0.1)  # the first task runs
             raise KeyboardInterrupt
-    # One running and one already handed to the worker's queue finish; the rest are dropped.
-    assert sum(future.cancelled() for future in futures) >= 4
+    # The running task and the few already handed to the worker's queue (the executor moves up
+    # to workers + 1 ahead, and one may be in transit) finish; the rest are dropped. A plain
+    # `with` ran all 20.
+    assert sum(future.cancelled() for future in futures) >= 15
