@@ -286,7 +286,7 @@ def compare(predictions_path: str | os.PathLike[str], baseline_path: str | os.Pa
     second = _score_file(Path(baseline_path), gold, vocabulary)
     groups: dict[str, list[_Key]] = {"all": []}
     for record in gold:
-        key = (str(record["split"]), int(record["idx"]))
+        key = _gold_key(record)
         groups["all"].append(key)
         groups.setdefault(f"content_type={record.get('content_type', '?')}", []).append(key)
     return Comparison(Path(predictions_path), Path(baseline_path), first, second,
@@ -382,24 +382,23 @@ def score(predictions: Mapping[_Key, Sequence[str]], gold: Sequence[Mapping[str,
     """Score predictions already keyed by (split, idx) against gold records."""
     problems = problems or _Problems()
     known = set(vocabulary)
-    gold_keys = set()
+    outcomes: dict[_Key, bool] = {}  # gold key -> answered exactly right, in gold order
     results: list[tuple[Mapping[str, Any], bool]] = []
     pairs: list[tuple[set[str], set[str]]] = []
     for record in gold:
-        key = (str(record["split"]), int(record["idx"]))
-        gold_keys.add(key)
+        key = _gold_key(record)
         truth = _normalise(record["answer"])
         if key not in predictions:
             problems.add("missing", _name(key))
             guess: set[str] = set()
-            results.append((record, False))
         else:
             guess = _normalise(predictions[key])
             for unknown in sorted(guess - known):
                 problems.add("unknown_answer", f"{_name(key)}: {unknown!r}")
-            results.append((record, guess == truth))
+        outcomes[key] = key in predictions and guess == truth
+        results.append((record, outcomes[key]))
         pairs.append((truth & known, guess & known))
-    for key in sorted(predictions.keys() - gold_keys):
+    for key in sorted(predictions.keys() - outcomes.keys()):
         problems.add("extra", _name(key))
     micro, macro, weighted, present = _f1s(pairs, vocabulary)
     return EvaluationReport(
@@ -408,8 +407,12 @@ def score(predictions: Mapping[_Key, Sequence[str]], gold: Sequence[Mapping[str,
         present_macro_f1=present[0], present_answers=present[1],
         groups={name: _group_scores(results, name) for name in _GROUPS},
         problems=dict(problems.counts), examples=problems.examples,
-        hint=_split_hint(predictions.keys(), gold_keys),
-        outcomes={(str(record["split"]), int(record["idx"])): ok for record, ok in results})
+        hint=_split_hint(predictions.keys(), outcomes.keys()), outcomes=outcomes)
+
+
+def _gold_key(record: Mapping[str, Any]) -> _Key:
+    """(split, idx) of a gold record (checked by ``_read_gold``)."""
+    return str(record["split"]), int(record["idx"])
 
 
 def _split_hint(predicted: Collection[_Key], gold: Collection[_Key]) -> str | None:
