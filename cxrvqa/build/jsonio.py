@@ -184,8 +184,6 @@ def read_json(path: Path, expected: str) -> Any:
     except JSONLimitError as exc:
         raise DataError(f"{path}:{exc}") from None
     except UnicodeDecodeError as exc:
-        if isinstance(exc.object, bytes):
-            raise DataError(f"{path}:{not_utf8(exc.object, exc.start)}") from None
-        raise DataError(f"{path}: cannot read: {exc}") from None
+        raise DataError(f"{path}:{not_utf8(exc.object, exc.start)}") from None
     except OSError as exc:
         raise DataError(f"{path}: cannot read: {exc}") from None
