@@ -36,9 +36,9 @@ c. **unknown**: nothing fits, or a word looks like a vocabulary term that is not
    a finding or place ("large", "new", "malpositioned", "outside the …", "above the …",
    "at the … base"), counts ("how many", "only one of", "at least two", "several"), says
    "all" or "every" in a yes/no question ("are all abnormalities in the left lung?"; "at all"
-   is not that), compares a size the other way ("less than half"), or holds a pair word ("either", "both",
-   "but", …) with no two terms to join. The answer names the closest template line and any
-   misspelt term. A text over ``MAX_QUESTION_LENGTH`` characters is refused unread, and
+   is not that), compares a size the other way ("less than half"), or holds a pair word
+   ("either", "both", "but", …) with no two terms to join. The answer names the closest
+   template line and any misspelt term. A text over ``MAX_QUESTION_LENGTH`` characters is refused unread, and
    errors quote a long question's start only.
 
 Example:
